@@ -1,0 +1,110 @@
+#pragma once
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "problemgate/problem/options.hpp"
+
+namespace problemgate::config {
+
+using Duration = std::chrono::milliseconds;
+
+/// A host:port to listen on or connect to. `host` is a literal address or name.
+struct Endpoint {
+  std::string host;
+  std::uint16_t port = 0;
+  std::string to_string() const { return host + ":" + std::to_string(port); }
+};
+
+/// Client-side limits (config `limits:`). Defaults and their anchors: docs in README.
+struct Limits {
+  std::size_t max_request_line = 8 * 1024;   ///< -> 414
+  std::size_t max_header_bytes = 32 * 1024;  ///< -> 431
+  std::size_t max_header_fields = 100;       ///< -> 431
+  std::uint64_t max_body_bytes = 0;          ///< 0 = unlimited (streams); else -> 413
+  Duration header_timeout{10'000};           ///< absolute deadline for the head -> 408
+  Duration body_idle_timeout{30'000};        ///< between body reads
+  Duration idle_timeout{60'000};             ///< keep-alive idle
+  Duration write_timeout{30'000};            ///< downstream write progress
+  std::uint32_t max_requests_per_connection = 1000;
+  std::uint32_t max_connections = 4096;
+  Duration drain_timeout{30'000};
+};
+
+struct Admin {
+  std::optional<Endpoint> listen = Endpoint{"127.0.0.1", 9901};  ///< nullopt = "off"
+};
+
+struct RequestId {
+  std::string header = "X-Request-Id";
+  bool trust_incoming = true;
+};
+
+/// An IPv4 or IPv6 network. IPv4 is stored as an IPv4-mapped IPv6 address.
+struct Cidr {
+  std::array<std::uint8_t, 16> addr{};
+  int prefix = 0;  ///< over the 128-bit form
+  std::string text;
+  bool contains(const std::array<std::uint8_t, 16>& a) const noexcept;
+};
+
+struct RateLimitHeaders {
+  enum class Format { x_ratelimit, ietf, both } format = Format::x_ratelimit;
+  enum class Reset { epoch, delta } reset = Reset::epoch;
+};
+
+struct Upstream {
+  std::string name;
+  std::string url;  ///< as written: http://host:port
+  std::string host;
+  std::uint16_t port = 80;
+  Duration connect_timeout{2'000};
+  Duration timeout{30'000};       ///< until the response head arrives
+  Duration idle_timeout{30'000};  ///< pooled connection lifetime when idle
+  std::uint32_t max_connections = 256;  ///< per worker thread
+};
+
+struct RateLimitPolicy {
+  std::uint64_t limit = 0;
+  Duration window{60'000};
+  enum class Key { client_ip, header, route } key = Key::client_ip;
+  std::string header_name;  ///< for Key::header
+  std::uint64_t burst = 0;
+};
+
+struct Route {
+  std::string name;
+  std::string prefix = "/";
+  std::string host;  ///< empty = any host
+  std::string upstream;
+  std::size_t upstream_index = 0;  ///< into Config::upstreams, set by validation
+  bool strip_prefix = false;
+  enum class HostHeader { keep, upstream } host_header = HostHeader::keep;
+  problem::RouteOptions problem;  ///< normalize, dialect, rules
+  std::optional<RateLimitPolicy> rate_limit;
+  std::optional<std::uint64_t> max_body_bytes;
+};
+
+/// The validated, immutable configuration snapshot.
+struct Config {
+  std::vector<Endpoint> listen{Endpoint{"0.0.0.0", 8080}};
+  unsigned threads = 0;  ///< 0 = auto (number of cores)
+  Admin admin;
+  Limits limits;
+  RequestId request_id;
+  std::vector<Cidr> trusted_proxies;
+  problem::Options problem;
+  RateLimitHeaders rate_limit_headers;
+  std::optional<RateLimitPolicy> rate_limit;  ///< default policy for routes without their own
+  std::vector<Upstream> upstreams;
+  std::vector<Route> routes;
+  std::string source;  ///< file it came from, or "<flags>"
+
+  /// Threads to run: `threads`, or the number of cores when 0.
+  unsigned worker_threads() const noexcept;
+};
+
+}  // namespace problemgate::config

@@ -1,0 +1,32 @@
+#pragma once
+#include <cstdint>
+#include <random>
+#include <string>
+#include <string_view>
+
+#include "problemgate/core/clock.hpp"
+
+namespace problemgate::core {
+
+/// True when `id` is 1-128 characters of [A-Za-z0-9._:-] (spec §5).
+bool is_valid_request_id(std::string_view id) noexcept;
+
+/// Generates `req_` + a 26-character ULID (48-bit ms timestamp, 80 random bits, Crockford
+/// base32). One generator per worker thread: not thread-safe, no shared state.
+class RequestIdGenerator {
+public:
+  explicit RequestIdGenerator(const Clock& clock);
+  /// Writes a fresh id into `out` (replacing its contents).
+  void next(std::string& out);
+  std::string next() {
+    std::string s;
+    next(s);
+    return s;
+  }
+
+private:
+  const Clock& clock_;
+  std::mt19937_64 rng_;
+};
+
+}  // namespace problemgate::core

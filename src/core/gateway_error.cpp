@@ -1,0 +1,34 @@
+#include "problemgate/core/gateway_error.hpp"
+
+namespace problemgate::core {
+
+GatewayErrorInfo gateway_error_info(GatewayError e) noexcept {
+  switch (e) {
+    case GatewayError::route_not_found:
+      return {404, "route_not_found", "destination_not_found", "No route matches this request."};
+    case GatewayError::malformed_request:
+      return {400, "malformed_request", "http_request_error", "The request is not valid HTTP/1.1."};
+    case GatewayError::uri_too_long:
+      return {414, "uri_too_long", "http_request_error", "The request line is too long."};
+    case GatewayError::headers_too_large:
+      return {431, "headers_too_large", "http_request_error", "The request header fields are too large."};
+    case GatewayError::payload_too_large:
+      return {413, "", "http_request_error", "The request body is too large."};
+    case GatewayError::request_timeout:
+      return {408, "", "http_request_error", "The request was not received in time."};
+    case GatewayError::not_implemented:
+      return {501, "unsupported_transfer_coding", "http_request_error",
+              "The request uses a transfer coding this gateway does not support."};
+    case GatewayError::rate_limited:
+      return {429, "rate_limit_exceeded", "http_request_denied", "Rate limit exceeded."};
+    case GatewayError::upstream_down:
+      return {502, "upstream_down", "connection_refused", "The upstream service could not be reached."};
+    case GatewayError::upstream_timeout:
+      return {504, "upstream_timeout", "http_response_timeout", "The upstream service did not answer in time."};
+    case GatewayError::gateway_unavailable:
+      return {503, "gateway_unavailable", "proxy_internal_error", "The gateway cannot take this request now."};
+  }
+  return {500, "", "proxy_internal_error", "Internal gateway error."};
+}
+
+}  // namespace problemgate::core
