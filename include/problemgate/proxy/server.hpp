@@ -1,0 +1,47 @@
+#pragma once
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "problemgate/config/config.hpp"
+
+namespace problemgate::proxy {
+
+/// The gateway: worker threads (one io_context each, SO_REUSEPORT listeners), the shared
+/// config snapshot and the signal handling. Beast and Asio stay behind the pimpl.
+class Server {
+public:
+  explicit Server(config::Config config);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  /// Binds every listener and writes `listening on HOST:PORT` for each to `out`.
+  /// Throws std::system_error when an address cannot be bound (start-up is the only place
+  /// where exceptions are used).
+  void start(std::ostream& out);
+
+  /// Runs the workers until SIGTERM/SIGINT (graceful drain up to limits.drain_timeout) or
+  /// shutdown(). SIGHUP calls the reload hook. Returns the process exit code.
+  int run();
+
+  /// Starts a graceful drain. Thread-safe.
+  void shutdown();
+
+  /// Installs a new configuration snapshot on every worker. Thread-safe. Listener addresses,
+  /// thread count and the admin listener are not changed by a reload.
+  void reload(config::Config config);
+
+  /// Called on SIGHUP; returns a new config or throws (the old config stays).
+  void on_reload_signal(std::function<void()> hook);
+
+  /// The addresses actually bound (port 0 resolved), after start().
+  std::vector<std::string> bound_addresses() const;
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace problemgate::proxy

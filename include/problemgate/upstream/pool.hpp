@@ -1,0 +1,73 @@
+#pragma once
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "problemgate/config/config.hpp"
+
+namespace problemgate::upstream {
+
+/// One connection to an upstream, with the read buffer that belongs to it (bytes left in the
+/// buffer after a response make the connection unusable: see UpstreamPool::release).
+struct Connection {
+  explicit Connection(boost::asio::any_io_executor ex) : stream(std::move(ex)) {}
+  boost::beast::tcp_stream stream;
+  boost::beast::flat_buffer buffer;
+  std::chrono::steady_clock::time_point idle_since{};
+  std::uint32_t requests = 0;
+};
+
+/// Why acquiring a connection failed.
+enum class AcquireError { none, refused, timeout, exhausted };
+
+struct Acquired {
+  std::unique_ptr<Connection> conn;
+  AcquireError error = AcquireError::none;
+  bool reused = false;
+};
+
+/// Keep-alive pool for one upstream on one worker thread. Not thread-safe by design: each
+/// worker owns its pools, so a connection never crosses threads and needs no lock.
+class UpstreamPool {
+public:
+  UpstreamPool(boost::asio::any_io_executor ex, config::Upstream upstream);
+  ~UpstreamPool();
+
+  /// An idle connection (most recently used first), else a new one within connect_timeout.
+  /// Fails with `exhausted` when max_connections are open (idle + in use).
+  boost::asio::awaitable<Acquired> acquire(bool allow_reuse = true);
+
+  /// Returns a connection whose last response was fully read and allows keep-alive.
+  void release(std::unique_ptr<Connection> conn);
+  /// Forgets a connection that must not be reused (closes it).
+  void discard(std::unique_ptr<Connection> conn);
+
+  /// Replaces the settings (hot reload); existing idle connections are kept.
+  void update(config::Upstream upstream) { upstream_ = std::move(upstream); }
+
+  const config::Upstream& settings() const noexcept { return upstream_; }
+  std::size_t idle_count() const noexcept { return idle_.size(); }
+  std::size_t open_count() const noexcept { return open_; }
+  std::uint64_t connects() const noexcept { return connects_; }
+  std::uint64_t reuses() const noexcept { return reuses_; }
+  /// Closes every idle connection (drain, shutdown).
+  void close_idle();
+
+private:
+  boost::asio::any_io_executor ex_;
+  config::Upstream upstream_;
+  std::vector<std::unique_ptr<Connection>> idle_;
+  std::vector<boost::asio::ip::tcp::endpoint> endpoints_;  // resolved once, then reused
+  std::size_t open_ = 0;
+  std::uint64_t connects_ = 0;
+  std::uint64_t reuses_ = 0;
+};
+
+}  // namespace problemgate::upstream

@@ -1,0 +1,23 @@
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+namespace problemgate::cli {
+
+/// `problemgate normalize`: the proxy's normalizer on bodies from stdin, for dry runs.
+struct NormalizeArgs {
+  int status = 0;
+  std::string content_type;
+  std::string content_encoding;
+  std::string path = "/";
+  std::string config_file;
+  std::string route;
+  std::string request_id = "req_dry_run";
+  bool jsonl = false;
+};
+
+CLI::App* add_normalize_command(CLI::App& app, NormalizeArgs& args);
+int run_normalize_command(const NormalizeArgs& args);
+
+}  // namespace problemgate::cli

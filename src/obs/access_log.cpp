@@ -1,0 +1,100 @@
+#include "problemgate/obs/access_log.hpp"
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <ctime>
+
+#include "problemgate/core/json_escape.hpp"
+
+namespace problemgate::obs {
+
+namespace {
+
+void field(std::string& out, std::string_view name, std::string_view value) {
+  out += ",\"";
+  out += name;
+  out += "\":";
+  core::append_json_string(out, value, AccessLog::kMaxFieldBytes);
+}
+
+void number(std::string& out, std::string_view name, std::int64_t v) {
+  out += ",\"";
+  out += name;
+  out += "\":";
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
+void iso_time(std::string& out, std::int64_t ms) {
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  const auto n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  out.append(buf, n);
+  char frac[8];
+  std::snprintf(frac, sizeof frac, ".%03dZ", static_cast<int>(ms % 1000));
+  out += frac;
+}
+
+}  // namespace
+
+AccessLog::AccessLog(bool enabled) {
+  if (!enabled) return;
+  auto sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
+  logger_ = std::make_shared<spdlog::logger>("access", std::move(sink));
+  logger_->set_pattern("%v");
+  logger_->set_level(spdlog::level::info);
+  logger_->flush_on(spdlog::level::info);
+}
+
+AccessLog::~AccessLog() = default;
+
+void AccessLog::format(const AccessRecord& r, std::string& out) {
+  out.clear();
+  out += "{\"time\":\"";
+  iso_time(out, r.time_ms);
+  out += '"';
+  field(out, "requestId", r.request_id);
+  field(out, "method", r.method);
+  field(out, "path", r.path);
+  number(out, "status", r.status);
+  if (!r.route.empty()) field(out, "route", r.route);
+  if (!r.upstream.empty()) field(out, "upstream", r.upstream);
+  out += ",\"duration_ms\":";
+  char buf[32];
+  auto res = std::to_chars(buf, buf + sizeof buf, r.duration_ms, std::chars_format::fixed, 3);
+  out.append(buf, res.ptr);
+  number(out, "bytes_in", static_cast<std::int64_t>(r.bytes_in));
+  number(out, "bytes_out", static_cast<std::int64_t>(r.bytes_out));
+  if (!r.client.empty()) field(out, "client", r.client);
+  if (!r.user_agent.empty()) field(out, "user_agent", r.user_agent);
+  if (!r.error.empty()) field(out, "error", r.error);
+  if (!r.dialect.empty()) field(out, "dialect", r.dialect);
+  if (!r.code.empty()) field(out, "code", r.code);
+  if (!r.subcode.empty()) field(out, "subcode", r.subcode);
+  if (!r.hidden_detail.empty()) field(out, "upstream_detail", r.hidden_detail);
+  out += '}';
+}
+
+void AccessLog::write(const AccessRecord& r, std::string& scratch) {
+  if (!logger_) return;
+  format(r, scratch);
+  logger_->log(spdlog::source_loc{}, spdlog::level::info, spdlog::string_view_t(scratch.data(), scratch.size()));
+}
+
+bool init_diagnostics(std::string_view level) {
+  auto lvl = spdlog::level::from_str(std::string(level));
+  if (lvl == spdlog::level::off && level != "off") return false;
+  auto logger = spdlog::stderr_color_mt("problemgate");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  logger->set_level(lvl);
+  spdlog::set_default_logger(logger);
+  return true;
+}
+
+}  // namespace problemgate::obs

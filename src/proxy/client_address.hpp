@@ -1,0 +1,21 @@
+#pragma once
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "problemgate/config/config.hpp"
+
+namespace problemgate::proxy {
+
+/// The client address a request is attributed to (rate-limit keys). The socket peer, unless
+/// the peer is a trusted proxy: then X-Forwarded-For is walked from the right, skipping
+/// trusted hops, and the first untrusted address wins. Never trusts XFF by default.
+std::string effective_client_ip(std::string_view peer, std::string_view xff,
+                                const std::vector<config::Cidr>& trusted);
+
+/// Parses an IPv4/IPv6 literal into the 16-byte form used by config::Cidr (IPv4 mapped).
+bool parse_ip(std::string_view text, std::array<std::uint8_t, 16>& out) noexcept;
+
+}  // namespace problemgate::proxy

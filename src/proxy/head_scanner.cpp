@@ -1,0 +1,266 @@
+#include "proxy/head_scanner.hpp"
+
+#include <array>
+
+namespace problemgate::proxy {
+
+namespace {
+
+constexpr bool is_tchar(unsigned char c) noexcept {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
+    case '.': case '^': case '_': case '`': case '|': case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
+constexpr char lower(char c) noexcept {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (lower(a[i]) != lower(b[i])) return false;
+  return true;
+}
+
+std::string_view trim_ows(std::string_view s) noexcept {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool is_known_coding(std::string_view c) noexcept {
+  return iequals(c, "chunked") || iequals(c, "gzip") || iequals(c, "x-gzip") ||
+         iequals(c, "deflate") || iequals(c, "compress") || iequals(c, "x-compress") ||
+         iequals(c, "identity");
+}
+
+/// Locates the end of the head. Returns the offset just past CRLFCRLF, 0 when not found yet.
+/// A bare LF anywhere before that is reported through `bare_lf`.
+std::size_t find_head_end(std::string_view buf, bool& bare_lf) noexcept {
+  for (std::size_t i = 0; i < buf.size(); ++i) {
+    if (buf[i] != '\n') continue;
+    if (i == 0 || buf[i - 1] != '\r') {
+      bare_lf = true;
+      return 0;
+    }
+    if (i >= 3 && buf[i - 2] == '\n' && buf[i - 3] == '\r') return i + 1;
+  }
+  return 0;
+}
+
+struct FieldFacts {
+  int host_count = 0;
+  int content_length_count = 0;
+  bool content_length_bad = false;
+  std::uint64_t content_length = 0;
+  bool has_te = false;
+  bool te_chunked_only = true;  // the whole TE list is exactly one "chunked"
+  bool te_unknown = false;
+  int te_chunked_count = 0;
+  int te_codings = 0;
+};
+
+void note_transfer_encoding(std::string_view value, FieldFacts& f) noexcept {
+  f.has_te = true;
+  std::size_t start = 0;
+  while (start <= value.size()) {
+    std::size_t comma = value.find(',', start);
+    if (comma == std::string_view::npos) comma = value.size();
+    std::string_view item = trim_ows(value.substr(start, comma - start));
+    // Parameters after ';' are not allowed on chunked; treat them as part of the name.
+    if (!item.empty()) {
+      ++f.te_codings;
+      if (iequals(item, "chunked")) {
+        ++f.te_chunked_count;
+      } else {
+        f.te_chunked_only = false;
+        if (!is_known_coding(item)) f.te_unknown = true;
+      }
+    } else {
+      f.te_chunked_only = false;  // empty list element
+    }
+    start = comma + 1;
+  }
+}
+
+void note_content_length(std::string_view value, FieldFacts& f) noexcept {
+  ++f.content_length_count;
+  value = trim_ows(value);
+  if (value.empty() || value.size() > 19) {
+    f.content_length_bad = true;
+    return;
+  }
+  std::uint64_t v = 0;
+  for (char c : value) {
+    if (c < '0' || c > '9') {
+      f.content_length_bad = true;
+      return;
+    }
+    v = v * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  f.content_length = v;
+}
+
+/// Checks the field lines in [pos, end) (end points at the final CRLF of the head).
+HeadVerdict scan_fields(std::string_view head, std::size_t pos, const HeadLimits& limits,
+                        FieldFacts& facts) noexcept {
+  std::size_t fields = 0;
+  while (pos < head.size()) {
+    const std::size_t eol = head.find("\r\n", pos);
+    if (eol == std::string_view::npos) return HeadVerdict::malformed;
+    if (eol == pos) return HeadVerdict::ok;  // the empty line ending the head
+    std::string_view line = head.substr(pos, eol - pos);
+    pos = eol + 2;
+    if (++fields > limits.max_fields) return HeadVerdict::too_large;
+    if (line.front() == ' ' || line.front() == '\t') return HeadVerdict::malformed;  // obs-fold
+    const std::size_t colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) return HeadVerdict::malformed;
+    std::string_view name = line.substr(0, colon);
+    for (unsigned char c : name)
+      if (!is_tchar(c)) return HeadVerdict::malformed;  // also rejects space before colon
+    std::string_view value = line.substr(colon + 1);
+    for (unsigned char c : value) {
+      // field-vchar / obs-text / SP / HTAB only: no NUL, CR, LF or other controls.
+      if ((c < 0x20 && c != '\t') || c == 0x7F) return HeadVerdict::malformed;
+    }
+    value = trim_ows(value);
+    switch (name.size()) {
+      case 4:
+        if (iequals(name, "host")) ++facts.host_count;
+        break;
+      case 14:
+        if (iequals(name, "content-length")) note_content_length(value, facts);
+        break;
+      case 17:
+        if (iequals(name, "transfer-encoding")) note_transfer_encoding(value, facts);
+        break;
+      default:
+        break;
+    }
+  }
+  return HeadVerdict::malformed;
+}
+
+/// Applies the framing rules shared by requests and responses.
+HeadVerdict check_framing(const FieldFacts& f, int version_minor, HeadScan& out) noexcept {
+  if (f.content_length_bad) return HeadVerdict::malformed;
+  if (f.content_length_count > 1) return HeadVerdict::malformed;  // duplicates, equal or not
+  if (f.has_te) {
+    if (f.content_length_count > 0) return HeadVerdict::malformed;  // CL + TE
+    if (version_minor == 0) return HeadVerdict::malformed;          // TE on HTTP/1.0
+    if (f.te_unknown) return HeadVerdict::not_implemented;
+    if (!(f.te_chunked_only && f.te_chunked_count == 1 && f.te_codings == 1))
+      return HeadVerdict::malformed;
+    out.chunked = true;
+  }
+  out.has_content_length = f.content_length_count == 1;
+  out.content_length = f.content_length;
+  return HeadVerdict::ok;
+}
+
+HeadScan fail(HeadVerdict v) noexcept {
+  HeadScan s;
+  s.verdict = v;
+  return s;
+}
+
+/// Common prologue: find the end of the head within the limits.
+bool locate_head(std::string_view buf, const HeadLimits& limits, HeadScan& out,
+                 std::size_t& head_end) noexcept {
+  bool bare_lf = false;
+  head_end = find_head_end(buf, bare_lf);
+  if (bare_lf) {
+    out = fail(HeadVerdict::malformed);
+    return false;
+  }
+  const std::size_t line_end = buf.find("\r\n");
+  if ((line_end == std::string_view::npos && buf.size() > limits.max_line) ||
+      (line_end != std::string_view::npos && line_end > limits.max_line)) {
+    out = fail(HeadVerdict::uri_too_long);
+    return false;
+  }
+  if (head_end == 0) {
+    out = fail(buf.size() > limits.max_line + limits.max_bytes ? HeadVerdict::too_large
+                                                                 : HeadVerdict::incomplete);
+    return false;
+  }
+  if (head_end - (line_end + 2) > limits.max_bytes) {
+    out = fail(HeadVerdict::too_large);
+    return false;
+  }
+  return true;
+}
+
+int parse_version(std::string_view v) noexcept {
+  if (v == "HTTP/1.1") return 1;
+  if (v == "HTTP/1.0") return 0;
+  return -1;
+}
+
+}  // namespace
+
+HeadScan scan_request_head(std::string_view buf, const HeadLimits& limits) noexcept {
+  HeadScan out;
+  std::size_t head_end = 0;
+  if (!locate_head(buf, limits, out, head_end)) return out;
+  std::string_view head = buf.substr(0, head_end);
+  const std::size_t line_end = head.find("\r\n");
+  std::string_view line = head.substr(0, line_end);
+  // request-line = method SP request-target SP HTTP-version, single spaces (RFC 9112 §3).
+  const std::size_t sp1 = line.find(' ');
+  if (sp1 == std::string_view::npos || sp1 == 0) return fail(HeadVerdict::malformed);
+  const std::size_t sp2 = line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos || sp2 == sp1 + 1) return fail(HeadVerdict::malformed);
+  for (unsigned char c : line.substr(0, sp1))
+    if (!is_tchar(c)) return fail(HeadVerdict::malformed);
+  for (unsigned char c : line.substr(sp1 + 1, sp2 - sp1 - 1))
+    if (c <= 0x20 || c == 0x7F) return fail(HeadVerdict::malformed);
+  const int minor = parse_version(line.substr(sp2 + 1));
+  if (minor < 0) return fail(HeadVerdict::malformed);
+  FieldFacts facts;
+  const HeadVerdict fv = scan_fields(head, line_end + 2, limits, facts);
+  if (fv != HeadVerdict::ok) return fail(fv);
+  if (facts.host_count > 1 || (minor == 1 && facts.host_count == 0))
+    return fail(HeadVerdict::malformed);
+  const HeadVerdict framing = check_framing(facts, minor, out);
+  if (framing != HeadVerdict::ok) return fail(framing);
+  out.verdict = HeadVerdict::ok;
+  out.head_bytes = head_end;
+  out.version_minor = minor;
+  return out;
+}
+
+HeadScan scan_response_head(std::string_view buf, const HeadLimits& limits) noexcept {
+  HeadScan out;
+  std::size_t head_end = 0;
+  if (!locate_head(buf, limits, out, head_end)) return out;
+  std::string_view head = buf.substr(0, head_end);
+  const std::size_t line_end = head.find("\r\n");
+  std::string_view line = head.substr(0, line_end);
+  // status-line = HTTP-version SP 3DIGIT SP [reason-phrase]
+  if (line.size() < 12 || line[8] != ' ') return fail(HeadVerdict::malformed);
+  const int minor = parse_version(line.substr(0, 8));
+  if (minor < 0) return fail(HeadVerdict::malformed);
+  for (std::size_t i = 9; i < 12; ++i)
+    if (line[i] < '0' || line[i] > '9') return fail(HeadVerdict::malformed);
+  if (line.size() > 12 && line[12] != ' ') return fail(HeadVerdict::malformed);
+  for (unsigned char c : line.substr(12))
+    if ((c < 0x20 && c != '\t') || c == 0x7F) return fail(HeadVerdict::malformed);
+  FieldFacts facts;
+  const HeadVerdict fv = scan_fields(head, line_end + 2, limits, facts);
+  if (fv != HeadVerdict::ok) return fail(fv);
+  const HeadVerdict framing = check_framing(facts, minor, out);
+  if (framing != HeadVerdict::ok) return fail(framing == HeadVerdict::not_implemented ? HeadVerdict::malformed : framing);
+  out.verdict = HeadVerdict::ok;
+  out.head_bytes = head_end;
+  out.version_minor = minor;
+  return out;
+}
+
+}  // namespace problemgate::proxy

@@ -1,0 +1,31 @@
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "problemgate/config/config.hpp"
+#include "problemgate/core/clock.hpp"
+#include "problemgate/ratelimit/rate_limiter.hpp"
+#include "problemgate/routing/route_table.hpp"
+
+namespace problemgate::proxy {
+
+/// Everything a request needs from the configuration, built once per config load and shared
+/// read-only by every worker (Envoy's FilterConfig). The rate limiters are the one mutable
+/// part; they are thread-safe themselves.
+struct Runtime {
+  Runtime(config::Config cfg, const core::Clock& clock);
+
+  config::Config config;
+  routing::RouteTable routes;
+  /// One per route (index as in config.routes); null when the route has no policy.
+  std::vector<std::shared_ptr<ratelimit::RateLimiter>> limiters;
+  /// Response header value for Proxy-Status ("problemgate").
+  std::string proxy_name = "problemgate";
+
+  std::size_t route_index(const config::Route* r) const noexcept {
+    return static_cast<std::size_t>(r - config.routes.data());
+  }
+};
+
+}  // namespace problemgate::proxy

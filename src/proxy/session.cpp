@@ -1,0 +1,848 @@
+#include "proxy/session.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <optional>
+
+#include "problemgate/core/headers.hpp"
+#include "problemgate/core/request_id.hpp"
+#include "problemgate/problem/problem.hpp"
+#include "problemgate/ratelimit/headers.hpp"
+#include "proxy/client_stream.hpp"
+#include "proxy/client_address.hpp"
+#include "proxy/head_scanner.hpp"
+#include "proxy/hop_by_hop.hpp"
+#include "proxy/worker.hpp"
+
+namespace problemgate::proxy {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto kNoThrow = net::as_tuple(net::use_awaitable);
+constexpr std::size_t kRelayChunk = 64 * 1024;
+constexpr std::size_t kReadChunk = 8 * 1024;
+constexpr auto kLingerTimeout = std::chrono::seconds(2);
+constexpr std::size_t kLingerBytes = 256 * 1024;
+constexpr std::size_t kUpstreamHeadLimit = 64 * 1024;
+
+std::string_view view_of(const beast::flat_buffer& b) {
+  auto d = b.data();
+  return {static_cast<const char*>(d.data()), d.size()};
+}
+
+std::string_view path_of(std::string_view target) {
+  const auto q = target.find_first_of("?#");
+  return q == std::string_view::npos ? target : target.substr(0, q);
+}
+
+bool is_idempotent(http::verb v) {
+  switch (v) {
+    case http::verb::get:
+    case http::verb::head:
+    case http::verb::options:
+    case http::verb::put:
+    case http::verb::delete_:
+    case http::verb::trace:
+      return true;
+    default:
+      return false;
+  }
+}
+
+core::GatewayError head_error(HeadVerdict v) {
+  switch (v) {
+    case HeadVerdict::uri_too_long: return core::GatewayError::uri_too_long;
+    case HeadVerdict::too_large: return core::GatewayError::headers_too_large;
+    case HeadVerdict::not_implemented: return core::GatewayError::not_implemented;
+    default: return core::GatewayError::malformed_request;
+  }
+}
+
+std::string_view error_name(core::GatewayError e) {
+  switch (e) {
+    case core::GatewayError::route_not_found: return "route_not_found";
+    case core::GatewayError::malformed_request: return "malformed_request";
+    case core::GatewayError::uri_too_long: return "uri_too_long";
+    case core::GatewayError::headers_too_large: return "headers_too_large";
+    case core::GatewayError::payload_too_large: return "payload_too_large";
+    case core::GatewayError::request_timeout: return "request_timeout";
+    case core::GatewayError::not_implemented: return "not_implemented";
+    case core::GatewayError::rate_limited: return "rate_limited";
+    case core::GatewayError::upstream_down: return "upstream_down";
+    case core::GatewayError::upstream_timeout: return "upstream_timeout";
+    case core::GatewayError::gateway_unavailable: return "gateway_unavailable";
+  }
+  return "internal";
+}
+
+/// Per-request facts, reused across the requests of a connection (strings keep capacity).
+struct Exchange {
+  steady::time_point started;
+  std::int64_t time_ms = 0;
+  std::string request_id;
+  std::string path;
+  std::string method;
+  std::string accept;
+  std::string user_agent;
+  const config::Route* route = nullptr;
+  std::optional<ratelimit::Decision> decision;
+  ratelimit::UpstreamLimit upstream_limit;
+  int status = 0;
+  std::string_view error;
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+  std::string_view dialect;
+  std::string code;
+  std::string subcode;
+  std::string hidden_detail;
+  std::string error_body;
+  problem::Output normalized;
+
+  void reset() {
+    request_id.clear();
+    path.clear();
+    method.clear();
+    accept.clear();
+    user_agent.clear();
+    route = nullptr;
+    decision.reset();
+    upstream_limit = {};
+    status = 0;
+    error = {};
+    bytes_in = bytes_out = 0;
+    dialect = {};
+    code.clear();
+    subcode.clear();
+    hidden_detail.clear();
+  }
+};
+
+/// A 64 KiB relay buffer borrowed for the duration of one forward, so idle keep-alive
+/// connections hold no body buffer at all.
+class RelayBuffer {
+public:
+  RelayBuffer() : data_(std::make_unique<char[]>(kRelayChunk)) {}
+  char* data() noexcept { return data_.get(); }
+
+private:
+  std::unique_ptr<char[]> data_;
+};
+
+class Session {
+public:
+  Session(Worker& worker, tcp::socket socket)
+      : worker_(worker), client_(std::move(socket)), buffer_(kReadChunk) {}
+
+  net::awaitable<void> run();
+
+private:
+  enum class HeadResult { ok, closed, rejected };
+  enum class Outcome { keep_alive, close };
+
+  net::awaitable<HeadResult> read_head(const Runtime& rt, HeadScan& scan);
+  net::awaitable<Outcome> handle(const Runtime& rt, const HeadScan& scan,
+                                 http::request_parser<http::buffer_body>& parser);
+  net::awaitable<Outcome> forward(const Runtime& rt, const HeadScan& scan,
+                                  http::request_parser<http::buffer_body>& parser,
+                                  bool keep_alive);
+  net::awaitable<void> local_reply(const Runtime& rt, core::GatewayError e, bool close);
+  net::awaitable<void> lingering_close();
+  void finish_exchange();
+  void set_rate_limit_headers(const Runtime& rt, http::fields& f);
+  std::string_view client_ip(const Runtime& rt, const http::fields& f);
+
+  Worker& worker_;
+  ClientStream client_;
+  beast::flat_buffer buffer_;
+  Exchange ex_;
+  std::string peer_ip_;
+  std::string client_ip_;  // per request (trusted proxies may change it)
+  std::string scratch_;
+  bool idle_ = false;
+};
+
+//------------------------------------------------------------------------------
+
+net::awaitable<void> Session::run() {
+  {
+    boost::system::error_code ec;
+    auto ep = client_.socket().remote_endpoint(ec);
+    if (!ec) peer_ip_ = ep.address().to_string();
+    client_.socket().set_option(tcp::no_delay(true), ec);
+  }
+  std::uint32_t served = 0;
+  for (;;) {
+    // Each request takes the newest snapshot; the one it started with stays alive until it is
+    // done (hot reload).
+    const std::shared_ptr<const Runtime> rt = worker_.runtime();
+    HeadScan scan;
+    const HeadResult head = co_await read_head(*rt, scan);
+    if (head == HeadResult::closed) break;
+    if (head == HeadResult::rejected) {
+      co_await local_reply(*rt, head_error(scan.verdict), true);
+      finish_exchange();
+      break;
+    }
+    http::request_parser<http::buffer_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(scan.head_bytes + 1));
+    parser.body_limit(boost::none);  // limits are enforced by the session (413)
+    boost::system::error_code ec;
+    const auto used = parser.put(buffer_.data(), ec);
+    if (ec || !parser.is_header_done()) {
+      // The scanner and Beast disagree: trust the stricter and reject.
+      scan.verdict = HeadVerdict::malformed;
+      co_await local_reply(*rt, core::GatewayError::malformed_request, true);
+      finish_exchange();
+      break;
+    }
+    buffer_.consume(used);
+    ++served;
+    const bool last = served >= rt->config.limits.max_requests_per_connection;
+    const Outcome outcome = co_await handle(*rt, scan, parser);
+    finish_exchange();
+    if (outcome == Outcome::close || last) break;
+  }
+  co_await lingering_close();
+}
+
+net::awaitable<Session::HeadResult> Session::read_head(const Runtime& rt, HeadScan& scan) {
+  const auto& limits = rt.config.limits;
+  const HeadLimits head_limits{limits.max_request_line, limits.max_header_bytes,
+                               limits.max_header_fields};
+  bool started = buffer_.size() > 0;
+  if (started) {
+    client_.arm(limits.header_timeout);
+  } else {
+    if (worker_.draining()) co_return HeadResult::closed;
+    client_.arm(limits.idle_timeout);
+    worker_.mark_idle(&client_);
+    idle_ = true;
+  }
+  for (;;) {
+    if (buffer_.size() > 0) {
+      scan = scan_request_head(view_of(buffer_), head_limits);
+      if (scan.verdict != HeadVerdict::incomplete) break;
+    }
+    const std::size_t room = buffer_.max_size() - buffer_.size();
+    if (room == 0) {
+      scan.verdict = HeadVerdict::too_large;
+      break;
+    }
+    if (buffer_.max_size() < head_limits.max_line + head_limits.max_bytes + kReadChunk)
+      buffer_.max_size(head_limits.max_line + head_limits.max_bytes + kReadChunk);
+    auto [ec, n] = co_await client_.socket().async_read_some(
+        buffer_.prepare(std::min(kReadChunk, buffer_.max_size() - buffer_.size())), kNoThrow);
+    if (ec) {
+      if (idle_) {
+        worker_.mark_busy(&client_);
+        idle_ = false;
+      }
+      // A deadline that passes mid-head earns a 408; an idle or closed connection just ends.
+      if (client_.timed_out() && started) {
+        ex_.started = steady::now();
+        ex_.time_ms = worker_.shared().clock.now_ms();
+        worker_.ids().next(ex_.request_id);
+        co_await local_reply(rt, core::GatewayError::request_timeout, true);
+        finish_exchange();
+      }
+      co_return HeadResult::closed;
+    }
+    buffer_.commit(n);
+    if (!started) {
+      started = true;
+      if (idle_) {
+        worker_.mark_busy(&client_);
+        idle_ = false;
+      }
+      client_.arm(limits.header_timeout);  // absolute head deadline from the first byte
+    }
+  }
+  if (idle_) {
+    worker_.mark_busy(&client_);
+    idle_ = false;
+  }
+  client_.disarm();
+  ex_.reset();
+  ex_.started = steady::now();
+  ex_.time_ms = worker_.shared().clock.now_ms();
+  if (scan.verdict != HeadVerdict::ok) {
+    worker_.ids().next(ex_.request_id);
+    // Keep what can be read of the request line for the log.
+    std::string_view head = view_of(buffer_);
+    const auto sp = head.find(' ');
+    if (sp != std::string_view::npos && sp < 32) ex_.method.assign(head.substr(0, sp));
+    co_return HeadResult::rejected;
+  }
+  co_return HeadResult::ok;
+}
+
+net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadScan& scan,
+                                                 http::request_parser<http::buffer_body>& parser) {
+  auto& req = parser.get();
+  const auto& cfg = rt.config;
+  ex_.method.assign(req.method_string());
+  ex_.path.assign(path_of(req.target()));
+  if (auto it = req.find(http::field::accept); it != req.end()) ex_.accept.assign(it->value());
+  if (auto it = req.find(http::field::user_agent); it != req.end())
+    ex_.user_agent.assign(it->value().substr(0, 256));
+
+  // Request id (spec §5): keep a well-formed one when trusted, else generate.
+  {
+    auto it = req.find(cfg.request_id.header);
+    if (cfg.request_id.trust_incoming && it != req.end() && core::is_valid_request_id(it->value()))
+      ex_.request_id.assign(it->value());
+    else
+      worker_.ids().next(ex_.request_id);
+  }
+
+  const bool has_body = scan.chunked || (scan.has_content_length && scan.content_length > 0);
+  // A client that wants to close, or HTTP/1.0, gets Connection: close on the response.
+  bool keep_alive = req.keep_alive() && scan.version_minor == 1 && !worker_.draining();
+
+  std::string_view host;
+  if (auto it = req.find(http::field::host); it != req.end()) host = it->value();
+  ex_.route = rt.routes.match(host, ex_.path);
+  if (!ex_.route) {
+    co_await local_reply(rt, core::GatewayError::route_not_found, has_body || !keep_alive);
+    co_return has_body || !keep_alive ? Outcome::close : Outcome::keep_alive;
+  }
+
+  const auto& route = *ex_.route;
+  const std::uint64_t body_limit =
+      route.max_body_bytes ? *route.max_body_bytes : cfg.limits.max_body_bytes;
+  if (body_limit > 0 && scan.has_content_length && scan.content_length > body_limit) {
+    // Answered from Content-Length before reading a byte of the body (413 early).
+    co_await local_reply(rt, core::GatewayError::payload_too_large, true);
+    co_return Outcome::close;
+  }
+  if (body_limit > 0) parser.body_limit(body_limit);
+
+  if (const auto& limiter = rt.limiters[rt.route_index(ex_.route)]) {
+    const auto& policy = route.rate_limit ? *route.rate_limit : *cfg.rate_limit;
+    std::string_view key;
+    switch (policy.key) {
+      case config::RateLimitPolicy::Key::client_ip:
+        key = client_ip(rt, req);
+        break;
+      case config::RateLimitPolicy::Key::route:
+        key = route.name;
+        break;
+      case config::RateLimitPolicy::Key::header: {
+        auto it = req.find(policy.header_name);
+        if (it != req.end()) {
+          scratch_.assign("h:");
+          scratch_.append(it->value());
+          key = scratch_;
+        } else {
+          key = client_ip(rt, req);  // no key header: fall back to the peer
+        }
+        break;
+      }
+    }
+    ex_.decision = limiter->check(key);
+    if (!ex_.decision->allowed) {
+      co_await local_reply(rt, core::GatewayError::rate_limited, has_body || !keep_alive);
+      co_return has_body || !keep_alive ? Outcome::close : Outcome::keep_alive;
+    }
+  }
+
+  co_return co_await forward(rt, scan, parser, keep_alive);
+}
+
+std::string_view Session::client_ip(const Runtime& rt, const http::fields& f) {
+  client_ip_ = effective_client_ip(peer_ip_, f[http::field::x_forwarded_for], rt.config.trusted_proxies);
+  return client_ip_;
+}
+
+net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadScan& scan,
+                                                  http::request_parser<http::buffer_body>& parser,
+                                                  bool keep_alive) {
+  auto& req = parser.get();
+  const auto& route = *ex_.route;
+  const auto& cfg = rt.config;
+  const auto& up_cfg = cfg.upstreams[route.upstream_index];
+  auto& pool = worker_.pool(rt, route.upstream_index);
+  const bool has_body = scan.chunked || (scan.has_content_length && scan.content_length > 0);
+  const bool is_head = req.method() == http::verb::head;
+  const bool expect_continue = [&] {
+    auto it = req.find(http::field::expect);
+    return it != req.end() && beast::iequals(it->value(), "100-continue");
+  }();
+
+  // --- Transform the request head in place (re-serialised, never spliced).
+  std::string original_host(req[http::field::host]);
+  std::string xff(req[http::field::x_forwarded_for]);
+  strip_hop_by_hop(req);
+  req.erase(http::field::expect);
+  if (route.strip_prefix && route.prefix != "/") {
+    scratch_.assign(routing::upstream_target(route, req.target()));
+    req.target(scratch_);
+  }
+  if (route.host_header == config::Route::HostHeader::upstream) {
+    req.set(http::field::host, up_cfg.port == 80 ? up_cfg.host : up_cfg.host + ":" + std::to_string(up_cfg.port));
+  }
+  if (!xff.empty()) xff += ", ";
+  xff += peer_ip_;
+  req.set(http::field::x_forwarded_for, xff);
+  req.set(http::field::x_forwarded_proto, "http");
+  if (!original_host.empty()) req.set(core::hdr::kForwardedHost, original_host);
+  req.set(cfg.request_id.header, ex_.request_id);
+  req.version(11);
+  if (scan.chunked) req.chunked(true);
+  else if (scan.has_content_length) req.content_length(scan.content_length);
+  req.keep_alive(true);
+
+  RelayBuffer relay;
+  upstream::Acquired acquired;
+  http::response_parser<http::buffer_body> rp;
+  bool request_sent = false;
+  bool continue_sent = false;
+  // At most two attempts: a second one only when a reused connection failed before the
+  // upstream answered anything and the request had no body (spec: retry only when nothing
+  // can have been executed twice by our doing).
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    acquired = co_await pool.acquire(attempt == 0);
+    if (!acquired.conn) {
+      const auto e = acquired.error == upstream::AcquireError::timeout
+                         ? core::GatewayError::upstream_timeout
+                     : acquired.error == upstream::AcquireError::exhausted
+                         ? core::GatewayError::gateway_unavailable
+                         : core::GatewayError::upstream_down;
+      co_await local_reply(rt, e, has_body || !keep_alive);
+      co_return has_body || !keep_alive ? Outcome::close : Outcome::keep_alive;
+    }
+    auto& conn = *acquired.conn;
+    ++conn.requests;
+
+    // --- Send the request head and stream the body.
+    http::request_serializer<http::buffer_body> sr{req};
+    bool upstream_failed = false;
+    bool client_failed = false;
+    core::GatewayError client_error = core::GatewayError::malformed_request;
+    if (has_body && expect_continue && !continue_sent) {
+      // We answer Expect ourselves (as nginx does) once the request is known to go upstream.
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      client_.arm(cfg.limits.write_timeout);
+      auto [ec, n] = co_await net::async_write(client_.socket(), net::buffer(kContinue), kNoThrow);
+      continue_sent = true;
+      if (ec) {
+        pool.discard(std::move(acquired.conn));
+        ex_.error = "client_closed";
+        co_return Outcome::close;
+      }
+    }
+    for (;;) {
+      if (!parser.is_done()) {
+        req.body().data = relay.data();
+        req.body().size = kRelayChunk;
+        client_.arm(cfg.limits.body_idle_timeout);
+        auto [ec, n] = co_await http::async_read_some(client_.socket(), buffer_, parser, kNoThrow);
+        if (ec == http::error::need_buffer) ec = {};
+        if (ec) {
+          client_failed = true;
+          if (ec == http::error::body_limit) {
+            client_error = core::GatewayError::payload_too_large;
+          } else if (client_.timed_out()) {
+            client_error = core::GatewayError::request_timeout;
+          } else if (ec == http::error::end_of_stream || ec == net::error::eof ||
+                     ec == http::error::partial_message || ec == net::error::connection_reset) {
+            ex_.error = "client_closed";  // nobody left to answer
+          } else {
+            client_error = core::GatewayError::malformed_request;  // bad chunk framing
+          }
+          break;
+        }
+        const std::size_t got = kRelayChunk - req.body().size;
+        ex_.bytes_in += got;
+        if (got == 0 && !parser.is_done()) continue;  // only framing was parsed
+        req.body().size = got;
+        req.body().data = relay.data();
+        req.body().more = !parser.is_done();
+      } else {
+        req.body().data = nullptr;
+        req.body().size = 0;
+        req.body().more = false;
+      }
+      conn.stream.expires_after(up_cfg.timeout);
+      auto [ec, n] = co_await http::async_write(conn.stream, sr, kNoThrow);
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) {
+        upstream_failed = true;
+        break;
+      }
+      if (sr.is_done()) break;
+    }
+    if (client_failed) {
+      pool.discard(std::move(acquired.conn));
+      if (ex_.error == "client_closed") co_return Outcome::close;
+      co_await local_reply(rt, client_error, true);
+      co_return Outcome::close;
+    }
+    request_sent = !upstream_failed;
+
+    // --- Read the response head (interim 1xx responses are dropped).
+    HeadScan rscan;
+    bool got_any_byte = false;
+    bool timed_out = false;
+    if (!upstream_failed) {
+      const HeadLimits up_limits{kUpstreamHeadLimit, kUpstreamHeadLimit, 1000};
+      for (;;) {
+        conn.buffer.max_size(2 * kUpstreamHeadLimit + kReadChunk);
+        rscan = scan_response_head(view_of(conn.buffer), up_limits);
+        if (rscan.verdict == HeadVerdict::incomplete && conn.buffer.size() == 0)
+          rscan.verdict = HeadVerdict::incomplete;
+        if (rscan.verdict == HeadVerdict::ok) {
+          const std::string_view head = view_of(conn.buffer);
+          const int status = (head[9] - '0') * 100 + (head[10] - '0') * 10 + (head[11] - '0');
+          if (status >= 100 && status < 200 && status != 101) {
+            conn.buffer.consume(rscan.head_bytes);  // 100 / 103: interim, not forwarded
+            continue;
+          }
+          break;
+        }
+        if (rscan.verdict != HeadVerdict::incomplete) break;
+        if (conn.buffer.size() >= conn.buffer.max_size()) {
+          rscan.verdict = HeadVerdict::too_large;
+          break;
+        }
+        conn.stream.expires_after(up_cfg.timeout);
+        auto [ec, n] = co_await conn.stream.async_read_some(
+            conn.buffer.prepare(std::min(kReadChunk, conn.buffer.max_size() - conn.buffer.size())),
+            kNoThrow);
+        if (ec) {
+          upstream_failed = true;
+          timed_out = ec == beast::error::timeout;
+          break;
+        }
+        got_any_byte = true;
+        conn.buffer.commit(n);
+      }
+    }
+    if (upstream_failed) {
+      const bool can_retry = attempt == 0 && acquired.reused && !got_any_byte && !timed_out &&
+                             !has_body && is_idempotent(req.method());
+      pool.discard(std::move(acquired.conn));
+      if (can_retry) continue;
+      co_await local_reply(rt,
+                           timed_out ? core::GatewayError::upstream_timeout
+                                     : core::GatewayError::upstream_down,
+                           has_body || !keep_alive);
+      co_return has_body || !keep_alive ? Outcome::close : Outcome::keep_alive;
+    }
+    if (rscan.verdict != HeadVerdict::ok) {
+      pool.discard(std::move(acquired.conn));
+      ex_.error = "bad_response";
+      co_await local_reply(rt, core::GatewayError::upstream_down, has_body || !keep_alive);
+      co_return has_body || !keep_alive ? Outcome::close : Outcome::keep_alive;
+    }
+    break;
+  }
+  (void)request_sent;
+  auto& conn = *acquired.conn;
+
+  // --- Parse the response head (already buffered: no I/O).
+  rp.header_limit(static_cast<std::uint32_t>(2 * kUpstreamHeadLimit));
+  rp.body_limit(boost::none);
+  if (is_head) rp.skip(true);
+  {
+    boost::system::error_code ec;
+    const auto used = rp.put(conn.buffer.data(), ec);
+    if (ec || !rp.is_header_done()) {
+      pool.discard(std::move(acquired.conn));
+      ex_.error = "bad_response";
+      co_await local_reply(rt, core::GatewayError::upstream_down, has_body || !keep_alive);
+      co_return has_body || !keep_alive ? Outcome::close : Outcome::keep_alive;
+    }
+    conn.buffer.consume(used);
+  }
+  auto& res = rp.get();
+  const int status = static_cast<int>(res.result_int());
+  ex_.status = status;
+  if (status == 101) {  // we never asked for an upgrade (Upgrade is hop-by-hop): refuse a tunnel
+    pool.discard(std::move(acquired.conn));
+    ex_.error = "bad_response";
+    co_await local_reply(rt, core::GatewayError::upstream_down, true);
+    co_return Outcome::close;
+  }
+  const bool no_body = is_head || status == 204 || status == 304;
+  const bool upstream_chunked = res.chunked();
+  const bool upstream_has_length = res.has_content_length();
+
+  // Rate-limit information the upstream reported (headers), for merging (spec §6).
+  ex_.upstream_limit = ratelimit::parse_upstream_headers(
+      res[core::hdr::kRateLimitLimit], res[core::hdr::kRateLimitRemaining],
+      res[core::hdr::kRateLimitReset], res[http::field::retry_after],
+      worker_.shared().clock.now_ns() / 1'000'000'000);
+
+  // --- Error responses are buffered (up to the cap) and rewritten before anything is sent.
+  const auto& popts = cfg.problem;
+  bool rewrite = status >= 400 && route.problem.normalize && !no_body;
+  if (rewrite && rp.content_length() && *rp.content_length() > popts.max_error_body) rewrite = false;
+  std::size_t prefix = 0;  // bytes of ex_.error_body already read, to relay first
+  RelayBuffer& rbuf = relay;
+  if (rewrite) {
+    auto& body = ex_.error_body;
+    body.clear();
+    const std::size_t cap = popts.max_error_body;
+    bool failed = false;
+    while (!rp.is_done() && body.size() <= cap) {
+      const std::size_t old = body.size();
+      const std::size_t room = std::min(kRelayChunk, cap + 1 - old);
+      body.resize(old + room);
+      res.body().data = body.data() + old;
+      res.body().size = room;
+      conn.stream.expires_after(up_cfg.timeout);
+      auto [ec, n] = co_await http::async_read_some(conn.stream, conn.buffer, rp, kNoThrow);
+      if (ec == http::error::need_buffer) ec = {};
+      body.resize(old + (room - res.body().size));
+      if (ec) {
+        failed = true;
+        break;
+      }
+    }
+    if (failed) {
+      pool.discard(std::move(acquired.conn));
+      ex_.error = "bad_response";
+      co_await local_reply(rt, core::GatewayError::upstream_down, has_body || !keep_alive);
+      co_return has_body || !keep_alive ? Outcome::close : Outcome::keep_alive;
+    }
+    if (rp.is_done()) {
+      problem::Input in;
+      in.status = status;
+      in.content_type = res[http::field::content_type];
+      in.content_encoding = res[http::field::content_encoding];
+      in.amzn_error_type = res[core::hdr::kAmznErrorType];
+      in.retry_after_header = res[http::field::retry_after];
+      in.body = body;
+      in.instance = ex_.path;
+      in.request_id = ex_.request_id;
+      in.accept = ex_.accept;
+      ex_.normalized = worker_.normalizer().normalize(in, popts, route.problem);
+      if (!ex_.normalized.rewritten) {
+        prefix = body.size();
+      }
+    } else {
+      prefix = body.size();  // over the cap: passed through untouched
+    }
+    if (prefix == 0 && ex_.normalized.rewritten) {
+      auto& out = ex_.normalized;
+      ex_.dialect = problem::dialect_name(out.dialect);
+      ex_.code = out.code;
+      ex_.subcode = out.subcode;
+      if (out.hidden_detail) ex_.hidden_detail = *out.hidden_detail;
+      // Upstream rate-limit facts found in the body (flat dialect) fill what headers lacked.
+      if (!ex_.upstream_limit.limit && out.rate_limit.limit) ex_.upstream_limit.limit = static_cast<std::uint64_t>(*out.rate_limit.limit);
+      if (!ex_.upstream_limit.remaining && out.rate_limit.remaining) ex_.upstream_limit.remaining = static_cast<std::uint64_t>(std::max<std::int64_t>(0, *out.rate_limit.remaining));
+      if (!ex_.upstream_limit.reset_epoch_s && out.rate_limit.reset) {
+        const auto now_s = worker_.shared().clock.now_ns() / 1'000'000'000;
+        ex_.upstream_limit.reset_epoch_s = *out.rate_limit.reset > 1'000'000'000 ? *out.rate_limit.reset : now_s + *out.rate_limit.reset;
+      }
+      if (!ex_.upstream_limit.retry_after_s && out.retry_after) ex_.upstream_limit.retry_after_s = *out.retry_after;
+    }
+  }
+
+  // --- The response head for the client: the upstream's, transformed in place.
+  strip_hop_by_hop(res);
+  const bool rewritten = rewrite && prefix == 0 && ex_.normalized.rewritten;
+  if (rewritten) {
+    for (auto f : {http::field::content_encoding, http::field::etag, http::field::last_modified,
+                   http::field::content_md5, http::field::digest})
+      res.erase(f);
+    res.erase("Content-Digest");
+    res.erase("Repr-Digest");
+    res.set(http::field::content_type, ex_.normalized.content_type);
+    res.content_length(ex_.normalized.body.size());
+  } else if (!no_body) {
+    if (upstream_chunked || !upstream_has_length) {
+      // Unknown length: chunk it for HTTP/1.1 clients; a 1.0 client reads until close.
+      if (scan.version_minor == 1) res.chunked(true);
+      else keep_alive = false;
+    }
+  }
+  res.set(cfg.request_id.header, ex_.request_id);
+  set_rate_limit_headers(rt, res);
+  res.version(11);
+  res.keep_alive(keep_alive);
+
+  // --- Relay the body (or the rewritten one). The head goes out with the first piece.
+  http::response_serializer<http::buffer_body> rsr{res};
+  bool upstream_ok = true;
+  bool client_ok = true;
+  std::size_t prefix_sent = 0;
+  for (;;) {
+    if (rewritten) {
+      res.body().data = ex_.normalized.body.data();
+      res.body().size = ex_.normalized.body.size();
+      res.body().more = false;
+    } else if (prefix_sent < prefix) {
+      res.body().data = ex_.error_body.data();
+      res.body().size = prefix;
+      prefix_sent = prefix;
+      res.body().more = !rp.is_done();
+    } else if (!rp.is_done()) {
+      res.body().data = rbuf.data();
+      res.body().size = kRelayChunk;
+      conn.stream.expires_after(up_cfg.timeout);
+      auto [ec, n] = co_await http::async_read_some(conn.stream, conn.buffer, rp, kNoThrow);
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) {
+        upstream_ok = false;
+        break;
+      }
+      const std::size_t got = kRelayChunk - res.body().size;
+      if (got == 0 && !rp.is_done()) continue;
+      res.body().data = rbuf.data();
+      res.body().size = got;
+      res.body().more = !rp.is_done();
+    } else {
+      res.body().data = nullptr;
+      res.body().size = 0;
+      res.body().more = false;
+    }
+    client_.arm(cfg.limits.write_timeout);
+    auto [ec, n] = co_await http::async_write(client_.socket(), rsr, kNoThrow);
+    ex_.bytes_out += n;
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) {
+      client_ok = false;
+      break;
+    }
+    if (rsr.is_done()) break;
+  }
+  client_.disarm();
+
+  if (!upstream_ok) {
+    pool.discard(std::move(acquired.conn));
+    ex_.error = "upstream_reset";
+    if (!rsr.is_header_done()) {
+      // Nothing reached the client yet: a clean 502 is still honest.
+      co_await local_reply(rt, core::GatewayError::upstream_down, true);
+    }
+    co_return Outcome::close;  // never fabricate a complete message after the status line
+  }
+  if (!client_ok) {
+    ex_.error = "client_closed";
+    if (rp.is_done() && rp.keep_alive()) pool.release(std::move(acquired.conn));
+    else pool.discard(std::move(acquired.conn));
+    co_return Outcome::close;
+  }
+  if (rp.is_done() && rp.keep_alive() && parser.is_done()) pool.release(std::move(acquired.conn));
+  else pool.discard(std::move(acquired.conn));
+  co_return keep_alive ? Outcome::keep_alive : Outcome::close;
+}
+
+void Session::set_rate_limit_headers(const Runtime& rt, http::fields& f) {
+  const ratelimit::Decision* gw = ex_.decision ? &*ex_.decision : nullptr;
+  const ratelimit::UpstreamLimit* up = ex_.upstream_limit.any() ? &ex_.upstream_limit : nullptr;
+  if (!gw && !up) return;
+  const auto* route = ex_.route;
+  std::int64_t window_s = 0;
+  if (route) {
+    const auto& policy = route->rate_limit ? route->rate_limit : rt.config.rate_limit;
+    if (policy) window_s = std::chrono::duration_cast<std::chrono::seconds>(policy->window).count();
+  }
+  thread_local std::vector<ratelimit::HeaderField> fields;
+  fields.clear();
+  ratelimit::build_headers(gw, up, route ? std::string_view(route->name) : std::string_view("default"),
+                           window_s, rt.config.rate_limit_headers,
+                           worker_.shared().clock.now_ns() / 1'000'000'000, fields);
+  for (const auto& h : fields) f.set(h.name, h.value);
+}
+
+net::awaitable<void> Session::local_reply(const Runtime& rt, core::GatewayError e, bool close) {
+  const auto& cfg = rt.config;
+  problem::Problem p = problem::make_gateway_problem(e, ex_.path, ex_.request_id, cfg.problem);
+  if (e == core::GatewayError::rate_limited && ex_.decision) p.retry_after = ex_.decision->retry_after_s;
+  std::string body;
+  problem::write_problem(p, body);
+  http::response<http::string_body> res{static_cast<http::status>(p.status), 11};
+  res.set(http::field::content_type, problem::negotiate_content_type(ex_.accept));
+  res.set(cfg.request_id.header, ex_.request_id);
+  scratch_.assign(core::hdr::kProxyName);
+  scratch_ += "; error=";
+  scratch_ += core::gateway_error_info(e).proxy_status;
+  res.set(core::hdr::kProxyStatus, scratch_);
+  ex_.upstream_limit = {};
+  set_rate_limit_headers(rt, res);
+  if (p.retry_after) res.set(http::field::retry_after, std::to_string(*p.retry_after));
+  res.keep_alive(!close);
+  res.body() = std::move(body);
+  res.prepare_payload();
+  ex_.status = p.status;
+  ex_.error = error_name(e);
+  ex_.code = p.code;
+  ex_.subcode = p.subcode;
+  client_.arm(cfg.limits.write_timeout);
+  auto [ec, n] = co_await http::async_write(client_.socket(), res, kNoThrow);
+  client_.disarm();
+  ex_.bytes_out += n;
+}
+
+void Session::finish_exchange() {
+  if (ex_.request_id.empty()) return;
+  const auto& rt = worker_.runtime();
+  obs::AccessRecord r;
+  r.time_ms = ex_.time_ms;
+  r.request_id = ex_.request_id;
+  r.method = ex_.method;
+  r.path = ex_.path;
+  r.status = ex_.status;
+  if (ex_.route) {
+    r.route = ex_.route->name;
+    r.upstream = ex_.route->upstream;
+  }
+  r.duration_ms = std::chrono::duration<double, std::milli>(steady::now() - ex_.started).count();
+  r.bytes_in = ex_.bytes_in;
+  r.bytes_out = ex_.bytes_out;
+  r.client = peer_ip_;
+  r.user_agent = ex_.user_agent;
+  r.error = ex_.error;
+  r.dialect = ex_.dialect;
+  r.code = ex_.code;
+  r.subcode = ex_.subcode;
+  r.hidden_detail = ex_.hidden_detail;
+  (void)rt;
+  worker_.shared().access_log.write(r, worker_.log_scratch());
+  ex_.request_id.clear();
+}
+
+net::awaitable<void> Session::lingering_close() {
+  // Half-close, then read and discard what the client still sends for a moment, so our last
+  // response is not destroyed by a RST for unread request bytes (nginx's lingering close).
+  auto& s = client_.socket();
+  boost::system::error_code ec;
+  s.shutdown(tcp::socket::shutdown_send, ec);
+  if (!ec) {
+    client_.arm(kLingerTimeout);
+    std::size_t discarded = 0;
+    char sink[4096];
+    while (discarded < kLingerBytes) {
+      auto [rec, n] = co_await s.async_read_some(net::buffer(sink), kNoThrow);
+      if (rec) break;
+      discarded += n;
+    }
+    client_.disarm();
+  }
+  s.close(ec);
+}
+
+}  // namespace
+
+net::awaitable<void> run_session(Worker& worker, tcp::socket socket) {
+  Session session(worker, std::move(socket));
+  co_await session.run();
+}
+
+}  // namespace problemgate::proxy

@@ -1,0 +1,13 @@
+#pragma once
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+namespace problemgate::proxy {
+
+class Worker;
+
+/// Serves one client connection: the keep-alive loop of read head -> checks -> route -> rate
+/// limit -> forward -> relay or normalize -> log. Never throws for network input.
+boost::asio::awaitable<void> run_session(Worker& worker, boost::asio::ip::tcp::socket socket);
+
+}  // namespace problemgate::proxy

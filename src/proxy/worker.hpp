@@ -1,0 +1,85 @@
+#pragma once
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "problemgate/core/clock.hpp"
+#include "problemgate/core/request_id.hpp"
+#include "problemgate/obs/access_log.hpp"
+#include "problemgate/problem/normalize.hpp"
+#include "problemgate/upstream/pool.hpp"
+#include "proxy/runtime.hpp"
+
+namespace problemgate::proxy {
+
+class ClientStream;
+
+/// State shared by all workers of one Server. Everything here is thread-safe.
+struct Shared {
+  const core::Clock& clock;
+  obs::AccessLog& access_log;
+  std::atomic<std::uint32_t> connections{0};
+};
+
+/// One thread's world: its io_context, acceptors, upstream pools, id generator, normalizer and
+/// scratch buffers. Nothing in a Worker is touched from another thread except through post(),
+/// so the request path takes no locks (thread-per-core, SO_REUSEPORT).
+class Worker {
+public:
+  Worker(unsigned index, Shared& shared, std::shared_ptr<const Runtime> runtime);
+
+  boost::asio::io_context& context() noexcept { return ioc_; }
+  unsigned index() const noexcept { return index_; }
+  Shared& shared() noexcept { return shared_; }
+  const std::shared_ptr<const Runtime>& runtime() const noexcept { return runtime_; }
+  /// Swaps the snapshot (from the worker's own thread). In-flight requests keep the one they
+  /// started with; pools of upstreams whose name survives are kept.
+  void set_runtime(std::shared_ptr<const Runtime> rt);
+
+  upstream::UpstreamPool& pool(const Runtime& rt, std::size_t upstream_index);
+  core::RequestIdGenerator& ids() noexcept { return ids_; }
+  problem::Normalizer& normalizer() noexcept { return normalizer_; }
+  std::string& log_scratch() noexcept { return log_scratch_; }
+
+  void add_acceptor(boost::asio::ip::tcp::acceptor acceptor);
+  /// Starts the accept loops.
+  void start();
+  /// Stops accepting, closes idle client connections and idle upstream connections, and lets
+  /// in-flight requests finish; after `deadline` everything still open is stopped.
+  void begin_drain(std::chrono::milliseconds deadline);
+  bool draining() const noexcept { return draining_; }
+
+  // Session bookkeeping for drain.
+  void session_started() noexcept { ++sessions_; }
+  void session_ended();
+  void mark_idle(ClientStream* s) { idle_.insert(s); }
+  void mark_busy(ClientStream* s) { idle_.erase(s); }
+
+private:
+  boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
+
+  boost::asio::io_context ioc_{1};
+  unsigned index_;
+  Shared& shared_;
+  std::shared_ptr<const Runtime> runtime_;
+  std::unordered_map<std::string, std::unique_ptr<upstream::UpstreamPool>> pools_by_name_;
+  std::vector<upstream::UpstreamPool*> pools_;  // indexed like runtime_->config.upstreams
+  const Runtime* pools_runtime_ = nullptr;
+  core::RequestIdGenerator ids_;
+  problem::Normalizer normalizer_;
+  std::string log_scratch_;
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
+  std::unordered_set<ClientStream*> idle_;
+  std::size_t sessions_ = 0;
+  bool draining_ = false;
+  boost::asio::steady_timer drain_timer_{ioc_};
+};
+
+}  // namespace problemgate::proxy

@@ -1,0 +1,107 @@
+#include "problemgate/upstream/pool.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+namespace problemgate::upstream {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+constexpr auto kNoThrow = net::as_tuple(net::use_awaitable);
+
+namespace {
+
+/// True when the peer has not closed an idle connection (a peek that would block). Upstreams
+/// close idle keep-alive connections on their own schedule; catching that here avoids sending
+/// a request into a dead socket (the retry in the forwarder covers the remaining race).
+bool still_open(Connection& c) {
+  if (c.buffer.size() != 0) return false;
+  char byte;
+  const auto fd = c.stream.socket().native_handle();
+  const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) return false;
+  if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK;
+  return false;  // unsolicited bytes: the connection is out of sync
+}
+
+}  // namespace
+
+UpstreamPool::UpstreamPool(net::any_io_executor ex, config::Upstream upstream)
+    : ex_(std::move(ex)), upstream_(std::move(upstream)) {}
+
+UpstreamPool::~UpstreamPool() = default;
+
+net::awaitable<Acquired> UpstreamPool::acquire(bool allow_reuse) {
+  const auto now = std::chrono::steady_clock::now();
+  while (allow_reuse && !idle_.empty()) {
+    auto conn = std::move(idle_.back());
+    idle_.pop_back();
+    const auto idle_for = now - conn->idle_since;
+    // Liveness peeks cost a syscall, so only connections idle for a while are checked.
+    if (idle_for > upstream_.idle_timeout ||
+        (idle_for > std::chrono::milliseconds(500) && !still_open(*conn))) {
+      discard(std::move(conn));
+      continue;
+    }
+    ++reuses_;
+    co_return Acquired{std::move(conn), AcquireError::none, true};
+  }
+  if (open_ >= upstream_.max_connections) co_return Acquired{nullptr, AcquireError::exhausted, false};
+  ++open_;
+  auto conn = std::make_unique<Connection>(ex_);
+  if (endpoints_.empty()) {
+    tcp::resolver resolver(ex_);
+    auto [ec, results] =
+        co_await resolver.async_resolve(upstream_.host, std::to_string(upstream_.port), kNoThrow);
+    if (ec || results.empty()) {
+      --open_;
+      co_return Acquired{nullptr, AcquireError::refused, false};
+    }
+    for (const auto& r : results) endpoints_.push_back(r.endpoint());
+  }
+  conn->stream.expires_after(upstream_.connect_timeout);
+  auto [ec, ep] = co_await conn->stream.async_connect(endpoints_, kNoThrow);
+  conn->stream.expires_never();
+  if (ec) {
+    --open_;
+    const bool timed_out = ec == boost::beast::error::timeout;
+    co_return Acquired{nullptr, timed_out ? AcquireError::timeout : AcquireError::refused, false};
+  }
+  conn->stream.socket().set_option(tcp::no_delay(true));
+  ++connects_;
+  co_return Acquired{std::move(conn), AcquireError::none, false};
+}
+
+void UpstreamPool::release(std::unique_ptr<Connection> conn) {
+  if (!conn) return;
+  if (conn->buffer.size() != 0) {  // extra bytes after a complete response: out of sync
+    discard(std::move(conn));
+    return;
+  }
+  conn->idle_since = std::chrono::steady_clock::now();
+  idle_.push_back(std::move(conn));
+}
+
+void UpstreamPool::discard(std::unique_ptr<Connection> conn) {
+  if (!conn) return;
+  boost::system::error_code ignored;
+  conn->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  conn->stream.socket().close(ignored);
+  if (open_ > 0) --open_;
+}
+
+void UpstreamPool::close_idle() {
+  while (!idle_.empty()) {
+    auto conn = std::move(idle_.back());
+    idle_.pop_back();
+    discard(std::move(conn));
+  }
+}
+
+}  // namespace problemgate::upstream

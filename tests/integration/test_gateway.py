@@ -1,0 +1,290 @@
+"""Issue 2: the proxy core end to end (real binary, real upstreams on loopback)."""
+import hashlib
+import json
+import os
+import signal
+import socket
+import threading
+import time
+import unittest
+
+from harness import (REQUEST_ID_RE, DemoApi, Gateway, RawClient, ScriptedUpstream, assert_problem,
+                     http_request, request_full, response_bytes, sidecar_config)
+
+
+class GatewayWithDemo(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.demo = DemoApi()
+        cls.gw = Gateway(sidecar_config(cls.demo.url, route_extra="    normalize: false\n"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gw.stop()
+        cls.demo.stop()
+
+    def direct(self, path, method="GET", headers=None):
+        return request_full(self.demo.port, method, path, headers)
+
+    def test_2xx_pass_through_is_byte_identical(self):
+        for path in ("/ok", "/big", "/chunked", "/big?size=3000000"):
+            with self.subTest(path=path):
+                want = self.direct(path)
+                got = request_full(self.gw.port, "GET", path)
+                self.assertEqual(got.status, want.status)
+                self.assertEqual(hashlib.sha256(got.body).hexdigest(), hashlib.sha256(want.body).hexdigest())
+                self.assertEqual(got.header("Content-Type"), want.header("Content-Type"))
+
+    def test_chunked_stays_chunked(self):
+        got = request_full(self.gw.port, "GET", "/chunked")
+        self.assertEqual(got.header("Transfer-Encoding"), "chunked")
+        self.assertIsNone(got.header("Content-Length"))
+
+    def test_head_204_304(self):
+        r = request_full(self.gw.port, "HEAD", "/big")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("Content-Length"), str(1024 * 1024))
+        self.assertEqual(r.body, b"")
+        for path, status in (("/204", 204), ("/304", 304)):
+            c = RawClient(self.gw.port)
+            c.send(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            r1 = c.read_response()
+            r2 = c.read_response()
+            self.assertEqual(r1.status, status)
+            self.assertEqual(r1.body, b"")
+            self.assertEqual(r2.status, 200, "the next response on the connection is intact")
+            c.close()
+
+    def test_request_id_generated_kept_replaced(self):
+        status, headers, _ = self.gw.request("GET", "/ok")
+        self.assertRegex(headers["x-request-id"], REQUEST_ID_RE)
+        status, headers, _ = self.gw.request("GET", "/ok", {"X-Request-Id": "abc-123.x:y_z"})
+        self.assertEqual(headers["x-request-id"], "abc-123.x:y_z")
+        for bad in ("has space", "x" * 129, "quote\"", "semi;colon"):
+            status, headers, _ = self.gw.request("GET", "/ok", {"X-Request-Id": bad})
+            self.assertRegex(headers["x-request-id"], REQUEST_ID_RE, bad)
+
+    def test_request_id_and_forwarded_headers_reach_upstream(self):
+        status, headers, body = self.gw.request("GET", "/headers", {"X-Request-Id": "trace-1",
+                                                                    "Connection": "close, X-Drop-Me",
+                                                                    "X-Drop-Me": "1", "Keep-Alive": "5",
+                                                                    "X-Keep": "yes"})
+        self.assertEqual(status, 200)
+        seen = json.loads(body)
+        if isinstance(seen, dict) and "headers" in seen:
+            seen = seen["headers"]
+        if isinstance(seen, dict):
+            pairs = [(k.lower(), v) for k, v in seen.items()]
+        else:
+            pairs = [(h[0].lower(), h[1]) if isinstance(h, list) else (h["name"].lower(), h["value"]) for h in seen]
+        names = [k for k, _ in pairs]
+        d = dict(pairs)
+        self.assertEqual(d.get("x-request-id"), "trace-1")
+        self.assertEqual(names.count("x-request-id"), 1)
+        self.assertEqual(d.get("x-forwarded-for"), "127.0.0.1")
+        self.assertEqual(d.get("x-forwarded-proto"), "http")
+        self.assertEqual(d.get("x-forwarded-host"), f"127.0.0.1:{self.gw.port}")
+        self.assertEqual(d.get("x-keep"), "yes")
+        self.assertNotIn("x-drop-me", names)
+        self.assertNotIn("keep-alive", names)
+
+    def test_upstream_connections_are_reused(self):
+        before = self.demo.stats()["connections_accepted"]
+        c = RawClient(self.gw.port)
+        for _ in range(1000):
+            c.send(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+            r = c.read_response()
+            self.assertEqual(r.status, 200)
+        c.close()
+        after = self.demo.stats()["connections_accepted"]
+        # One pool per worker thread (2 here), plus the stats requests themselves.
+        self.assertLessEqual(after - before, 4)
+
+    def test_upload_streams_and_echoes(self):
+        body = os.urandom(3 * 1024 * 1024)
+        status, headers, got = self.gw.request("POST", "/echo", {"Content-Type": "application/octet-stream"}, body)
+        self.assertEqual(status, 200)
+        self.assertEqual(hashlib.sha256(got).digest(), hashlib.sha256(body).digest())
+
+    def test_chunked_upload_is_rechunked(self):
+        c = RawClient(self.gw.port)
+        c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n")
+        r = c.read_response()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, b"hello world")
+        c.close()
+
+    def test_expect_100_continue(self):
+        c = RawClient(self.gw.port)
+        c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        interim = c.read_response()
+        self.assertEqual(interim.status, 100)
+        c.send(b"hello")
+        r = c.read_response()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, b"hello")
+        c.close()
+
+    def test_errors_pass_through_untouched_when_normalize_is_off(self):
+        want = self.direct("/flat/validation")
+        got = request_full(self.gw.port, "GET", "/flat/validation")
+        self.assertEqual(got.status, 400)
+        self.assertEqual(got.body, want.body)
+
+
+class GatewayErrors(unittest.TestCase):
+    def test_upstream_refused_is_502(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()  # nothing listens there now
+        gw = Gateway(sidecar_config(f"http://127.0.0.1:{port}"))
+        try:
+            t0 = time.time()
+            status, headers, body = gw.request("GET", "/x?q=1")
+            self.assertLess(time.time() - t0, 1.5)
+            p = assert_problem(self, status, headers, body, 502, "upstream_unavailable", "upstream_down")
+            self.assertEqual(p["instance"], "/x")
+            self.assertEqual(headers["proxy-status"], "problemgate; error=connection_refused")
+            log = gw.access_log(wait_for=p["requestId"])
+            entry = [e for e in log if e.get("requestId") == p["requestId"]][0]
+            self.assertEqual(entry["status"], 502)
+            self.assertEqual(entry["route"], "app")
+        finally:
+            self.assertEqual(gw.stop(), 0)
+
+    def test_upstream_too_slow_is_504_within_the_timeout(self):
+        demo = DemoApi()
+        gw = Gateway(sidecar_config(demo.url).replace("timeout: 2s", "timeout: 1s"))
+        try:
+            t0 = time.time()
+            status, headers, body = gw.request("GET", "/slow?ms=5000")
+            elapsed = time.time() - t0
+            assert_problem(self, status, headers, body, 504, "upstream_unavailable", "upstream_timeout")
+            self.assertGreaterEqual(elapsed, 0.9)
+            self.assertLess(elapsed, 1.6)
+        finally:
+            gw.stop()
+            demo.stop()
+
+    def test_client_errors_are_canonical(self):
+        demo = DemoApi()
+        gw = Gateway(sidecar_config(demo.url, limits="  max_body_bytes: 1KiB\n  max_header_bytes: 4KiB\n"))
+        try:
+            cases = [
+                (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "malformed_request"),
+                (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, None),
+                (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 5000 + b"\r\n\r\n", 431, "headers_too_large"),
+                (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2048\r\n\r\n", 413, None),
+                (b"GARBAGE\r\n\r\n", 400, "malformed_request"),
+            ]
+            for raw, want, subcode in cases:
+                with self.subTest(want=want, raw=raw[:40]):
+                    c = RawClient(gw.port)
+                    c.send(raw)
+                    r = c.read_response()
+                    hdrs = {k.lower(): v for k, v in r.headers}
+                    p = assert_problem(self, r.status, hdrs, r.body, want)
+                    if subcode:
+                        self.assertEqual(p.get("subcode"), subcode)
+                    self.assertTrue(c.is_closed(), "connection closed after a framing error")
+                    c.close()
+            # A chunked body crossing the limit: 413 as soon as it crosses.
+            c = RawClient(gw.port)
+            c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                   (b"400\r\n" + b"a" * 1024 + b"\r\n") * 3)
+            r = c.read_response()
+            self.assertEqual(r.status, 413)
+            c.close()
+        finally:
+            gw.stop()
+            demo.stop()
+
+    def test_slow_client_head_gets_408(self):
+        demo = DemoApi()
+        gw = Gateway(sidecar_config(demo.url).replace("header_timeout: 2s", "header_timeout: 1s"))
+        try:
+            c = RawClient(gw.port)
+            c.send(b"GET / HTTP/1.1\r\nHo")
+            t0 = time.time()
+            r = c.read_response()
+            self.assertLess(time.time() - t0, 2.0)
+            hdrs = {k.lower(): v for k, v in r.headers}
+            assert_problem(self, r.status, hdrs, r.body, 408, "request_timeout")
+            self.assertTrue(c.is_closed())
+            c.close()
+        finally:
+            gw.stop()
+            demo.stop()
+
+    def test_no_route_is_404(self):
+        demo = DemoApi()
+        cfg = f"""
+listen: 127.0.0.1:0
+admin: {{ listen: "off" }}
+upstreams:
+  app: {{ url: {demo.url} }}
+routes:
+  - name: api
+    match: {{ prefix: /api }}
+    upstream: app
+"""
+        gw = Gateway(cfg)
+        try:
+            status, headers, body = gw.request("GET", "/other/thing?x=1")
+            p = assert_problem(self, status, headers, body, 404, "resource_not_found", "route_not_found")
+            self.assertEqual(p["instance"], "/other/thing")
+            self.assertEqual(p["type"], "about:blank")
+            self.assertEqual(p["title"], "Not Found")
+            status, headers, body = gw.request("GET", "/apix")
+            self.assertEqual(status, 404)
+            status, headers, body = gw.request("GET", "/api/ok")
+            self.assertIn(status, (200, 404))
+        finally:
+            gw.stop()
+            demo.stop()
+
+    def test_accept_json_negotiates_application_json(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        gw = Gateway(sidecar_config(f"http://127.0.0.1:{port}"))
+        try:
+            status, headers, body = gw.request("GET", "/", {"Accept": "application/json"})
+            self.assertEqual(headers["content-type"], "application/json")
+            status, headers, body = gw.request("GET", "/", {"Accept": "*/*"})
+            self.assertEqual(headers["content-type"], "application/problem+json")
+        finally:
+            gw.stop()
+
+
+class GracefulDrain(unittest.TestCase):
+    def test_sigterm_lets_in_flight_requests_finish(self):
+        demo = DemoApi()
+        gw = Gateway(sidecar_config(demo.url))
+        result = {}
+
+        def slow():
+            result["r"] = gw.request("GET", "/slow?ms=1200")
+
+        t = threading.Thread(target=slow)
+        t.start()
+        time.sleep(0.3)
+        idle = RawClient(gw.port)  # an idle keep-alive connection must not hold the drain up
+        t0 = time.time()
+        gw.proc.send_signal(signal.SIGTERM)
+        t.join(timeout=10)
+        code = gw.proc.wait(timeout=10)
+        self.assertEqual(result["r"][0], 200)
+        self.assertEqual(code, 0)
+        self.assertLess(time.time() - t0, 5)
+        self.assertTrue(idle.is_closed())
+        idle.close()
+        gw.stop()
+        demo.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()

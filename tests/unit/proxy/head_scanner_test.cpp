@@ -1,0 +1,122 @@
+#include "proxy/head_scanner.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+using namespace problemgate::proxy;
+
+namespace {
+
+HeadVerdict req(std::string_view raw, HeadLimits limits = {}) {
+  return scan_request_head(raw, limits).verdict;
+}
+HeadVerdict res(std::string_view raw) { return scan_response_head(raw, HeadLimits{}).verdict; }
+
+}  // namespace
+
+TEST_SUITE("proxy.head_scanner") {
+  TEST_CASE("a plain GET is ok and its length is the head") {
+    std::string_view raw = "GET /x HTTP/1.1\r\nHost: a\r\n\r\nNEXT";
+    auto s = scan_request_head(raw, {});
+    CHECK(s.verdict == HeadVerdict::ok);
+    CHECK(s.head_bytes == raw.size() - 4);
+    CHECK_FALSE(s.chunked);
+    CHECK_FALSE(s.has_content_length);
+  }
+  TEST_CASE("incomplete heads ask for more") {
+    CHECK(req("GET / HTTP/1.1\r\nHost: a\r\n") == HeadVerdict::incomplete);
+    CHECK(req("GE") == HeadVerdict::incomplete);
+  }
+  TEST_CASE("framing facts") {
+    auto s = scan_request_head("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n", {});
+    CHECK(s.verdict == HeadVerdict::ok);
+    CHECK(s.has_content_length);
+    CHECK(s.content_length == 12);
+    s = scan_request_head("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n", {});
+    CHECK(s.verdict == HeadVerdict::ok);
+    CHECK(s.chunked);
+  }
+  TEST_CASE("smuggling shapes are rejected (README framing rules)") {
+    SUBCASE("CL + TE in both orders") {
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n") == HeadVerdict::malformed);
+    }
+    SUBCASE("TE not exactly chunked") {
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n") == HeadVerdict::not_implemented);
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,chunked\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\tchunked \r\n\r\n") == HeadVerdict::ok);
+    }
+    SUBCASE("chunked on HTTP/1.0") {
+      CHECK(req("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n") == HeadVerdict::malformed);
+    }
+    SUBCASE("Content-Length duplicates and junk") {
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n") == HeadVerdict::malformed);
+    }
+    SUBCASE("obs-fold, bare LF, bare CR, NUL, space before colon") {
+      CHECK(req("GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n 2\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req("GET / HTTP/1.1\nHost: a\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req("GET / HTTP/1.1\r\nHost: a\n\n") == HeadVerdict::malformed);
+      CHECK(req("GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req(std::string_view("GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n", 29)) == HeadVerdict::malformed);
+      CHECK(req("GET / HTTP/1.1\r\nHost : a\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req("GET / HTTP/1.1\r\nHo st: a\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req("GET / HTTP/1.1\r\n: a\r\n\r\n") == HeadVerdict::malformed);
+    }
+    SUBCASE("Host rules") {
+      CHECK(req("GET / HTTP/1.1\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req("GET / HTTP/1.0\r\n\r\n") == HeadVerdict::ok);
+    }
+    SUBCASE("request line syntax") {
+      CHECK(req("GET  / HTTP/1.1\r\nHost: a\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req("GET / HTTP/2.0\r\nHost: a\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req("GET / HTTP/1.1 \r\nHost: a\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req("G(T / HTTP/1.1\r\nHost: a\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n") == HeadVerdict::malformed);
+    }
+  }
+  TEST_CASE("limits: request line 414, header bytes and field count 431") {
+    HeadLimits limits{64, 256, 4};
+    CHECK(req("GET /" + std::string(100, 'a') + " HTTP/1.1\r\nHost: a\r\n\r\n", limits) == HeadVerdict::uri_too_long);
+    CHECK(req("GET /" + std::string(100, 'a'), limits) == HeadVerdict::uri_too_long);
+    CHECK(req("GET / HTTP/1.1\r\nHost: a\r\nX: " + std::string(300, 'a') + "\r\n\r\n", limits) == HeadVerdict::too_large);
+    CHECK(req("GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\n\r\n", limits) == HeadVerdict::ok);
+    CHECK(req("GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\n\r\n", limits) == HeadVerdict::too_large);
+    // A head that never ends is cut off once it is over the limits.
+    CHECK(req("GET / HTTP/1.1\r\n" + std::string(400, 'a'), limits) == HeadVerdict::too_large);
+  }
+  TEST_CASE("default limits: 8 KiB request line, 100 fields") {
+    std::string line_ok = "GET /" + std::string(8 * 1024 - 15, 'a') + " HTTP/1.1";
+    CHECK(line_ok.size() == 8 * 1024);
+    CHECK(req(line_ok + "\r\nHost: a\r\n\r\n") == HeadVerdict::ok);
+    CHECK(req("GET /a" + line_ok.substr(5) + "\r\nHost: a\r\n\r\n") == HeadVerdict::uri_too_long);
+    std::string fields;
+    for (int i = 0; i < 99; ++i) fields += "X" + std::to_string(i) + ": v\r\n";
+    CHECK(req("GET / HTTP/1.1\r\nHost: a\r\n" + fields + "\r\n") == HeadVerdict::ok);
+    CHECK(req("GET / HTTP/1.1\r\nHost: a\r\n" + fields + "Y: 1\r\n\r\n") == HeadVerdict::too_large);
+  }
+  TEST_CASE("response heads") {
+    CHECK(res("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n") == HeadVerdict::ok);
+    CHECK(res("HTTP/1.1 204\r\n\r\n") == HeadVerdict::ok);
+    CHECK(res("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n") == HeadVerdict::malformed);
+    CHECK(res("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n") == HeadVerdict::malformed);
+    CHECK(res("HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n") == HeadVerdict::malformed);
+    CHECK(res("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n") == HeadVerdict::malformed);
+    CHECK(res("HTTP/1.1 20 OK\r\n\r\n") == HeadVerdict::malformed);
+    CHECK(res("HTTP/1.1 200OK\r\n\r\n") == HeadVerdict::malformed);
+    CHECK(res("ICY 200 OK\r\n\r\n") == HeadVerdict::malformed);
+    // unknown codings from an upstream are a bad response, not a 501
+    CHECK(res("HTTP/1.1 200 OK\r\nTransfer-Encoding: br\r\n\r\n") == HeadVerdict::malformed);
+  }
+}
