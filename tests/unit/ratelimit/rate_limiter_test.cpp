@@ -1,0 +1,333 @@
+#include "problemgate/ratelimit/rate_limiter.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <latch>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+using problemgate::config::RateLimitPolicy;
+using problemgate::core::FakeClock;
+using problemgate::ratelimit::Decision;
+using problemgate::ratelimit::RateLimiter;
+using problemgate::ratelimit::request_key;
+
+namespace {
+
+constexpr std::int64_t kStartS = 1'700'000'000;  // FakeClock's default start, in seconds
+
+RateLimitPolicy policy(std::uint64_t limit, std::int64_t window_ms, std::uint64_t burst = 0) {
+  RateLimitPolicy p;
+  p.limit = limit;
+  p.window = std::chrono::milliseconds(window_ms);
+  p.burst = burst;
+  return p;
+}
+
+}  // namespace
+
+TEST_SUITE("ratelimit.rate_limiter") {
+  TEST_CASE("fresh key: full quota minus one, reset after one interval") {
+    FakeClock clock;
+    RateLimiter rl(policy(100, 60'000), clock);
+    const Decision d = rl.check("1.2.3.4");
+    CHECK(d.allowed);
+    CHECK(d.limit == 100);
+    CHECK(d.remaining == 99);
+    CHECK(d.reset_after_s == 1);  // T = 600 ms, rounded up
+    CHECK(d.reset_epoch_s == kStartS + 1);
+    CHECK(d.retry_after_s == 0);
+    CHECK(rl.tracked_keys() == 1);
+  }
+
+  TEST_CASE("a sequence counts down exactly, then denies without consuming") {
+    FakeClock clock;
+    RateLimiter rl(policy(100, 60'000), clock);
+    for (std::uint64_t i = 0; i < 100; ++i) {
+      const Decision d = rl.check("k");
+      REQUIRE(d.allowed);
+      CHECK(d.remaining == 99 - i);
+    }
+    for (int i = 0; i < 3; ++i) {
+      const Decision d = rl.check("k");
+      CHECK_FALSE(d.allowed);
+      CHECK(d.remaining == 0);
+      CHECK(d.limit == 100);
+      CHECK(d.reset_after_s == 60);
+      CHECK(d.reset_epoch_s == kStartS + 60);
+      CHECK(d.retry_after_s == 1);  // one interval: 600 ms -> 1 s
+    }
+  }
+
+  TEST_CASE("refill is continuous: one interval gives one request, a window gives all") {
+    FakeClock clock;
+    RateLimiter rl(policy(100, 60'000), clock);
+    for (int i = 0; i < 100; ++i) rl.check("k");
+    REQUIRE_FALSE(rl.check("k").allowed);
+
+    SUBCASE("one interval") {
+      clock.advance_ms(599);
+      CHECK_FALSE(rl.check("k").allowed);
+      clock.advance_ms(1);
+      const Decision d = rl.check("k");
+      CHECK(d.allowed);
+      CHECK(d.remaining == 0);
+      CHECK_FALSE(rl.check("k").allowed);
+    }
+    SUBCASE("ten intervals") {
+      clock.advance_ms(6'000);
+      const Decision d = rl.check("k");
+      CHECK(d.allowed);
+      CHECK(d.remaining == 9);
+      CHECK(d.reset_after_s == 55);  // TAT = start + 60.6 s, now = start + 6 s: 54.6 -> 55
+    }
+    SUBCASE("a whole window") {
+      clock.advance_ms(60'000);
+      const Decision d = rl.check("k");
+      CHECK(d.allowed);
+      CHECK(d.remaining == 99);
+      CHECK(d.reset_after_s == 1);
+      CHECK(d.reset_epoch_s == kStartS + 61);
+    }
+    SUBCASE("idle for longer than a window does not bank extra quota") {
+      clock.advance_ms(10 * 60'000);
+      int allowed = 0;
+      while (rl.check("k").allowed) ++allowed;
+      CHECK(allowed == 100);
+    }
+  }
+
+  TEST_CASE("reset arithmetic rounds up to whole seconds") {
+    FakeClock clock;
+    RateLimiter rl(policy(100, 60'000), clock);
+    for (int i = 0; i < 10; ++i) rl.check("k");
+    const Decision d = rl.check("k");  // 11 used: full in 6.6 s
+    CHECK(d.remaining == 89);
+    CHECK(d.reset_after_s == 7);
+    CHECK(d.reset_epoch_s == kStartS + 7);
+    clock.advance_ms(3'300);  // half-way: 3.3 s to go
+    const Decision e = rl.check("k");  // 5.5 intervals refilled, one more used: 6.5 used
+    CHECK(e.remaining == 93);
+    CHECK(e.reset_after_s == 4);             // TAT 7.2 s, now 3.3 s: 3.9 -> 4
+    CHECK(e.reset_epoch_s == kStartS + 8);   // 7.2 -> 8: epoch and now_s + delta may differ by 1
+  }
+
+  TEST_CASE("retry_after counts down to the next admissible request, at least 1") {
+    FakeClock clock;
+    RateLimiter rl(policy(10, 60'000), clock);  // T = 6 s
+    for (int i = 0; i < 10; ++i) rl.check("k");
+    CHECK(rl.check("k").retry_after_s == 6);
+    clock.advance_ms(2'500);
+    CHECK(rl.check("k").retry_after_s == 4);  // 3.5 s -> 4
+    clock.advance_ms(3'499);
+    CHECK(rl.check("k").retry_after_s == 1);  // 1 ms -> 1, never 0
+    clock.advance_ms(1);
+    CHECK(rl.check("k").allowed);
+  }
+
+  TEST_CASE("burst: capacity is limit + burst, refill stays limit per window") {
+    FakeClock clock;
+    RateLimiter rl(policy(10, 60'000, 5), clock);
+    Decision d = rl.check("k");
+    CHECK(d.limit == 15);
+    CHECK(d.remaining == 14);
+    for (int i = 0; i < 14; ++i) d = rl.check("k");
+    CHECK(d.allowed);
+    CHECK(d.remaining == 0);
+    CHECK(d.reset_after_s == 90);  // 15 intervals of 6 s
+    CHECK_FALSE(rl.check("k").allowed);
+    clock.advance_ms(6'000);
+    CHECK(rl.check("k").allowed);
+    CHECK_FALSE(rl.check("k").allowed);
+  }
+
+  TEST_CASE("window boundary: 1 per second admits again at exactly +1 s") {
+    FakeClock clock;
+    RateLimiter rl(policy(1, 1'000), clock);
+    CHECK(rl.check("k").allowed);
+    clock.advance_ns(999'999'999);
+    const Decision d = rl.check("k");
+    CHECK_FALSE(d.allowed);
+    CHECK(d.retry_after_s == 1);
+    CHECK(d.reset_after_s == 1);
+    clock.advance_ns(1);
+    CHECK(rl.check("k").allowed);
+  }
+
+  TEST_CASE("an interval that does not divide evenly never over-admits") {
+    FakeClock clock;
+    RateLimiter rl(policy(3, 1'000), clock);  // T = 333'333'334 ns (rounded up)
+    int allowed = 0;
+    for (int ms = 0; ms < 10'000; ++ms) {
+      if (rl.check("k").allowed) ++allowed;
+      clock.advance_ms(1);
+    }
+    // 3 up front, then one per T: the 30th refill lands 20 ns after the 10 s mark.
+    CHECK(allowed == 3 + 29);
+  }
+
+  TEST_CASE("distinct keys are independent") {
+    FakeClock clock;
+    RateLimiter rl(policy(2, 60'000), clock);
+    CHECK(rl.check("a").allowed);
+    CHECK(rl.check("a").allowed);
+    CHECK_FALSE(rl.check("a").allowed);
+    const Decision b = rl.check("b");
+    CHECK(b.allowed);
+    CHECK(b.remaining == 1);
+    CHECK(rl.tracked_keys() == 2);
+  }
+
+  TEST_CASE("limit 0 denies everything and tracks nothing") {
+    FakeClock clock;
+    RateLimiter rl(policy(0, 60'000), clock);
+    const Decision d = rl.check("k");
+    CHECK_FALSE(d.allowed);
+    CHECK(d.remaining == 0);
+    CHECK(d.retry_after_s == 60);
+    CHECK(rl.tracked_keys() == 0);
+  }
+
+  TEST_CASE("concurrency: 1000 concurrent checks against limit 100 admit exactly 100") {
+    FakeClock clock;  // never advanced while threads run: concurrent reads only
+    RateLimiter rl(policy(100, 60'000), clock);
+    constexpr int kThreads = 8;
+    constexpr int kPerThread = 125;
+    std::atomic<int> allowed{0};
+    std::vector<std::vector<std::uint64_t>> remaining(kThreads);
+    std::latch start(kThreads);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        start.arrive_and_wait();
+        for (int i = 0; i < kPerThread; ++i) {
+          const Decision d = rl.check("shared");
+          if (d.allowed) {
+            allowed.fetch_add(1, std::memory_order_relaxed);
+            remaining[static_cast<std::size_t>(t)].push_back(d.remaining);
+          }
+          // A second key per thread spreads load over other shards at the same time.
+          rl.check("own-" + std::to_string(t));
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    CHECK(allowed.load() == 100);
+    std::set<std::uint64_t> seen;
+    for (const auto& v : remaining) seen.insert(v.begin(), v.end());
+    CHECK(seen.size() == 100);  // every remaining value 99..0 handed out exactly once
+    CHECK(*seen.begin() == 0);
+    CHECK(*seen.rbegin() == 99);
+  }
+
+  TEST_CASE("memory is bounded by max_keys") {
+    FakeClock clock;
+    RateLimiter rl(policy(10, 60'000), clock, 1'000);
+    CHECK(rl.capacity() <= 1'000);
+    for (int i = 0; i < 20'000; ++i) {
+      CHECK(rl.check("key-" + std::to_string(i)).allowed);  // a new key is always admitted
+      if (i % 997 == 0) clock.advance_ms(1);
+    }
+    CHECK(rl.tracked_keys() <= rl.capacity());
+    CHECK(rl.tracked_keys() > 0);
+  }
+
+  TEST_CASE("eviction drops expired keys first, then the keys closest to full") {
+    FakeClock clock;
+    RateLimiter rl(policy(10, 60'000), clock, 100);  // one shard of 100
+    REQUIRE(rl.capacity() == 100);
+
+    SUBCASE("a heavy live key outlives churn of light keys") {
+      while (rl.check("heavy").allowed) {
+      }
+      for (int i = 0; i < 1'000; ++i) rl.check("light-" + std::to_string(i));
+      CHECK(rl.tracked_keys() <= 100);
+      CHECK_FALSE(rl.check("heavy").allowed);
+    }
+    SUBCASE("expired keys go before any live one") {
+      for (int i = 0; i < 99; ++i) rl.check("old-" + std::to_string(i));
+      clock.advance_ms(6'000);  // old keys (one request each) are full again: no state
+      while (rl.check("live").allowed) {
+      }
+      rl.check("new");  // shard full: the sweep must free the 99 expired keys only
+      CHECK(rl.tracked_keys() == 2);
+      CHECK_FALSE(rl.check("live").allowed);
+    }
+    SUBCASE("an evicted key starts fresh (fail-open for that key)") {
+      rl.check("victim");  // TAT = now + 6 s: the smallest of all
+      clock.advance_ms(1);
+      for (int i = 0; i < 100; ++i) {
+        for (int j = 0; j < 5; ++j) rl.check("busy-" + std::to_string(i));
+      }
+      const Decision d = rl.check("victim");
+      CHECK(d.allowed);
+      CHECK(d.remaining == 9);
+    }
+  }
+
+  TEST_CASE("request_key per policy key kind") {
+    std::string scratch;
+    RateLimitPolicy p;
+    p.key = RateLimitPolicy::Key::client_ip;
+    CHECK(request_key(p, "10.0.0.1", "abc", "agents", scratch) == "10.0.0.1");
+    p.key = RateLimitPolicy::Key::route;
+    CHECK(request_key(p, "10.0.0.1", "abc", "agents", scratch) == "agents");
+    p.key = RateLimitPolicy::Key::header;
+    p.header_name = "X-Api-Key";
+    CHECK(request_key(p, "10.0.0.1", "abc", "agents", scratch) == "h:abc");
+    CHECK(request_key(p, "10.0.0.1", "", "agents", scratch) == "10.0.0.1");  // missing -> ip
+  }
+}
+
+// Heavy and allocator-specific: Release without sanitizers only (ASan/TSan replace malloc).
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+namespace {
+
+std::size_t heap_in_use() {
+  const struct mallinfo2 mi = mallinfo2();
+  return mi.uordblks + mi.hblkhd;
+}
+
+double bytes_per_key(bool ipv6) {
+  FakeClock clock;
+  constexpr std::size_t kKeys = 1'000'000;
+  const std::size_t before = heap_in_use();
+  // max_keys above the key count so no shard evicts: this measures live-key cost.
+  auto rl = std::make_unique<RateLimiter>(policy(100, 60'000), clock, 2 * kKeys);
+  char buf[64];
+  for (std::size_t i = 0; i < kKeys; ++i) {
+    const auto a = static_cast<unsigned>(i >> 16);
+    const auto b = static_cast<unsigned>((i >> 8) & 0xff);
+    const auto c = static_cast<unsigned>(i & 0xff);
+    const int n = ipv6 ? std::snprintf(buf, sizeof buf, "2001:0db8:85a3:0000:0000:8a2e:%04x:%04x",
+                                       a, (b << 8) | c)
+                       : std::snprintf(buf, sizeof buf, "10.%u.%u.%u", a, b, c);
+    rl->check(std::string_view(buf, static_cast<std::size_t>(n)));
+  }
+  REQUIRE(rl->tracked_keys() == kKeys);
+  const std::size_t after = heap_in_use();
+  return static_cast<double>(after - before) / static_cast<double>(kKeys);
+}
+
+}  // namespace
+
+TEST_SUITE("ratelimit.rate_limiter") {
+  TEST_CASE("1M live keys: memory") {
+    const double v4 = bytes_per_key(false);
+    const double v6 = bytes_per_key(true);
+    MESSAGE("1M IPv4 keys: " << v4 << " B/key (" << v4 << " MB total); 1M IPv6 keys: " << v6
+                             << " B/key");
+    CHECK(v4 < 120);
+    CHECK(v6 < 180);
+  }
+}
+#endif
