@@ -1,0 +1,132 @@
+#include "problem/code_case.hpp"
+
+#include <array>
+
+#include "problemgate/problem/normalize.hpp"
+#include "problemgate/problem/problem.hpp"
+
+namespace problemgate::problem {
+
+namespace {
+bool is_upper(char c) noexcept { return c >= 'A' && c <= 'Z'; }
+bool is_lower(char c) noexcept { return c >= 'a' && c <= 'z'; }
+bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+bool is_alnum(char c) noexcept { return is_upper(c) || is_lower(c) || is_digit(c); }
+char to_lower(char c) noexcept { return is_upper(c) ? static_cast<char>(c - 'A' + 'a') : c; }
+}  // namespace
+
+std::string to_snake_case(std::string_view code) {
+  std::string out;
+  out.reserve(code.size() + 4);
+  bool pending_sep = false;
+  for (std::size_t i = 0; i < code.size(); ++i) {
+    const char c = code[i];
+    if (!is_alnum(c)) {
+      pending_sep = true;
+      continue;
+    }
+    if (is_upper(c) && i > 0) {
+      const char prev = code[i - 1];
+      const bool next_lower = i + 1 < code.size() && is_lower(code[i + 1]);
+      // camelCase / PascalCase word starts; "HTTPServer" splits before the last capital.
+      if (is_lower(prev) || is_digit(prev) || (is_upper(prev) && next_lower)) pending_sep = true;
+    }
+    if (pending_sep && !out.empty()) out.push_back('_');
+    pending_sep = false;
+    out.push_back(to_lower(c));
+  }
+  return out;
+}
+
+namespace internal {
+
+std::string_view trim(std::string_view s) noexcept {
+  auto ws = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; };
+  while (!s.empty() && ws(s.front())) s.remove_prefix(1);
+  while (!s.empty() && ws(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (to_lower(a[i]) != to_lower(b[i])) return false;
+  return true;
+}
+
+bool istarts_with(std::string_view s, std::string_view prefix) noexcept {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+bool icontains(std::string_view s, std::string_view needle) noexcept {
+  if (needle.size() > s.size()) return false;
+  for (std::size_t i = 0; i + needle.size() <= s.size(); ++i)
+    if (iequals(s.substr(i, needle.size()), needle)) return true;
+  return false;
+}
+
+bool is_numeric_code(std::string_view raw) noexcept {
+  raw = trim(raw);
+  if (!raw.empty() && (raw.front() == '-' || raw.front() == '+')) raw.remove_prefix(1);
+  if (raw.empty()) return false;
+  for (char c : raw)
+    if (!is_digit(c)) return false;
+  return true;
+}
+
+std::string subcode_for(std::string_view raw) {
+  raw = trim(raw);
+  if (raw.empty() || is_numeric_code(raw)) return {};
+  if (raw.find(' ') != std::string_view::npos) {
+    // A title such as "Agent not found": letters and single words only, or it is a sentence.
+    std::size_t words = 0;
+    bool in_word = false;
+    for (char c : raw) {
+      if (c == ' ') {
+        in_word = false;
+      } else if (is_upper(c) || is_lower(c)) {
+        if (!in_word) ++words;
+        in_word = true;
+      } else {
+        return {};
+      }
+    }
+    if (words > kMaxTitleWords) return {};
+  }
+  std::string s = to_snake_case(raw);
+  if (s.size() > kMaxCodeLength) return {};
+  return s;
+}
+
+bool repeats_reason_phrase(std::string_view snake, int status) {
+  if (snake.empty()) return false;
+  if (snake == to_snake_case(reason_phrase(status))) return true;
+  struct Alias {
+    int status;
+    std::string_view snake;
+  };
+  // Older RFC 2616/7231 names and common spellings of the same statuses.
+  static constexpr std::array kAliases{
+      Alias{401, "unauthorised"},          Alias{401, "unauthenticated"},
+      Alias{404, "notfound"},              Alias{408, "request_time_out"},
+      Alias{413, "request_entity_too_large"}, Alias{413, "payload_too_large"},
+      Alias{414, "request_uri_too_long"},  Alias{414, "request_uri_too_large"},
+      Alias{416, "requested_range_not_satisfiable"}, Alias{422, "unprocessable_entity"},
+      Alias{429, "too_many_request"},      Alias{500, "server_error"},
+      Alias{500, "internal_error"},        Alias{503, "service_temporarily_unavailable"},
+      Alias{504, "gateway_time_out"},      Alias{431, "request_header_too_large"},
+  };
+  for (const auto& a : kAliases)
+    if (a.status == status && a.snake == snake) return true;
+  return false;
+}
+
+std::string_view aws_error_name(std::string_view raw) noexcept {
+  raw = trim(raw);
+  if (auto hash = raw.rfind('#'); hash != std::string_view::npos) raw.remove_prefix(hash + 1);
+  if (auto colon = raw.find(':'); colon != std::string_view::npos) raw = raw.substr(0, colon);
+  return raw;
+}
+
+}  // namespace internal
+}  // namespace problemgate::problem

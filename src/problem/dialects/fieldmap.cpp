@@ -1,0 +1,15 @@
+// Dialect 5, `fieldmap`: DRF's default validation body, {"field": ["msg", ...], ...}.
+#include "problem/extract.hpp"
+#include "problem/field_errors.hpp"
+
+namespace problemgate::problem::internal {
+
+bool read_fieldmap(JsonObject root, Extract& out) {
+  if (!is_field_map(root)) return false;
+  Extract ex;
+  flatten_field_map(root, {}, default_field_code({}), ex.errors);
+  out = std::move(ex);
+  return true;
+}
+
+}  // namespace problemgate::problem::internal

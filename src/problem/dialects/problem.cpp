@@ -1,0 +1,112 @@
+// Dialect 1, `problem`: an RFC 9457 body already. Kept as it is; codes and errors normalized.
+#include <array>
+#include <string>
+
+#include "problem/code_case.hpp"
+#include "problem/extract.hpp"
+#include "problem/field_errors.hpp"
+#include "problem/json_util.hpp"
+#include "problemgate/core/json_escape.hpp"
+
+namespace problemgate::problem::internal {
+
+namespace {
+
+// Members the canonical body writes itself; never copied as extensions.
+constexpr std::array<std::string_view, 10> kKnownMembers{
+    "type", "title", "status", "detail", "instance", "code", "subcode", "requestId", "errors", "retryAfter"};
+
+bool is_known(std::string_view key) noexcept {
+  for (auto k : kKnownMembers)
+    if (k == key) return true;
+  return false;
+}
+
+bool is_number(JsonElement e) noexcept {
+  auto t = e.type();
+  return t == simdjson::dom::element_type::INT64 || t == simdjson::dom::element_type::UINT64 ||
+         t == simdjson::dom::element_type::DOUBLE;
+}
+
+bool is_problem_media_type(std::string_view ct) noexcept {
+  ct = trim(ct);
+  return istarts_with(ct, "application/problem+json");
+}
+
+/// The application-specific last segment of a problem `type` URI, or "" for about:blank and links
+/// to the HTTP specifications and registries (ASP.NET and Spring point at RFC sections).
+std::string_view type_uri_code(std::string_view type) noexcept {
+  type = trim(type);
+  if (type.empty() || iequals(type, "about:blank")) return {};
+  for (std::string_view host : {"ietf.org", "rfc-editor.org", "iana.org", "developer.mozilla.org",
+                                "httpstatuses.", "httpstatus.", "w3.org"})
+    if (icontains(type, host)) return {};
+  std::string_view seg;
+  if (auto hash = type.find('#'); hash != std::string_view::npos) {
+    seg = type.substr(hash + 1);
+    type = type.substr(0, hash);
+  }
+  if (seg.empty()) {
+    if (auto q = type.find('?'); q != std::string_view::npos) type = type.substr(0, q);
+    while (!type.empty() && type.back() == '/') type.remove_suffix(1);
+    auto slash = type.rfind('/');
+    if (slash == std::string_view::npos) return {};  // a bare word or URN: not a path segment
+    seg = type.substr(slash + 1);
+    for (std::string_view ext : {".html", ".htm", ".md", ".json"})
+      if (seg.size() > ext.size() && iequals(seg.substr(seg.size() - ext.size()), ext))
+        seg.remove_suffix(ext.size());
+  }
+  return seg;
+}
+
+}  // namespace
+
+bool read_problem(JsonObject root, const DialectInput& in, Extract& out) {
+  auto type = text_member(root, "type");
+  auto title = text_member(root, "title");
+  auto status = member(root, "status");
+  const bool numeric_status = status && is_number(*status);
+  bool fits = numeric_status && (type || title);
+  if (!fits && is_problem_media_type(in.content_type))
+    fits = type || title || text_member(root, "detail") || numeric_status || code_member(root, "code");
+  if (!fits) return false;
+
+  Extract ex;
+  if (type) ex.type = std::string(*type);
+  if (title) ex.title = std::string(*title);
+  if (auto d = text_member(root, "detail")) ex.detail = std::string(*d);
+  if (auto c = code_member(root, "code")) {
+    ex.upstream_code = std::string(*c);
+  } else if (type) {
+    ex.upstream_code = std::string(type_uri_code(*type));
+  }
+  if (auto r = int_member(root, "retryAfter"); r && *r >= 0) ex.retry_after = r;
+
+  const std::string field_code = default_field_code(ex.upstream_code);
+  if (auto errors = member(root, "errors")) {
+    if (auto list = as_array(*errors)) {
+      errors_from_array(*list, field_code, ex.errors);
+    } else if (auto map = as_object(*errors)) {
+      flatten_field_map(*map, {}, field_code, ex.errors);  // ASP.NET ValidationProblemDetails
+    }
+  }
+
+  // Extension members, re-serialized from the parsed tree (so always valid JSON). A repeated
+  // name keeps its first value, matching the look-ups above.
+  std::vector<std::string_view> seen;
+  for (auto field : root) {
+    if (is_known(field.key)) continue;
+    bool dup = false;
+    for (auto s : seen) dup = dup || s == field.key;
+    if (dup) continue;
+    seen.push_back(field.key);
+    if (!ex.extensions.empty()) ex.extensions.push_back(',');
+    core::append_json_string(ex.extensions, field.key);
+    ex.extensions.push_back(':');
+    ex.extensions += simdjson::to_string(field.value);
+  }
+  out = std::move(ex);
+  return true;
+}
+
+}  // namespace problemgate::problem::internal

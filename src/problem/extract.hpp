@@ -1,0 +1,43 @@
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <simdjson.h>
+
+#include "problemgate/problem/normalize.hpp"
+
+// What a dialect reads out of a body, before spec §3 turns it into the canonical problem.
+// Each dialect lives in src/problem/dialects/<name>.cpp and has one entry point here: it returns
+// false, leaving `Extract` untouched, when the body is not of its shape.
+namespace problemgate::problem::internal {
+
+struct Extract {
+  std::string upstream_code;  ///< the upstream's own code as written ("" when none)
+  std::optional<std::string> detail;
+  bool detail_is_markup = false;  ///< html/text: never shown on 5xx, even when exposed
+  std::vector<FieldError> errors;
+  std::optional<std::string> type, title;  ///< an upstream problem's own members
+  std::string extensions;                  ///< an upstream problem's extension members
+  UpstreamRateLimit rate_limit;
+  std::optional<std::int64_t> retry_after;  ///< from the body (flat retry_after, problem retryAfter)
+};
+
+struct DialectInput {
+  int status;
+  std::string_view content_type;
+};
+
+bool read_problem(simdjson::dom::object root, const DialectInput& in, Extract& out);
+bool read_nested(simdjson::dom::object root, Extract& out);
+bool read_flat(simdjson::dom::object root, Extract& out);
+bool read_detail(simdjson::dom::object root, Extract& out);
+bool read_fieldmap(simdjson::dom::object root, Extract& out);
+bool read_json(simdjson::dom::object root, Extract& out);
+bool read_xml(std::string_view body, const DialectInput& in, Extract& out);
+bool read_html(std::string_view body, const DialectInput& in, Extract& out);
+bool read_text(std::string_view body, Extract& out);
+
+}  // namespace problemgate::problem::internal

@@ -1,0 +1,191 @@
+#include "problem/field_errors.hpp"
+
+#include <charconv>
+
+#include "problem/code_case.hpp"
+
+namespace problemgate::problem::internal {
+
+namespace {
+
+constexpr std::string_view kDefaultFieldCode = "invalid";
+
+std::string join_path(const std::string& prefix, std::string_view key) {
+  if (prefix.empty()) return std::string(key);
+  std::string p = prefix;
+  p.push_back('.');
+  p.append(key);
+  return p;
+}
+
+std::string index_key(std::size_t i) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, i);
+  return std::string(buf, r.ptr);
+}
+
+bool is_parent_key(std::string_view key) noexcept { return key == "non_field_errors" || key == "__all__"; }
+
+std::string entry_code_or(std::optional<std::string_view> raw, std::string_view default_code) {
+  if (raw) {
+    std::string c = subcode_for(*raw);
+    if (!c.empty()) return c;
+  }
+  return std::string(default_code);
+}
+
+/// FastAPI `loc`, GraphQL `path`: strings and indices joined by '.'.
+std::optional<std::string> join_segments(JsonArray a) {
+  std::string p;
+  bool any = false;
+  for (JsonElement seg : a) {
+    std::string part;
+    if (auto s = as_string(seg)) {
+      part = std::string(*s);
+    } else if (auto n = as_int(seg)) {
+      char buf[24];
+      auto r = std::to_chars(buf, buf + sizeof buf, *n);
+      part.assign(buf, r.ptr);
+    } else {
+      continue;
+    }
+    if (any) p.push_back('.');
+    p += part;
+    any = true;
+  }
+  if (!any) return std::nullopt;
+  return p;
+}
+
+std::optional<std::string> entry_path(JsonObject e) {
+  if (auto src = object_member(e, "source")) {
+    if (auto s = first_text(*src, "pointer", "parameter", "header")) return std::string(*s);
+  }
+  for (std::string_view key : {"path", "loc"}) {
+    if (auto m = member(e, key)) {
+      if (auto s = as_string(*m)) return std::string(*s);
+      if (auto a = as_array(*m)) {
+        if (auto p = join_segments(*a)) return p;
+      }
+    }
+  }
+  if (auto s = first_text(e, "field", "location", "propertyName", "param")) return std::string(*s);
+  return std::nullopt;
+}
+
+void add_messages(JsonArray list, const std::string& path, std::string_view default_code,
+                  std::vector<FieldError>& out, int depth) {
+  std::size_t index = 0;
+  for (JsonElement item : list) {
+    if (auto s = as_string(item)) {
+      out.push_back({path, std::string(default_code), std::string(*s)});
+    } else if (auto o = as_object(item)) {
+      // DRF ErrorDetail-style {"message", "code"} items, else a nested map at this list index.
+      if (auto msg = first_text(*o, "message", "msg", "detail")) {
+        out.push_back({path, entry_code_or(entry_code(*o), default_code), std::string(*msg)});
+      } else {
+        flatten_field_map(*o, join_path(path, index_key(index)), default_code, out, depth + 1);
+      }
+    }
+    ++index;
+  }
+}
+
+}  // namespace
+
+std::optional<std::string_view> entry_code(JsonObject e) noexcept {
+  if (auto c = code_member(e, "code")) return c;
+  if (auto ext = object_member(e, "extensions")) {
+    if (auto c = code_member(*ext, "code")) return c;
+  }
+  if (auto c = code_member(e, "type")) return c;
+  return code_member(e, "reason");
+}
+
+std::string default_field_code(std::string_view body_code) {
+  std::string c = subcode_for(body_code);
+  return c.empty() ? std::string(kDefaultFieldCode) : c;
+}
+
+bool is_field_map(JsonObject o, int depth) noexcept {
+  if (depth > kMaxFieldDepth || o.size() == 0) return false;
+  for (auto field : o) {
+    if (auto a = as_array(field.value)) {
+      if (a->size() == 0) return false;
+      for (JsonElement item : *a) {
+        if (as_string(item)) continue;
+        auto nested = as_object(item);
+        // DRF lists of nested serializers carry {} for the valid entries.
+        if (!nested || (nested->size() != 0 && !is_field_map(*nested, depth + 1))) return false;
+      }
+    } else if (auto nested = as_object(field.value)) {
+      if (!is_field_map(*nested, depth + 1)) return false;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+void flatten_field_map(JsonObject o, const std::string& prefix, std::string_view default_code,
+                       std::vector<FieldError>& out, int depth) {
+  if (depth > kMaxFieldDepth) return;
+  for (auto field : o) {
+    const std::string path = is_parent_key(field.key) ? prefix : join_path(prefix, field.key);
+    if (auto s = as_string(field.value)) {
+      out.push_back({path, std::string(default_code), std::string(*s)});
+    } else if (auto a = as_array(field.value)) {
+      add_messages(*a, path, default_code, out, depth);
+    } else if (auto nested = as_object(field.value)) {
+      flatten_field_map(*nested, path, default_code, out, depth + 1);
+    }
+  }
+}
+
+void errors_from_array(JsonArray a, std::string_view default_code, std::vector<FieldError>& out) {
+  for (JsonElement item : a) {
+    auto e = as_object(item);
+    if (!e) continue;
+    auto path = entry_path(*e);
+    if (!path) continue;
+    std::optional<std::string> message;
+    if (auto m = first_text(*e, "message", "msg", "detail", "defaultMessage", "description", "title"))
+      message = std::string(*m);
+    out.push_back({std::move(*path), entry_code_or(entry_code(*e), default_code), std::move(message)});
+  }
+}
+
+void errors_from_google_details(JsonArray details, std::string_view default_code,
+                                std::vector<FieldError>& out) {
+  for (JsonElement item : details) {
+    auto d = as_object(item);
+    if (!d) continue;
+    auto type = string_member(*d, "@type");
+    if (!type || !type->ends_with("google.rpc.BadRequest")) continue;
+    auto violations = array_member(*d, "fieldViolations");
+    if (!violations) continue;
+    for (JsonElement v : *violations) {
+      auto fv = as_object(v);
+      if (!fv) continue;
+      auto field = string_member(*fv, "field");
+      if (!field) continue;
+      std::optional<std::string> message;
+      if (auto m = text_member(*fv, "description")) message = std::string(*m);
+      out.push_back({std::string(*field), entry_code_or(code_member(*fv, "reason"), default_code),
+                     std::move(message)});
+    }
+  }
+}
+
+void collect_field_errors(JsonObject o, std::string_view default_code, std::vector<FieldError>& out) {
+  if (auto fields = object_member(o, "fields")) flatten_field_map(*fields, {}, default_code, out);
+  if (auto errors = member(o, "errors")) {
+    if (auto map = as_object(*errors)) {
+      flatten_field_map(*map, {}, default_code, out);
+    } else if (auto list = as_array(*errors)) {
+      errors_from_array(*list, default_code, out);
+    }
+  }
+}
+
+}  // namespace problemgate::problem::internal
