@@ -37,6 +37,8 @@ std::int64_t ceil_div(std::int64_t a, std::int64_t b) noexcept {
 // Transparent so find() takes a string_view without building a std::string. Deliberately not
 // noexcept: libstdc++ then caches the hash in each node, so a bucket walk compares cached hashes
 // instead of re-hashing every key it passes (the node is a 64-byte malloc chunk either way).
+// TODO(ratelimit): std::hash is unseeded, so header-derived keys could be chosen to collide;
+// the per-shard cap bounds the damage, a seeded hash (SipHash/rapidhash) would remove it.
 struct KeyHash {
   using is_transparent = void;
   std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
