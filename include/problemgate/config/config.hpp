@@ -12,11 +12,16 @@ namespace problemgate::config {
 
 using Duration = std::chrono::milliseconds;
 
-/// A host:port to listen on or connect to. `host` is a literal address or name.
+/// A host:port to listen on or connect to. `host` is a literal address or name; an IPv6
+/// literal is stored without brackets (ready for address parsing), e.g. "::1".
 struct Endpoint {
   std::string host;
   std::uint16_t port = 0;
-  std::string to_string() const { return host + ":" + std::to_string(port); }
+  /// "host:port", or "[v6]:port" so the result parses back.
+  std::string to_string() const {
+    const bool v6 = host.find(':') != std::string::npos;
+    return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  }
 };
 
 /// Client-side limits (config `limits:`). Defaults and their anchors: docs in README.

@@ -1,4 +1,6 @@
 #pragma once
+#include <array>
+#include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -9,8 +11,9 @@
 
 namespace problemgate::config {
 
-/// Every problem found while loading, each "FILE: /json/pointer: reason". Thrown once, after
-/// the whole file was checked, so an operator sees all of them together.
+/// Every problem found while loading, each "FILE:LINE: /json/pointer: reason" (LINE when
+/// known), sorted by line. Thrown once, after the whole file was checked, so an operator sees
+/// all of them together. what() is all of them joined by newlines.
 class ConfigError : public std::runtime_error {
 public:
   explicit ConfigError(std::vector<std::string> problems);
@@ -40,7 +43,14 @@ Config load_config_flags(const Overrides& overrides);
 
 /// Parses "250ms", "10s", "5m", "1h" (and bare milliseconds); nullopt when malformed.
 std::optional<Duration> parse_duration(std::string_view text);
-/// Parses "64KiB", "1MiB", "1GiB", "512B" or plain bytes; nullopt when malformed.
+/// Parses "64KiB", "1MiB", "1GiB", "512B" or plain bytes; nullopt when malformed. Decimal
+/// units ("KB") are rejected on purpose: their meaning differs between tools.
 std::optional<std::uint64_t> parse_size(std::string_view text);
+
+/// Parses an IPv4 or IPv6 literal into the 16-byte form Cidr::contains takes (IPv4 becomes
+/// ::ffff:a.b.c.d). nullopt when malformed. For the proxy's client-address checks.
+std::optional<std::array<std::uint8_t, 16>> parse_ip(std::string_view text);
+/// Parses "10.0.0.0/8", "fd00::/8" or a bare address (a /32 or /128); host bits are cleared.
+std::optional<Cidr> parse_cidr(std::string_view text);
 
 }  // namespace problemgate::config

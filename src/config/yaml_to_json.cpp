@@ -1,0 +1,115 @@
+// yaml-cpp gives untyped scalars; the parser wants JSON types. Plain scalars are resolved with
+// the YAML 1.2 core schema (not 1.1), so `admin.listen: off` stays the string "off" instead of
+// turning into false, and quoted scalars are always strings (a quoted "8080" is text).
+#include <algorithm>
+#include <charconv>
+#include <regex>
+
+#include <yaml-cpp/yaml.h>
+
+#include "config/internal.hpp"
+
+namespace problemgate::config::detail {
+
+namespace {
+
+bool is_one_of(const std::string& s, std::initializer_list<const char*> words) {
+  for (const char* w : words) {
+    if (s == w) return true;
+  }
+  return false;
+}
+
+Json resolve_plain(const std::string& s) {
+  if (s.empty() || is_one_of(s, {"~", "null", "Null", "NULL"})) return nullptr;
+  if (is_one_of(s, {"true", "True", "TRUE"})) return true;
+  if (is_one_of(s, {"false", "False", "FALSE"})) return false;
+
+  const char* first = s.data();
+  const char* last = s.data() + s.size();
+  const char* digits = (*first == '+' || *first == '-') ? first + 1 : first;
+  if (digits != last && std::all_of(digits, last, [](char c) { return c >= '0' && c <= '9'; })) {
+    if (*first == '-') {
+      std::int64_t v = 0;
+      if (auto r = std::from_chars(first, last, v); r.ec == std::errc{} && r.ptr == last) return v;
+    } else {
+      std::uint64_t v = 0;
+      if (auto r = std::from_chars(digits, last, v); r.ec == std::errc{} && r.ptr == last) return v;
+    }
+    return s;  // out of range: leave it as text and let the typed getter complain
+  }
+  static const std::regex kFloat(R"([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)");
+  if (std::regex_match(s, kFloat)) {
+    try {
+      return std::stod(s);
+    } catch (const std::out_of_range&) {
+      return s;
+    }
+  }
+  return s;
+}
+
+class Converter {
+public:
+  Converter(LineMap& lines, Diagnostics& diag) : lines_(lines), diag_(diag) {}
+
+  Json convert(const YAML::Node& node, const Path& path) {
+    switch (node.Type()) {
+      case YAML::NodeType::Undefined:
+      case YAML::NodeType::Null:
+        return nullptr;
+      case YAML::NodeType::Scalar: {
+        const std::string& tag = node.Tag();
+        if (tag == "?") return resolve_plain(node.Scalar());
+        return node.Scalar();  // quoted, block, or explicitly tagged: keep the text
+      }
+      case YAML::NodeType::Sequence: {
+        Json arr = Json::array();
+        std::size_t i = 0;
+        for (const auto& item : node) {
+          const Path p = path / i++;
+          remember(p, item.Mark());
+          arr.push_back(convert(item, p));
+        }
+        return arr;
+      }
+      case YAML::NodeType::Map: {
+        Json obj = Json::object();
+        for (const auto& kv : node) {
+          if (!kv.first.IsScalar()) {
+            remember(path / "?", kv.first.Mark());
+            diag_.error(path / "?", "keys must be plain strings");
+            continue;
+          }
+          const std::string key = kv.first.Scalar();
+          const Path p = path / key;
+          remember(p, kv.first.Mark());
+          if (obj.contains(key)) {
+            diag_.error(p, "duplicate key \"" + key + "\"");
+            continue;
+          }
+          obj[key] = convert(kv.second, p);
+        }
+        return obj;
+      }
+    }
+    return nullptr;
+  }
+
+private:
+  void remember(const Path& p, const YAML::Mark& mark) {
+    if (mark.line >= 0) lines_.emplace(p.str(), mark.line + 1);
+  }
+
+  LineMap& lines_;
+  Diagnostics& diag_;
+};
+
+}  // namespace
+
+Json yaml_to_json(std::string_view text, LineMap& lines, Diagnostics& diag) {
+  const YAML::Node root = YAML::Load(std::string(text));
+  return Converter(lines, diag).convert(root, Path{});
+}
+
+}  // namespace problemgate::config::detail

@@ -1,0 +1,608 @@
+#include "problemgate/config/load.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+using namespace problemgate::config;
+namespace problem = problemgate::problem;
+
+namespace {
+
+constexpr std::string_view kMinimal = R"(
+upstreams:
+  legacy: { url: http://127.0.0.1:9000 }
+routes:
+  - match: { prefix: / }
+)";
+
+std::vector<std::string> errors_of(std::string_view text, const Overrides& o = {}) {
+  try {
+    load_config_text(text, "t.yaml", o);
+  } catch (const ConfigError& e) {
+    return e.problems();
+  }
+  return {};
+}
+
+// The one problem `text` has (fails the test when there are none or several).
+std::string error_of(std::string_view text, const Overrides& o = {}) {
+  auto errors = errors_of(text, o);
+  CAPTURE(text);
+  if (errors.size() != 1) {
+    for (const auto& e : errors) MESSAGE(e);
+  }
+  REQUIRE(errors.size() == 1);
+  return errors.front();
+}
+
+// A minimal valid document with `extra` appended (YAML at top level).
+std::string with(std::string_view extra) {
+  return std::string(kMinimal) + std::string(extra);
+}
+
+std::string route_with(std::string_view route_keys) {
+  return "upstreams:\n  legacy: http://127.0.0.1:9000\nroutes:\n  - match: { prefix: / }\n" + std::string(route_keys);
+}
+
+}  // namespace
+
+TEST_SUITE("config.load") {
+  TEST_CASE("an empty file plus --upstream is a valid sidecar, with every default") {
+    Overrides o;
+    o.upstream = "http://127.0.0.1:9000";
+    const Config c = load_config_text("", "empty.yaml", o);
+    REQUIRE(c.listen.size() == 1);
+    CHECK(c.listen[0].host == "0.0.0.0");
+    CHECK(c.listen[0].port == 8080);
+    CHECK(c.threads == 0);
+    REQUIRE(c.admin.listen);
+    CHECK(c.admin.listen->to_string() == "127.0.0.1:9901");
+    CHECK(c.limits.max_request_line == 8 * 1024);
+    CHECK(c.limits.max_header_bytes == 32 * 1024);
+    CHECK(c.limits.max_header_fields == 100);
+    CHECK(c.limits.max_body_bytes == 0);
+    CHECK(c.limits.header_timeout == Duration{10'000});
+    CHECK(c.limits.body_idle_timeout == Duration{30'000});
+    CHECK(c.limits.idle_timeout == Duration{60'000});
+    CHECK(c.limits.write_timeout == Duration{30'000});
+    CHECK(c.limits.max_requests_per_connection == 1000);
+    CHECK(c.limits.max_connections == 4096);
+    CHECK(c.limits.drain_timeout == Duration{30'000});
+    CHECK(c.request_id.header == "X-Request-Id");
+    CHECK(c.request_id.trust_incoming);
+    CHECK(c.trusted_proxies.empty());
+    CHECK_FALSE(c.problem.type_base);
+    CHECK_FALSE(c.problem.expose_5xx_detail);
+    CHECK(c.problem.max_error_body == 64 * 1024);
+    CHECK(c.problem.catalog.empty());
+    CHECK(c.problem.legacy_codes.empty());
+    CHECK(c.rate_limit_headers.format == RateLimitHeaders::Format::x_ratelimit);
+    CHECK(c.rate_limit_headers.reset == RateLimitHeaders::Reset::epoch);
+    CHECK_FALSE(c.rate_limit);
+    REQUIRE(c.upstreams.size() == 1);
+    const Upstream& u = c.upstreams[0];
+    CHECK(u.name == "default");
+    CHECK(u.url == "http://127.0.0.1:9000");
+    CHECK(u.host == "127.0.0.1");
+    CHECK(u.port == 9000);
+    CHECK(u.connect_timeout == Duration{2'000});
+    CHECK(u.timeout == Duration{30'000});
+    CHECK(u.idle_timeout == Duration{30'000});
+    CHECK(u.max_connections == 256);
+    REQUIRE(c.routes.size() == 1);
+    const Route& r = c.routes[0];
+    CHECK(r.name == "default");
+    CHECK(r.prefix == "/");
+    CHECK(r.host.empty());
+    CHECK(r.upstream == "default");
+    CHECK(r.upstream_index == 0);
+    CHECK_FALSE(r.strip_prefix);
+    CHECK(r.host_header == Route::HostHeader::keep);
+    CHECK(r.problem.normalize);
+    CHECK(r.problem.dialect == problem::Dialect::automatic);
+    CHECK(r.problem.rules.empty());
+    CHECK_FALSE(r.rate_limit);
+    CHECK_FALSE(r.max_body_bytes);
+    CHECK(c.source == "empty.yaml");
+  }
+
+  TEST_CASE("every key is parsed") {
+    constexpr std::string_view kAll = R"(
+listen: ["127.0.0.1:8081", "[::1]:8082"]
+threads: 4
+admin: { listen: "[::]:9902" }
+limits:
+  max_request_line: 4KiB
+  max_header_bytes: 16384
+  max_header_fields: 50
+  max_body_bytes: 10MiB
+  header_timeout: 5s
+  body_idle_timeout: 250ms
+  idle_timeout: 2m
+  write_timeout: 1h
+  max_requests_per_connection: 7
+  max_connections: 9
+  drain_timeout: 0s
+request_id: { header: X-Correlation-Id, trust_incoming: false }
+trusted_proxies: [10.0.0.0/8, "fd00::/8", 192.0.2.1]
+problem:
+  type_base: "https://docs.example.com/errors#"
+  expose_5xx_detail: true
+  max_error_body: 1MiB
+  catalog:
+    404: { code: not_here, title: Not here }
+  legacy_codes:
+    QUOTA_EXCEEDED: { code: rate_limited, subcode: quota_exceeded }
+    OLD: { subcode: old_thing }
+rate_limit_headers: { format: both, reset: delta }
+rate_limit: { limit: 1000, window: 1m, key: route }
+upstreams:
+  a:
+    url: http://a.internal:81/
+    connect_timeout: 1s
+    timeout: 2s
+    idle_timeout: 3s
+    max_connections: 4
+  b: http://[::1]
+routes:
+  - name: r1
+    match: { prefix: /api, host: API.Example.com }
+    upstream: b
+    strip_prefix: true
+    host_header: upstream
+    normalize: false
+    dialect: nested
+    max_body_bytes: 0
+    rate_limit: { limit: 3, window: 10s, key: "header:X-Api-Key", burst: 2 }
+    rules:
+      - when: { status: 503, dialect: html, upstream_code: "E_*", detail_matches: "down" }
+        set: { code: upstream_unavailable, subcode: maintenance, title: Down, detail: Later, type: "urn:x" }
+      - when: { status: 4xx }
+        set: { subcode: other }
+  - name: r2
+    match: { prefix: /other }
+    upstream: a
+    rate_limit: off
+  - name: r3
+    match: { prefix: /inherit }
+    upstream: a
+)";
+    const Config c = load_config_text(kAll, "all.yaml");
+    REQUIRE(c.listen.size() == 2);
+    CHECK(c.listen[0].to_string() == "127.0.0.1:8081");
+    CHECK(c.listen[1].host == "::1");
+    CHECK(c.listen[1].port == 8082);
+    CHECK(c.threads == 4);
+    CHECK(c.admin.listen->host == "::");
+    CHECK(c.admin.listen->port == 9902);
+    CHECK(c.limits.max_request_line == 4096);
+    CHECK(c.limits.max_header_bytes == 16384);
+    CHECK(c.limits.max_header_fields == 50);
+    CHECK(c.limits.max_body_bytes == 10 * 1024 * 1024);
+    CHECK(c.limits.header_timeout == Duration{5'000});
+    CHECK(c.limits.body_idle_timeout == Duration{250});
+    CHECK(c.limits.idle_timeout == Duration{120'000});
+    CHECK(c.limits.write_timeout == Duration{3'600'000});
+    CHECK(c.limits.max_requests_per_connection == 7);
+    CHECK(c.limits.max_connections == 9);
+    CHECK(c.limits.drain_timeout == Duration{0});
+    CHECK(c.request_id.header == "X-Correlation-Id");
+    CHECK_FALSE(c.request_id.trust_incoming);
+    REQUIRE(c.trusted_proxies.size() == 3);
+    CHECK(c.trusted_proxies[2].prefix == 128);
+    CHECK(c.problem.type_base == "https://docs.example.com/errors#");
+    CHECK(c.problem.expose_5xx_detail);
+    CHECK(c.problem.max_error_body == 1024 * 1024);
+    REQUIRE(c.problem.catalog.count(404) == 1);
+    CHECK(c.problem.catalog.at(404).code == "not_here");
+    CHECK(c.problem.catalog.at(404).title == "Not here");
+    CHECK(c.problem.legacy_codes.at("QUOTA_EXCEEDED").code == "rate_limited");
+    CHECK(c.problem.legacy_codes.at("QUOTA_EXCEEDED").subcode == "quota_exceeded");
+    CHECK(c.problem.legacy_codes.at("OLD").code.empty());
+    CHECK(c.rate_limit_headers.format == RateLimitHeaders::Format::both);
+    CHECK(c.rate_limit_headers.reset == RateLimitHeaders::Reset::delta);
+    REQUIRE(c.rate_limit);
+    CHECK(c.rate_limit->key == RateLimitPolicy::Key::route);
+
+    REQUIRE(c.upstreams.size() == 2);
+    CHECK(c.upstreams[0].name == "a");  // file order is kept
+    CHECK(c.upstreams[0].host == "a.internal");
+    CHECK(c.upstreams[0].port == 81);
+    CHECK(c.upstreams[0].connect_timeout == Duration{1'000});
+    CHECK(c.upstreams[0].timeout == Duration{2'000});
+    CHECK(c.upstreams[0].idle_timeout == Duration{3'000});
+    CHECK(c.upstreams[0].max_connections == 4);
+    CHECK(c.upstreams[1].host == "::1");
+    CHECK(c.upstreams[1].port == 80);
+
+    REQUIRE(c.routes.size() == 3);
+    const Route& r1 = c.routes[0];
+    CHECK(r1.name == "r1");
+    CHECK(r1.prefix == "/api");
+    CHECK(r1.host == "api.example.com");  // lowercased once, here
+    CHECK(r1.upstream_index == 1);
+    CHECK(r1.strip_prefix);
+    CHECK(r1.host_header == Route::HostHeader::upstream);
+    CHECK_FALSE(r1.problem.normalize);
+    CHECK(r1.problem.dialect == problem::Dialect::nested);
+    CHECK(r1.max_body_bytes == 0u);
+    REQUIRE(r1.rate_limit);
+    CHECK(r1.rate_limit->limit == 3);
+    CHECK(r1.rate_limit->window == Duration{10'000});
+    CHECK(r1.rate_limit->key == RateLimitPolicy::Key::header);
+    CHECK(r1.rate_limit->header_name == "X-Api-Key");
+    CHECK(r1.rate_limit->burst == 2);
+    REQUIRE(r1.problem.rules.size() == 2);
+    const auto& rule = r1.problem.rules[0];
+    CHECK(rule.when.status == 503);
+    CHECK_FALSE(rule.when.status_class);
+    CHECK(rule.when.dialect == problem::Dialect::html);
+    CHECK(rule.when.upstream_code == "E_*");
+    REQUIRE(rule.when.detail_matches);
+    CHECK(rule.when.detail_pattern == "down");
+    CHECK(rule.set.code == "upstream_unavailable");
+    CHECK(rule.set.subcode == "maintenance");
+    CHECK(rule.set.title == "Down");
+    CHECK(rule.set.detail == "Later");
+    CHECK(rule.set.type == "urn:x");
+    CHECK(r1.problem.rules[1].when.status_class == 4);
+    CHECK_FALSE(r1.problem.rules[1].when.status);
+
+    CHECK(c.routes[1].upstream_index == 0);
+    CHECK_FALSE(c.routes[1].rate_limit);  // "off" opts out of the default
+    REQUIRE(c.routes[2].rate_limit);       // no policy of its own: the default applies
+    CHECK(c.routes[2].rate_limit->limit == 1000);
+  }
+
+  TEST_CASE("JSON input") {
+    constexpr std::string_view kJson = R"({
+	"listen": "127.0.0.1:8080",
+	"admin": {"listen": "off"},
+	"upstreams": {"legacy": {"url": "http://127.0.0.1:9000", "timeout": "5s"}},
+	"routes": [{"name": "all", "match": {"prefix": "/"}, "upstream": "legacy",
+	            "rules": [{"when": {"status": 404}, "set": {"subcode": "gone"}}]}]
+})";
+    const Config c = load_config_text(kJson, "t.json");
+    CHECK_FALSE(c.admin.listen);
+    CHECK(c.upstreams[0].timeout == Duration{5'000});
+    CHECK(c.routes[0].problem.rules[0].when.status == 404);
+
+    SUBCASE("errors in JSON still name the pointer") {
+      auto e = error_of(R"({"upstreams": {"legacy": "http://x:1"}, "routes": [{"upstream": "nope"}]})");
+      CHECK(e.find("/routes/0/upstream: unknown upstream \"nope\"") != std::string::npos);
+    }
+  }
+
+  TEST_CASE("a problem reads FILE:LINE: /pointer: reason") {
+    constexpr std::string_view kDoc = R"(upstreams:
+  legacy:
+    url: http://127.0.0.1:9000
+routes:
+  - name: a
+    match: { prefix: / }
+    upstream: legacy
+  - name: b
+    match: { prefix: /x }
+    upstream: legacy
+  - name: c
+    match: { prefix: /y }
+    upstream: legacyy
+)";
+    CHECK(error_of(kDoc) == "t.yaml:13: /routes/2/upstream: unknown upstream \"legacyy\" (did you mean \"legacy\"?)");
+  }
+
+  TEST_CASE("several problems are reported together, in line order") {
+    constexpr std::string_view kDoc = R"(listen: nowhere
+threads: 0
+upstreams:
+  legacy: { url: https://x:443 }
+routes:
+  - match: { prefix: api }
+    upstream: legacy
+    rules:
+      - when: { detail_matches: "(" }
+        set: { code: BadCode }
+limits: { header_timeout: 10 seconds, bogus: 1 }
+)";
+    auto errors = errors_of(kDoc);
+    if (errors.size() != 8) {
+      for (const auto& e : errors) MESSAGE(e);
+    }
+    REQUIRE(errors.size() == 8);
+    CHECK(errors[0].starts_with("t.yaml:1: /listen: \"nowhere\": missing port"));
+    CHECK(errors[1].starts_with("t.yaml:2: /threads: expected auto or a number from 1 to 1024"));
+    CHECK(errors[2].starts_with("t.yaml:4: /upstreams/legacy/url: \"https://x:443\": https upstreams are not supported"));
+    CHECK(errors[3].starts_with("t.yaml:6: /routes/0/match/prefix: prefix must start with /"));
+    CHECK(errors[4].starts_with("t.yaml:9: /routes/0/rules/0/when/detail_matches: invalid regex \"(\": "));
+    CHECK(errors[5] == "t.yaml:10: /routes/0/rules/0/set/code: \"BadCode\" is not lowercase_snake_case");
+    CHECK(errors[6].starts_with("t.yaml:11: /limits/bogus: unknown key \"bogus\""));
+    CHECK(errors[7].starts_with("t.yaml:11: /limits/header_timeout: invalid duration \"10 seconds\""));
+  }
+
+  TEST_CASE("error kinds and their paths") {
+    struct Row {
+      const char* name;
+      std::string doc;
+      const char* expected;  // a substring of the single problem
+    };
+    const std::vector<Row> rows = {
+        {"unknown top-level key", with("listn: 1.2.3.4:5\n"), "/listn: unknown key \"listn\" (did you mean \"listen\"?)"},
+        {"unknown nested key", with("limits: { foo: 1 }\n"), "/limits/foo: unknown key \"foo\"; expected one of: max_request_line"},
+        {"listen empty list", with("listen: []\n"), "/listen: expected at least one address"},
+        {"listen bad port", with("listen: 1.2.3.4:70000\n"), "/listen: \"1.2.3.4:70000\": invalid port"},
+        {"listen unbracketed v6", with("listen: \"::1:80\"\n"), "IPv6 addresses need brackets"},
+        {"listen missing host", with("listen: \":8080\"\n"), "/listen: \":8080\": missing host"},
+        {"listen list item", with("listen: [\"1.2.3.4:1\", nope]\n"), "/listen/1: \"nope\": missing port"},
+        {"threads word", with("threads: many\n"), "/threads: expected auto or a number"},
+        {"threads too many", with("threads: 5000\n"), "/threads: expected auto or a number from 1 to 1024"},
+        {"admin bad", with("admin: { listen: yes }\n"), "/admin/listen: \"yes\": missing port"},
+        {"admin number", with("admin: { listen: 9901 }\n"), "/admin/listen: expected off or HOST:PORT"},
+        {"size malformed", with("limits: { max_header_bytes: 32KB }\n"), "/limits/max_header_bytes: invalid size \"32KB\""},
+        {"size zero", with("limits: { max_request_line: 0 }\n"), "/limits/max_request_line: must be greater than 0"},
+        {"size negative", with("limits: { max_body_bytes: -1 }\n"), "/limits/max_body_bytes: invalid size -1"},
+        {"duration zero", with("limits: { idle_timeout: 0s }\n"), "/limits/idle_timeout: must be greater than 0"},
+        {"duration unit", with("limits: { write_timeout: 1d }\n"), "/limits/write_timeout: invalid duration \"1d\""},
+        {"count zero", with("limits: { max_connections: 0 }\n"), "/limits/max_connections: expected a whole number from 1"},
+        {"bool", with("request_id: { trust_incoming: yes }\n"), "/request_id/trust_incoming: expected true or false, got \"yes\""},
+        {"request id header", with("request_id: { header: \"X Request\" }\n"), "/request_id/header: \"X Request\" is not a valid header name"},
+        {"trusted proxies not list", with("trusted_proxies: 10.0.0.0/8\n"), "/trusted_proxies: expected a list of CIDRs"},
+        {"trusted proxy bad", with("trusted_proxies: [10.0.0.0/8, 10.0.0.0/40]\n"), "/trusted_proxies/1: invalid CIDR \"10.0.0.0/40\""},
+        {"type_base empty", with("problem: { type_base: \"\" }\n"), "/problem/type_base: expected a non-empty string"},
+        {"max_error_body cap", with("problem: { max_error_body: 17MiB }\n"), "/problem/max_error_body: must be at most 16777216 bytes"},
+        {"max_error_body zero", with("problem: { max_error_body: 0 }\n"), "/problem/max_error_body: must be greater than 0"},
+        {"catalog status", with("problem: { catalog: { 399: { code: a, title: A } } }\n"), "/problem/catalog/399: catalog keys are HTTP statuses from 400 to 599"},
+        {"catalog code case", with("problem: { catalog: { 404: { code: NotFound, title: A } } }\n"), "/problem/catalog/404/code: \"NotFound\" is not lowercase_snake_case"},
+        {"catalog missing title", with("problem: { catalog: { 404: { code: a } } }\n"), "/problem/catalog/404: missing title"},
+        {"legacy empty", with("problem: { legacy_codes: { X: {} } }\n"), "/problem/legacy_codes/X: expected code, subcode or both"},
+        {"legacy bad subcode", with("problem: { legacy_codes: { X: { subcode: a__b } } }\n"), "/problem/legacy_codes/X/subcode: \"a__b\" is not lowercase_snake_case"},
+        {"rlh format", with("rate_limit_headers: { format: draft }\n"), "/rate_limit_headers/format: expected one of x-ratelimit ietf both, got \"draft\""},
+        {"rlh reset", with("rate_limit_headers: { reset: relative }\n"), "/rate_limit_headers/reset: expected one of epoch delta"},
+        {"upstream missing url", "upstreams: { a: { timeout: 1s } }\nroutes: [{}]\n", "/upstreams/a: missing url"},
+        {"upstream https", "upstreams: { a: https://x }\nroutes: [{}]\n", "/upstreams/a: \"https://x\": https upstreams are not supported"},
+        {"upstream path", "upstreams: { a: http://x:1/api }\nroutes: [{}]\n", "/upstreams/a: \"http://x:1/api\": upstream URL must not have a path"},
+        {"upstream port 0", "upstreams: { a: http://x:0 }\nroutes: [{}]\n", "invalid port \"0\" in upstream URL"},
+        {"upstream scheme", "upstreams: { a: \"x:80\" }\nroutes: [{}]\n", "expected an http://HOST:PORT URL"},
+        {"upstream name", "upstreams: { \"a b\": http://x }\nroutes: [{}]\n", "/upstreams/a b: upstream names may use"},
+        {"route not mapping", "upstreams: { a: http://x }\nroutes: [{}, 3]\n", "/routes/1: expected a mapping, got 3"},
+        {"route unknown upstream", route_with("    upstream: nope\n"), "/routes/0/upstream: unknown upstream \"nope\""},
+        {"route missing upstream", "upstreams: { a: http://x, b: http://y }\nroutes: [{}]\n", "/routes/0/upstream: missing upstream"},
+        {"route host with port", "upstreams: { a: http://x }\nroutes: [{ match: { host: \"a.com:80\" } }]\n", "/routes/0/match/host: host must not include a port"},
+        {"route host bad", "upstreams: { a: http://x }\nroutes: [{ match: { host: \"a..com\" } }]\n", "/routes/0/match/host: invalid host \"a..com\""},
+        {"host_header", route_with("    host_header: rewrite\n"), "/routes/0/host_header: expected one of keep upstream"},
+        {"dialect", route_with("    dialect: soap\n"), "/routes/0/dialect: unknown dialect \"soap\""},
+        {"rate limit zero", route_with("    rate_limit: { limit: 0 }\n"), "/routes/0/rate_limit/limit: expected a whole number from 1"},
+        {"rate limit missing limit", route_with("    rate_limit: { window: 1s }\n"), "/routes/0/rate_limit: missing limit"},
+        {"rate limit window", route_with("    rate_limit: { limit: 1, window: 0ms }\n"), "/routes/0/rate_limit/window: must be greater than 0"},
+        {"rate limit key", route_with("    rate_limit: { limit: 1, key: cookie }\n"), "/routes/0/rate_limit/key: expected client_ip, route or header:NAME, got \"cookie\""},
+        {"rate limit header key", route_with("    rate_limit: { limit: 1, key: \"header:\" }\n"), "/routes/0/rate_limit/key: expected client_ip"},
+        {"rate limit burst", route_with("    rate_limit: { limit: 1, burst: -1 }\n"), "/routes/0/rate_limit/burst: expected a whole number from 0"},
+        {"rate limit scalar", route_with("    rate_limit: 5\n"), "/routes/0/rate_limit: expected off or {limit, window, key, burst}"},
+        {"top-level rate limit", with("rate_limit: { limit: 1, window: soon }\n"), "/rate_limit/window: invalid duration \"soon\""},
+        {"rules not list", route_with("    rules: { when: {} }\n"), "/routes/0/rules: expected a list of {when, set}"},
+        {"rule empty when", route_with("    rules: [{ when: {}, set: { code: a } }]\n"), "/routes/0/rules/0/when: a rule needs at least one condition"},
+        {"rule missing set", route_with("    rules: [{ when: { status: 500 } }]\n"), "/routes/0/rules/0/set: a rule needs at least one field to set"},
+        {"rule status", route_with("    rules: [{ when: { status: 200 }, set: { code: a } }]\n"), "/routes/0/rules/0/when/status: expected a status from 400 to 599, 4xx or 5xx, got 200"},
+        {"rule status class", route_with("    rules: [{ when: { status: 3xx }, set: { code: a } }]\n"), "/routes/0/rules/0/when/status: expected a status"},
+        {"rule dialect", route_with("    rules: [{ when: { dialect: x }, set: { code: a } }]\n"), "/routes/0/rules/0/when/dialect: unknown dialect \"x\""},
+        {"rule unknown when key", route_with("    rules: [{ when: { method: GET }, set: { code: a } }]\n"), "/routes/0/rules/0/when/method: unknown key"},
+        {"rule unknown set key", route_with("    rules: [{ when: { status: 4xx }, set: { status: 400 } }]\n"), "/routes/0/rules/0/set/status: unknown key"},
+        {"route max body", route_with("    max_body_bytes: lots\n"), "/routes/0/max_body_bytes: invalid size \"lots\""},
+        {"duplicate key", with("threads: 1\nthreads: 2\n"), "/threads: duplicate key \"threads\""},
+        {"invalid yaml", "routes: [\n", "t.yaml:2: invalid YAML: "},
+    };
+    for (const auto& row : rows) {
+      SUBCASE(row.name) {
+        const std::string e = error_of(row.doc);
+        CAPTURE(row.doc);
+        CHECK_MESSAGE(e.find(row.expected) != std::string::npos, e);
+        CHECK(e.starts_with("t.yaml"));
+      }
+    }
+  }
+
+  TEST_CASE("a broken section also leaves what it would have defined missing") {
+    // Reported as well, since the operator has to fix both; the pointer says where.
+    auto errors = errors_of("- a\n- b\n");
+    REQUIRE(errors.size() == 2);
+    CHECK(errors[0] == "t.yaml: expected a mapping of settings at the top level, got a list");
+    CHECK(errors[1] == "t.yaml: no upstream configured: pass --upstream URL or a config file");
+
+    errors = errors_of("upstreams: [a]\n");
+    REQUIRE(errors.size() == 2);
+    CHECK(errors[1] == "t.yaml:1: /upstreams: expected a mapping of name -> {url, ...}, got a list");
+
+    errors = errors_of("upstreams: { a: http://x }\nroutes: { a: 1 }\n");
+    REQUIRE(errors.size() == 2);
+    CHECK(errors[0] == "t.yaml:2: /routes: expected a list of routes, got a mapping");
+  }
+
+  TEST_CASE("route cross checks") {
+    SUBCASE("duplicate names") {
+      auto e = error_of(R"(upstreams: { a: http://x }
+routes:
+  - { name: same, match: { prefix: /a } }
+  - { name: same, match: { prefix: /b } }
+)");
+      CHECK(e == "t.yaml:4: /routes/1/name: duplicate route name \"same\" (also /routes/0)");
+    }
+    SUBCASE("overlapping routes") {
+      auto e = error_of(R"(upstreams: { a: http://x }
+routes:
+  - { name: one, match: { prefix: /a, host: h.com } }
+  - { name: two, match: { prefix: /a, host: H.com } }
+)");
+      CHECK(e == "t.yaml:4: /routes/1/match: overlapping routes: same prefix \"/a\" and host \"h.com\" as /routes/0 (\"one\")");
+    }
+    SUBCASE("same prefix, different hosts is fine") {
+      CHECK(errors_of(R"(upstreams: { a: http://x }
+routes:
+  - { match: { prefix: /a, host: h.com } }
+  - { match: { prefix: /a } }
+)").empty());
+    }
+    SUBCASE("unnamed routes are named by what they match") {
+      const Config c = load_config_text("upstreams: { a: http://x }\nroutes: [{ match: { prefix: /a, host: h.com } }, {}]\n", "t");
+      CHECK(c.routes[0].name == "h.com/a");
+      CHECK(c.routes[1].name == "/");
+      CHECK(c.routes[1].upstream == "a");  // the only upstream is implied
+    }
+    SUBCASE("prefix with a query") {
+      auto e = error_of("upstreams: { a: http://x }\nroutes: [{ match: { prefix: \"/a?b\" } }]\n");
+      CHECK(e.find("/routes/0/match/prefix: prefix must be a path") != std::string::npos);
+    }
+    SUBCASE("no routes") {
+      auto e = error_of("upstreams: { a: http://x }\n");
+      CHECK(e == "t.yaml: /routes: no routes configured: add one (match: {prefix: /}) or pass --upstream URL");
+    }
+  }
+
+  TEST_CASE("rules: regex and (?i)") {
+    const Config c = load_config_text(route_with(R"(    rules:
+      - when: { detail_matches: "(?i)time ?out" }
+        set: { subcode: upstream_timeout }
+      - when: { detail_matches: "^Quota" }
+        set: { subcode: quota }
+)"), "t");
+    const auto& rules = c.routes[0].problem.rules;
+    REQUIRE(rules.size() == 2);
+    REQUIRE(rules[0].when.detail_matches);
+    CHECK(rules[0].when.detail_pattern == "(?i)time ?out");
+    CHECK(std::regex_search("Gateway TIMEOUT", *rules[0].when.detail_matches));
+    CHECK(std::regex_search("time out", *rules[0].when.detail_matches));
+    CHECK_FALSE(std::regex_search("timer", *rules[0].when.detail_matches));
+    CHECK(std::regex_search("Quota exceeded", *rules[1].when.detail_matches));
+    CHECK_FALSE(std::regex_search("quota exceeded", *rules[1].when.detail_matches));  // case-sensitive by default
+
+    SUBCASE("a bad regex names file, route and rule") {
+      auto e = error_of(route_with("    rules:\n      - when: { status: 4xx }\n        set: { code: a }\n"
+                                   "      - when: { detail_matches: \"[a-\" }\n        set: { code: a }\n"));
+      CHECK(e.starts_with("t.yaml:8: /routes/0/rules/1/when/detail_matches: invalid regex \"[a-\": "));
+    }
+    SUBCASE("(?i) elsewhere than the start is not a flag") {
+      CHECK(error_of(route_with("    rules: [{ when: { detail_matches: \"a(?i)b\" }, set: { code: a } }]\n"))
+                .find("invalid regex") != std::string::npos);
+    }
+  }
+
+  TEST_CASE("YAML scalars follow the core schema") {
+    // `off` stays a string (YAML 1.1 would make it false); a quoted number stays text.
+    Config c = load_config_text(with("admin: { listen: off }\n"), "t");
+    CHECK_FALSE(c.admin.listen);
+    CHECK(errors_of(with("threads: \"4\"\n")).size() == 1);
+    c = load_config_text(with("problem: { type_base: null }\nthreads: ~\n"), "t");
+    CHECK_FALSE(c.problem.type_base);
+    CHECK(c.threads == 0);
+    c = load_config_text(with("admin: { listen: false }\n"), "t");
+    CHECK_FALSE(c.admin.listen);
+    // header:NAME without quotes in block style
+    c = load_config_text(route_with("    rate_limit:\n      limit: 1\n      key: header:Authorization\n"), "t");
+    CHECK(c.routes[0].rate_limit->header_name == "Authorization");
+  }
+
+  TEST_CASE("overrides and zero-config") {
+    SUBCASE("flags alone") {
+      Overrides o;
+      o.listen = "127.0.0.1:0";
+      o.upstream = "http://localhost:9000";
+      o.threads = 2;
+      const Config c = load_config_flags(o);
+      CHECK(c.source == "<flags>");
+      CHECK(c.listen.size() == 1);
+      CHECK(c.listen[0].port == 0);  // port 0: the integration test discovers the real one
+      CHECK(c.threads == 2);
+      CHECK(c.upstreams.at(0).host == "localhost");
+      CHECK(c.routes.at(0).prefix == "/");
+    }
+    SUBCASE("nothing at all") {
+      try {
+        load_config_flags({});
+        FAIL("expected ConfigError");
+      } catch (const ConfigError& e) {
+        REQUIRE(e.problems().size() == 1);
+        CHECK(e.problems()[0] == "<flags>: no upstream configured: pass --upstream URL or a config file");
+        CHECK(std::string(e.what()) == e.problems()[0]);
+      }
+    }
+    SUBCASE("bad flags") {
+      Overrides o;
+      o.listen = "localhost";
+      o.upstream = "https://x";
+      o.threads = 2000;
+      auto errors = errors_of("", o);
+      if (errors.size() != 4) {
+        for (const auto& e : errors) MESSAGE(e);
+      }
+      REQUIRE(errors.size() == 4);
+      CHECK(errors[0] == "t.yaml: --listen \"localhost\": missing port: expected HOST:PORT");
+      CHECK(errors[1].starts_with("t.yaml: --upstream \"https://x\": https upstreams are not supported"));
+      CHECK(errors[2].starts_with("t.yaml: --threads 2000"));
+      CHECK(errors[3].starts_with("t.yaml: no upstream configured"));
+    }
+    SUBCASE("--listen replaces the file's list, and takes a comma list") {
+      Overrides o;
+      o.listen = "127.0.0.1:1, [::1]:2";
+      const Config c = load_config_text(with("listen: [\"0.0.0.0:9\", \"0.0.0.0:10\"]\n"), "t", o);
+      REQUIRE(c.listen.size() == 2);
+      CHECK(c.listen[0].to_string() == "127.0.0.1:1");
+      CHECK(c.listen[1].to_string() == "[::1]:2");
+    }
+    SUBCASE("--upstream next to a file with routes adds no route") {
+      Overrides o;
+      o.upstream = "http://10.0.0.1:7000";
+      const Config c = load_config_text(kMinimal, "t", o);
+      REQUIRE(c.upstreams.size() == 2);
+      CHECK(c.upstreams[1].name == "default");
+      REQUIRE(c.routes.size() == 1);
+      CHECK(c.routes[0].upstream == "legacy");
+    }
+    SUBCASE("--upstream replaces the file's default upstream but keeps its tuning") {
+      Overrides o;
+      o.upstream = "http://10.0.0.1:7000";
+      const Config c = load_config_text("upstreams: { default: { url: http://x:1, timeout: 3s } }\n", "t", o);
+      REQUIRE(c.upstreams.size() == 1);
+      CHECK(c.upstreams[0].host == "10.0.0.1");
+      CHECK(c.upstreams[0].port == 7000);
+      CHECK(c.upstreams[0].timeout == Duration{3'000});
+      REQUIRE(c.routes.size() == 1);  // the file had no routes
+      CHECK(c.routes[0].name == "default");
+    }
+    SUBCASE("the zero-config route inherits the file's default rate limit") {
+      Overrides o;
+      o.upstream = "http://10.0.0.1:7000";
+      const Config c = load_config_text("rate_limit: { limit: 9 }\n", "t", o);
+      REQUIRE(c.routes.at(0).rate_limit);
+      CHECK(c.routes[0].rate_limit->limit == 9);
+    }
+  }
+
+  TEST_CASE("files") {
+    SUBCASE("missing file") {
+      try {
+        load_config_file("/nonexistent/problemgate.yaml");
+        FAIL("expected ConfigError");
+      } catch (const ConfigError& e) {
+        REQUIRE(e.problems().size() == 1);
+        CHECK(e.problems()[0].starts_with("/nonexistent/problemgate.yaml: cannot open: "));
+      }
+    }
+    SUBCASE("messages name the file path") {
+      const auto path = std::filesystem::temp_directory_path() / "problemgate_config_test.yaml";
+      {
+        std::ofstream out(path);
+        out << "upstreams:\n  a: http://x\nroutes:\n  - upstream: b\n";
+      }
+      try {
+        load_config_file(path.string());
+        FAIL("expected ConfigError");
+      } catch (const ConfigError& e) {
+        REQUIRE(e.problems().size() == 1);
+        CHECK(e.problems()[0] == path.string() + ":4: /routes/0/upstream: unknown upstream \"b\"");
+      }
+      std::filesystem::remove(path);
+    }
+  }
+}
