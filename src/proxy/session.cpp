@@ -362,7 +362,7 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
 }
 
 std::string_view Session::client_ip(const Runtime& rt, const http::fields& f) {
-  client_ip_ = effective_client_ip(peer_ip_, f[http::field::x_forwarded_for], rt.config.trusted_proxies);
+  client_ip_ = effective_client_ip(peer_ip_, f[core::hdr::kForwardedFor], rt.config.trusted_proxies);
   return client_ip_;
 }
 
@@ -383,11 +383,12 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
 
   // --- Transform the request head in place (re-serialised, never spliced).
   std::string original_host(req[http::field::host]);
-  std::string xff(req[http::field::x_forwarded_for]);
+  std::string xff(req[core::hdr::kForwardedFor]);
   strip_hop_by_hop(req);
   req.erase(http::field::expect);
   if (route.strip_prefix && route.prefix != "/") {
-    scratch_.assign(routing::upstream_target(route, req.target()));
+    scratch_.clear();
+    routing::append_upstream_target(route, req.target(), scratch_);
     req.target(scratch_);
   }
   if (route.host_header == config::Route::HostHeader::upstream) {
@@ -395,8 +396,8 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   }
   if (!xff.empty()) xff += ", ";
   xff += peer_ip_;
-  req.set(http::field::x_forwarded_for, xff);
-  req.set(http::field::x_forwarded_proto, "http");
+  req.set(core::hdr::kForwardedFor, xff);
+  req.set(core::hdr::kForwardedProto, "http");
   if (!original_host.empty()) req.set(core::hdr::kForwardedHost, original_host);
   req.set(cfg.request_id.header, ex_.request_id);
   req.version(11);

@@ -126,6 +126,8 @@ class Gateway:
                 self.proc.wait()
         self._reader.join(timeout=5)
         self._stderr.close()
+        if self.proc.stdout:
+            self.proc.stdout.close()
         return self.proc.returncode
 
     def stderr(self):
