@@ -94,18 +94,7 @@ int main(int argc, char** argv) {
   try {
     problemgate::proxy::Server server(std::move(cfg));
     server.start(std::cout);
-    server.on_reload_signal([&] {
-      if (config_file.empty()) {
-        spdlog::warn("SIGHUP: no config file to reload");
-        return;
-      }
-      try {
-        server.reload(load());
-        spdlog::info("config reloaded from {}", config_file);
-      } catch (const ConfigError& e) {
-        for (const auto& p : e.problems()) spdlog::error("reload rejected: {}", p);
-      }
-    });
+    if (!config_file.empty()) server.set_config_loader(load);
     return server.run();
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";

@@ -14,7 +14,9 @@ namespace problemgate::proxy {
 /// read-only by every worker (Envoy's FilterConfig). The rate limiters are the one mutable
 /// part; they are thread-safe themselves.
 struct Runtime {
-  Runtime(config::Config cfg, const core::Clock& clock);
+  /// `previous` (may be null): rate-limit counters of routes whose name and policy are
+  /// unchanged carry over, so a reload never hands every client a fresh quota.
+  Runtime(config::Config cfg, const core::Clock& clock, const Runtime* previous = nullptr);
 
   config::Config config;
   routing::RouteTable routes;

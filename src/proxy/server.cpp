@@ -7,10 +7,16 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <algorithm>
 #include <functional>
+#include <mutex>
 #include <thread>
 
+#include "problemgate/config/dump.hpp"
+#include "problemgate/config/load.hpp"
 #include "problemgate/obs/access_log.hpp"
+#include "problemgate/obs/metrics.hpp"
+#include "proxy/admin.hpp"
 #include "proxy/runtime.hpp"
 #include "proxy/worker.hpp"
 
@@ -21,35 +27,48 @@ using tcp = net::ip::tcp;
 
 struct Server::Impl {
   explicit Impl(config::Config cfg)
-      : access_log(true), shared{clock, access_log, {}},
+      : access_log(true),
+        threads(cfg.worker_threads()),
+        metrics(threads),
+        shared{clock, access_log, metrics, {}},
         runtime(std::make_shared<const Runtime>(std::move(cfg), clock)) {
-    const unsigned n = runtime->config.worker_threads();
-    for (unsigned i = 0; i < n; ++i) workers.push_back(std::make_unique<Worker>(i, shared, runtime));
+    for (unsigned i = 0; i < threads; ++i) workers.push_back(std::make_unique<Worker>(i, shared, runtime));
   }
 
   core::SystemClock clock;
   obs::AccessLog access_log;
+  unsigned threads;
+  obs::Metrics metrics;
   Shared shared;
+  std::mutex runtime_mutex;  // guards `runtime` (reloads come from the signal and admin threads)
+  std::unique_ptr<AdminServer> admin;
+  std::function<config::Config()> loader;
+  std::atomic<bool> started{false};
   std::shared_ptr<const Runtime> runtime;
   std::vector<std::unique_ptr<Worker>> workers;
   std::vector<std::string> bound;
   net::io_context signals_ctx{1};
   net::signal_set signals{signals_ctx, SIGINT, SIGTERM};
   net::signal_set hup{signals_ctx, SIGHUP};
-  std::function<void()> reload_hook;
   std::atomic<bool> stopping{false};
+  Server* self = nullptr;
 
   void wait_hup() {
     hup.async_wait([this](const boost::system::error_code& ec, int) {
       if (ec) return;
-      if (reload_hook) reload_hook();
+      const std::string errors = self->reload_now();
+      if (errors.empty()) spdlog::info("SIGHUP: config reloaded");
       wait_hup();
     });
   }
 };
 
-Server::Server(config::Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
-Server::~Server() = default;
+Server::Server(config::Config config) : impl_(std::make_unique<Impl>(std::move(config))) {
+  impl_->self = this;
+}
+Server::~Server() {
+  if (impl_->admin) impl_->admin->stop();
+}
 
 void Server::start(std::ostream& out) {
   const auto& cfg = impl_->runtime->config;
@@ -81,11 +100,26 @@ void Server::start(std::ostream& out) {
     impl_->bound.push_back(shown);
     out << "listening on " << shown << std::endl;
   }
+  if (cfg.admin.listen) {
+    auto& im = *impl_;
+    AdminHooks hooks;
+    hooks.ready = [&im] { return im.started.load() && !im.stopping.load(); };
+    hooks.metrics = [&im] { return im.metrics.render(im.shared.connections.load(std::memory_order_relaxed)); };
+    hooks.config_json = [&im] {
+      std::lock_guard lock(im.runtime_mutex);
+      return config::dump_json(im.runtime->config);
+    };
+    hooks.reload = [this] { return reload_now(); };
+    im.admin = std::make_unique<AdminServer>(*cfg.admin.listen, std::move(hooks));
+    out << "admin listening on " << im.admin->bound() << std::endl;
+  }
 }
 
 int Server::run() {
   auto& im = *impl_;
   for (auto& w : im.workers) w->start();
+  if (im.admin) im.admin->start();
+  im.started = true;
   std::vector<std::thread> threads;
   threads.reserve(im.workers.size());
   for (auto& w : im.workers) {
@@ -117,6 +151,7 @@ int Server::run() {
   });
   im.signals_ctx.run();
   waiter.join();
+  if (im.admin) im.admin->stop();
   spdlog::info("stopped");
   return 0;
 }
@@ -124,21 +159,62 @@ int Server::run() {
 void Server::shutdown() {
   auto& im = *impl_;
   if (im.stopping.exchange(true)) return;
-  const auto deadline = im.runtime->config.limits.drain_timeout;
+  std::chrono::milliseconds deadline;
+  {
+    std::lock_guard lock(im.runtime_mutex);
+    deadline = im.runtime->config.limits.drain_timeout;
+  }
   for (auto& w : im.workers) {
     net::post(w->context(), [w = w.get(), deadline] { w->begin_drain(deadline); });
   }
 }
 
 void Server::reload(config::Config config) {
-  auto rt = std::make_shared<const Runtime>(std::move(config), impl_->clock);
-  impl_->runtime = rt;
-  for (auto& w : impl_->workers) {
+  auto& im = *impl_;
+  std::lock_guard lock(im.runtime_mutex);
+  const auto& old = im.runtime->config;
+  if (config.listen.size() != old.listen.size() ||
+      !std::equal(config.listen.begin(), config.listen.end(), old.listen.begin(),
+                  [](const auto& a, const auto& b) { return a.host == b.host && a.port == b.port; }))
+    spdlog::warn("reload: listener addresses changed; they take effect only after a restart");
+  if (config.worker_threads() != old.worker_threads())
+    spdlog::warn("reload: thread count changed; it takes effect only after a restart");
+  auto rt = std::make_shared<const Runtime>(std::move(config), im.clock, im.runtime.get());
+  im.runtime = rt;
+  for (auto& w : im.workers) {
     net::post(w->context(), [w = w.get(), rt] { w->set_runtime(rt); });
   }
 }
 
-void Server::on_reload_signal(std::function<void()> hook) { impl_->reload_hook = std::move(hook); }
+void Server::set_config_loader(std::function<config::Config()> loader) {
+  impl_->loader = std::move(loader);
+}
+
+std::string Server::reload_now() {
+  auto& im = *impl_;
+  if (!im.loader) {
+    im.metrics.reloads_failed.fetch_add(1);
+    return "no config file to reload (started from flags)\n";
+  }
+  try {
+    reload(im.loader());
+    im.metrics.reloads_ok.fetch_add(1);
+    return {};
+  } catch (const config::ConfigError& e) {
+    std::string all;
+    for (const auto& p : e.problems()) {
+      spdlog::error("reload rejected, old config kept: {}", p);
+      all += p;
+      all += '\n';
+    }
+    im.metrics.reloads_failed.fetch_add(1);
+    return all;
+  } catch (const std::exception& e) {
+    spdlog::error("reload rejected, old config kept: {}", e.what());
+    im.metrics.reloads_failed.fetch_add(1);
+    return std::string(e.what()) + "\n";
+  }
+}
 
 std::vector<std::string> Server::bound_addresses() const { return impl_->bound; }
 

@@ -170,6 +170,7 @@ private:
   std::string peer_ip_;
   std::string client_ip_;  // per request (trusted proxies may change it)
   std::string scratch_;
+  const Runtime* current_rt_ = nullptr;  // the snapshot of the request in progress (kept alive by run())
   bool idle_ = false;
 };
 
@@ -187,6 +188,7 @@ net::awaitable<void> Session::run() {
     // Each request takes the newest snapshot; the one it started with stays alive until it is
     // done (hot reload).
     const std::shared_ptr<const Runtime> rt = worker_.runtime();
+    current_rt_ = rt.get();
     HeadScan scan;
     const HeadResult head = co_await read_head(*rt, scan);
     if (head == HeadResult::closed) break;
@@ -352,6 +354,8 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
       }
     }
     ex_.decision = limiter->check(key);
+    auto& rc = worker_.route_counters(rt, ex_.route);
+    obs::bump(ex_.decision->allowed ? rc.rate_limit_allowed : rc.rate_limit_denied);
     if (!ex_.decision->allowed) {
       co_await local_reply(rt, core::GatewayError::rate_limited, has_body || !keep_alive);
       co_return has_body || !keep_alive ? Outcome::close : Outcome::keep_alive;
@@ -413,9 +417,24 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   // At most two attempts: a second one only when a reused connection failed before the
   // upstream answered anything and the request had no body (spec: retry only when nothing
   // can have been executed twice by our doing).
+  auto& uc = worker_.upstream_counters(rt, route.upstream_index);
+  auto update_pool_gauges = [&] {
+    uc.open.store(pool.open_count(), std::memory_order_relaxed);
+    uc.idle.store(pool.idle_count(), std::memory_order_relaxed);
+  };
+  auto count_failure = [&](obs::UpstreamFailure f) {
+    obs::bump(uc.failures[static_cast<std::size_t>(f)]);
+    update_pool_gauges();
+  };
+  const auto upstream_started = steady::now();
   for (int attempt = 0; attempt < 2; ++attempt) {
+    if (attempt > 0) obs::bump(uc.retries);
     acquired = co_await pool.acquire(attempt == 0);
+    if (acquired.conn) obs::bump(acquired.reused ? uc.reuses : uc.connects);
     if (!acquired.conn) {
+      count_failure(acquired.error == upstream::AcquireError::timeout     ? obs::UpstreamFailure::timeout
+                    : acquired.error == upstream::AcquireError::exhausted ? obs::UpstreamFailure::exhausted
+                                                                          : obs::UpstreamFailure::refused);
       const auto e = acquired.error == upstream::AcquireError::timeout
                          ? core::GatewayError::upstream_timeout
                      : acquired.error == upstream::AcquireError::exhausted
@@ -536,6 +555,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
                              !has_body && is_idempotent(req.method());
       pool.discard(std::move(acquired.conn));
       if (can_retry) continue;
+      count_failure(timed_out ? obs::UpstreamFailure::timeout : obs::UpstreamFailure::reset);
       co_await local_reply(rt,
                            timed_out ? core::GatewayError::upstream_timeout
                                      : core::GatewayError::upstream_down,
@@ -544,6 +564,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     }
     if (rscan.verdict != HeadVerdict::ok) {
       pool.discard(std::move(acquired.conn));
+      count_failure(obs::UpstreamFailure::bad_response);
       ex_.error = "bad_response";
       co_await local_reply(rt, core::GatewayError::upstream_down, has_body || !keep_alive);
       co_return has_body || !keep_alive ? Outcome::close : Outcome::keep_alive;
@@ -552,6 +573,9 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   }
   (void)request_sent;
   auto& conn = *acquired.conn;
+  auto& route_counters = worker_.route_counters(rt, ex_.route);
+  route_counters.upstream_duration.observe(
+      std::chrono::duration<double>(steady::now() - upstream_started).count());
 
   // --- Parse the response head (already buffered: no I/O).
   rp.header_limit(static_cast<std::uint32_t>(2 * kUpstreamHeadLimit));
@@ -562,6 +586,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     const auto used = rp.put(conn.buffer.data(), ec);
     if (ec || !rp.is_header_done()) {
       pool.discard(std::move(acquired.conn));
+      count_failure(obs::UpstreamFailure::bad_response);
       ex_.error = "bad_response";
       co_await local_reply(rt, core::GatewayError::upstream_down, has_body || !keep_alive);
       co_return has_body || !keep_alive ? Outcome::close : Outcome::keep_alive;
@@ -573,6 +598,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   ex_.status = status;
   if (status == 101) {  // we never asked for an upgrade (Upgrade is hop-by-hop): refuse a tunnel
     pool.discard(std::move(acquired.conn));
+    count_failure(obs::UpstreamFailure::bad_response);
     ex_.error = "bad_response";
     co_await local_reply(rt, core::GatewayError::upstream_down, true);
     co_return Outcome::close;
@@ -615,6 +641,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     }
     if (failed) {
       pool.discard(std::move(acquired.conn));
+      count_failure(obs::UpstreamFailure::reset);
       ex_.error = "bad_response";
       co_await local_reply(rt, core::GatewayError::upstream_down, has_body || !keep_alive);
       co_return has_body || !keep_alive ? Outcome::close : Outcome::keep_alive;
@@ -636,6 +663,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       }
     } else {
       prefix = body.size();  // over the cap: passed through untouched
+      obs::bump(route_counters.oversized_errors);
     }
     if (prefix == 0 && ex_.normalized.rewritten) {
       auto& out = ex_.normalized;
@@ -643,6 +671,8 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       ex_.code = out.code;
       ex_.subcode = out.subcode;
       if (out.hidden_detail) ex_.hidden_detail = *out.hidden_detail;
+      worker_.metrics().count_rewrite(route.name, ex_.dialect, ex_.code, ex_.subcode);
+      if (out.dialect == problem::Dialect::text) obs::bump(route_counters.unrecognised_bodies);
       // Upstream rate-limit facts found in the body (flat dialect) fill what headers lacked.
       if (!ex_.upstream_limit.limit && out.rate_limit.limit) ex_.upstream_limit.limit = static_cast<std::uint64_t>(*out.rate_limit.limit);
       if (!ex_.upstream_limit.remaining && out.rate_limit.remaining) ex_.upstream_limit.remaining = static_cast<std::uint64_t>(std::max<std::int64_t>(0, *out.rate_limit.remaining));
@@ -726,6 +756,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
 
   if (!upstream_ok) {
     pool.discard(std::move(acquired.conn));
+    count_failure(obs::UpstreamFailure::reset);
     ex_.error = "upstream_reset";
     if (!rsr.is_header_done()) {
       // Nothing reached the client yet: a clean 502 is still honest.
@@ -741,6 +772,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   }
   if (rp.is_done() && rp.keep_alive() && parser.is_done()) pool.release(std::move(acquired.conn));
   else pool.discard(std::move(acquired.conn));
+  update_pool_gauges();
   co_return keep_alive ? Outcome::keep_alive : Outcome::close;
 }
 
@@ -793,7 +825,7 @@ net::awaitable<void> Session::local_reply(const Runtime& rt, core::GatewayError 
 
 void Session::finish_exchange() {
   if (ex_.request_id.empty()) return;
-  const auto& rt = worker_.runtime();
+  const Runtime* rt = current_rt_;
   obs::AccessRecord r;
   r.time_ms = ex_.time_ms;
   r.request_id = ex_.request_id;
@@ -814,7 +846,11 @@ void Session::finish_exchange() {
   r.code = ex_.code;
   r.subcode = ex_.subcode;
   r.hidden_detail = ex_.hidden_detail;
-  (void)rt;
+  auto& rc = worker_.route_counters(*rt, ex_.route);
+  const int cls = ex_.status / 100;
+  if (cls >= 1 && cls <= 5)
+    obs::bump(rc.requests[static_cast<std::size_t>(obs::method_label(ex_.method))][static_cast<std::size_t>(cls - 1)]);
+  rc.duration.observe(r.duration_ms / 1000.0);
   worker_.shared().access_log.write(r, worker_.log_scratch());
   ex_.request_id.clear();
 }

@@ -14,7 +14,26 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 Worker::Worker(unsigned index, Shared& shared, std::shared_ptr<const Runtime> runtime)
-    : index_(index), shared_(shared), runtime_(std::move(runtime)), ids_(shared.clock) {}
+    : index_(index), shared_(shared), runtime_(std::move(runtime)),
+      metrics_(shared.metrics.worker(index)), ids_(shared.clock) {
+  no_route_counters_ = &metrics_.route("");
+}
+
+obs::RouteCounters& Worker::route_counters(const Runtime& rt, const config::Route* route) {
+  if (counters_runtime_ != &rt) {
+    route_counters_.clear();
+    upstream_counters_.clear();
+    for (const auto& r : rt.config.routes) route_counters_.push_back(&metrics_.route(r.name));
+    for (const auto& u : rt.config.upstreams) upstream_counters_.push_back(&metrics_.upstream(u.name));
+    counters_runtime_ = &rt;
+  }
+  return route ? *route_counters_[rt.route_index(route)] : *no_route_counters_;
+}
+
+obs::UpstreamCounters& Worker::upstream_counters(const Runtime& rt, std::size_t upstream_index) {
+  (void)route_counters(rt, nullptr);  // refreshes the caches for this snapshot
+  return *upstream_counters_[upstream_index];
+}
 
 void Worker::set_runtime(std::shared_ptr<const Runtime> rt) {
   runtime_ = std::move(rt);
@@ -76,6 +95,7 @@ net::awaitable<void> Worker::accept_loop(tcp::acceptor& acceptor) {
     if (shared_.connections.fetch_add(1, std::memory_order_relaxed) >= limit) {
       // Over the connection cap: close at once (cheaper for everyone than queueing).
       shared_.connections.fetch_sub(1, std::memory_order_relaxed);
+      shared_.metrics.connections_rejected.fetch_add(1, std::memory_order_relaxed);
       boost::system::error_code ignored;
       socket.close(ignored);
       continue;

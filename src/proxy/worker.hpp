@@ -13,6 +13,7 @@
 #include "problemgate/core/clock.hpp"
 #include "problemgate/core/request_id.hpp"
 #include "problemgate/obs/access_log.hpp"
+#include "problemgate/obs/metrics.hpp"
 #include "problemgate/problem/normalize.hpp"
 #include "problemgate/upstream/pool.hpp"
 #include "proxy/runtime.hpp"
@@ -25,6 +26,7 @@ class ClientStream;
 struct Shared {
   const core::Clock& clock;
   obs::AccessLog& access_log;
+  obs::Metrics& metrics;
   std::atomic<std::uint32_t> connections{0};
 };
 
@@ -44,6 +46,10 @@ public:
   void set_runtime(std::shared_ptr<const Runtime> rt);
 
   upstream::UpstreamPool& pool(const Runtime& rt, std::size_t upstream_index);
+  /// This worker's counters for a route of `rt` (nullptr route: requests that matched none).
+  obs::RouteCounters& route_counters(const Runtime& rt, const config::Route* route);
+  obs::UpstreamCounters& upstream_counters(const Runtime& rt, std::size_t upstream_index);
+  obs::WorkerMetrics& metrics() noexcept { return metrics_; }
   core::RequestIdGenerator& ids() noexcept { return ids_; }
   problem::Normalizer& normalizer() noexcept { return normalizer_; }
   std::string& log_scratch() noexcept { return log_scratch_; }
@@ -72,6 +78,11 @@ private:
   std::unordered_map<std::string, std::unique_ptr<upstream::UpstreamPool>> pools_by_name_;
   std::vector<upstream::UpstreamPool*> pools_;  // indexed like runtime_->config.upstreams
   const Runtime* pools_runtime_ = nullptr;
+  obs::WorkerMetrics& metrics_;
+  std::vector<obs::RouteCounters*> route_counters_;        // indexed like config.routes
+  std::vector<obs::UpstreamCounters*> upstream_counters_;  // indexed like config.upstreams
+  obs::RouteCounters* no_route_counters_ = nullptr;
+  const Runtime* counters_runtime_ = nullptr;
   core::RequestIdGenerator ids_;
   problem::Normalizer normalizer_;
   std::string log_scratch_;

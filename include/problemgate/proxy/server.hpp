@@ -1,4 +1,5 @@
 #pragma once
+#include <functional>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -33,8 +34,13 @@ public:
   /// thread count and the admin listener are not changed by a reload.
   void reload(config::Config config);
 
-  /// Called on SIGHUP; returns a new config or throws (the old config stays).
-  void on_reload_signal(std::function<void()> hook);
+  /// How to re-read the configuration (SIGHUP, admin POST /reload). It returns the new config
+  /// or throws config::ConfigError; then the old config stays.
+  void set_config_loader(std::function<config::Config()> loader);
+
+  /// Re-reads and installs the configuration now. Returns "" on success, else the reasons.
+  /// Thread-safe.
+  std::string reload_now();
 
   /// The addresses actually bound (port 0 resolved), after start().
   std::vector<std::string> bound_addresses() const;

@@ -1,0 +1,113 @@
+#pragma once
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+namespace problemgate::obs {
+
+/// A Prometheus histogram with fixed latency buckets (seconds). observe() is lock-free; counts
+/// are relaxed atomics written by one worker thread and read by the scraper.
+class Histogram {
+public:
+  static constexpr std::array<double, 14> kBounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                  0.1,    0.25,  0.5,    1.0,   2.5,   5.0,  10.0};
+  void observe(double seconds) noexcept;
+  std::array<std::uint64_t, kBounds.size() + 1> counts() const noexcept;
+  std::uint64_t sum_us() const noexcept { return sum_us_.load(std::memory_order_relaxed); }
+
+private:
+  std::array<std::atomic<std::uint64_t>, kBounds.size() + 1> buckets_{};
+  std::atomic<std::uint64_t> sum_us_{0};
+};
+
+/// Increments a counter owned by one writer thread (no RMW needed: only the owner writes).
+inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
+  c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+enum class MethodLabel : std::uint8_t { get, head, post, put, patch, del, options, other, count };
+std::string_view method_label_name(MethodLabel m) noexcept;
+MethodLabel method_label(std::string_view method) noexcept;
+
+/// Counters of one route on one worker.
+struct RouteCounters {
+  explicit RouteCounters(std::string r) : route(std::move(r)) {}
+  std::string route;
+  /// [method][status class 1..5 -> 0..4]
+  std::array<std::array<std::atomic<std::uint64_t>, 5>, static_cast<std::size_t>(MethodLabel::count)>
+      requests{};
+  Histogram duration;
+  Histogram upstream_duration;
+  std::atomic<std::uint64_t> rate_limit_allowed{0};
+  std::atomic<std::uint64_t> rate_limit_denied{0};
+  std::atomic<std::uint64_t> unrecognised_bodies{0};
+  std::atomic<std::uint64_t> oversized_errors{0};
+};
+
+enum class UpstreamFailure : std::uint8_t { refused, timeout, reset, bad_response, exhausted, count };
+std::string_view upstream_failure_name(UpstreamFailure f) noexcept;
+
+/// Counters and gauges of one upstream pool on one worker.
+struct UpstreamCounters {
+  explicit UpstreamCounters(std::string u) : upstream(std::move(u)) {}
+  std::string upstream;
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(UpstreamFailure::count)> failures{};
+  std::atomic<std::uint64_t> connects{0};
+  std::atomic<std::uint64_t> reuses{0};
+  std::atomic<std::uint64_t> open{0};  ///< gauge
+  std::atomic<std::uint64_t> idle{0};  ///< gauge
+  std::atomic<std::uint64_t> retries{0};
+};
+
+/// One worker's metrics. The worker writes; the admin thread reads (render). Counter objects
+/// are created under a mutex and never move or die (std::deque), so the worker can cache plain
+/// pointers to them and count with relaxed atomics: nothing on the request path takes a lock
+/// except the first sighting of a rewritten-error label set.
+class WorkerMetrics {
+public:
+  RouteCounters& route(std::string_view name);
+  UpstreamCounters& upstream(std::string_view name);
+  /// Rewritten upstream errors by (route, dialect, code, subcode). Label sets are capped
+  /// (kMaxRewriteSeries); beyond the cap they are counted under subcode="other".
+  void count_rewrite(std::string_view route, std::string_view dialect, std::string_view code,
+                     std::string_view subcode);
+
+  static constexpr std::size_t kMaxRewriteSeries = 2000;
+
+private:
+  friend class Metrics;
+  mutable std::mutex mutex_;
+  std::deque<RouteCounters> routes_;
+  std::deque<UpstreamCounters> upstreams_;
+  std::map<std::tuple<std::string, std::string, std::string, std::string>, std::uint64_t> rewrites_;
+};
+
+/// All workers' metrics plus process-wide ones; renders the Prometheus text exposition.
+class Metrics {
+public:
+  explicit Metrics(std::size_t workers);
+  WorkerMetrics& worker(std::size_t i) { return *workers_[i]; }
+
+  std::atomic<std::uint64_t> reloads_ok{0};
+  std::atomic<std::uint64_t> reloads_failed{0};
+  std::atomic<std::uint64_t> connections_rejected{0};
+
+  /// `active_connections` is sampled by the caller (it lives with the server).
+  std::string render(std::uint64_t active_connections) const;
+
+private:
+  std::vector<std::unique_ptr<WorkerMetrics>> workers_;
+};
+
+/// Prometheus label-value escaping (backslash, double quote, newline).
+void append_label_value(std::string& out, std::string_view v);
+
+}  // namespace problemgate::obs

@@ -1,0 +1,106 @@
+#include "problemgate/config/dump.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace problemgate::config {
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+std::string duration(Duration d) { return std::to_string(d.count()) + "ms"; }
+
+std::string redact_url(const std::string& url) {
+  const auto scheme = url.find("://");
+  const auto at = url.find('@', scheme == std::string::npos ? 0 : scheme + 3);
+  if (scheme == std::string::npos || at == std::string::npos) return url;
+  return url.substr(0, scheme + 3) + "REDACTED@" + url.substr(at + 1);
+}
+
+Json policy(const RateLimitPolicy& p) {
+  Json j;
+  j["limit"] = p.limit;
+  j["window"] = duration(p.window);
+  switch (p.key) {
+    case RateLimitPolicy::Key::client_ip: j["key"] = "client_ip"; break;
+    case RateLimitPolicy::Key::route: j["key"] = "route"; break;
+    case RateLimitPolicy::Key::header: j["key"] = "header:" + p.header_name; break;
+  }
+  j["burst"] = p.burst;
+  return j;
+}
+
+}  // namespace
+
+std::string dump_json(const Config& c) {
+  Json j;
+  j["source"] = c.source;
+  Json listen = Json::array();
+  for (const auto& l : c.listen) listen.push_back(l.to_string());
+  j["listen"] = listen;
+  j["threads"] = c.worker_threads();
+  j["admin"]["listen"] = c.admin.listen ? Json(c.admin.listen->to_string()) : Json("off");
+  const auto& l = c.limits;
+  j["limits"] = {{"max_request_line", l.max_request_line},
+                 {"max_header_bytes", l.max_header_bytes},
+                 {"max_header_fields", l.max_header_fields},
+                 {"max_body_bytes", l.max_body_bytes},
+                 {"header_timeout", duration(l.header_timeout)},
+                 {"body_idle_timeout", duration(l.body_idle_timeout)},
+                 {"idle_timeout", duration(l.idle_timeout)},
+                 {"write_timeout", duration(l.write_timeout)},
+                 {"max_requests_per_connection", l.max_requests_per_connection},
+                 {"max_connections", l.max_connections},
+                 {"drain_timeout", duration(l.drain_timeout)}};
+  j["request_id"] = {{"header", c.request_id.header}, {"trust_incoming", c.request_id.trust_incoming}};
+  Json trusted = Json::array();
+  for (const auto& t : c.trusted_proxies) trusted.push_back(t.text);
+  j["trusted_proxies"] = trusted;
+  Json problem;
+  problem["type_base"] = c.problem.type_base ? Json(*c.problem.type_base) : Json(nullptr);
+  problem["expose_5xx_detail"] = c.problem.expose_5xx_detail;
+  problem["max_error_body"] = c.problem.max_error_body;
+  Json catalog = Json::object();
+  for (const auto& [status, e] : c.problem.catalog)
+    catalog[std::to_string(status)] = {{"code", e.code}, {"title", e.title}};
+  problem["catalog"] = catalog;
+  Json legacy = Json::object();
+  for (const auto& [k, v] : c.problem.legacy_codes) legacy[k] = {{"code", v.code}, {"subcode", v.subcode}};
+  problem["legacy_codes"] = legacy;
+  j["problem"] = problem;
+  j["rate_limit_headers"] = {
+      {"format", c.rate_limit_headers.format == RateLimitHeaders::Format::x_ratelimit ? "x-ratelimit"
+                 : c.rate_limit_headers.format == RateLimitHeaders::Format::ietf      ? "ietf"
+                                                                                      : "both"},
+      {"reset", c.rate_limit_headers.reset == RateLimitHeaders::Reset::epoch ? "epoch" : "delta"}};
+  if (c.rate_limit) j["rate_limit"] = policy(*c.rate_limit);
+  Json ups = Json::object();
+  for (const auto& u : c.upstreams) {
+    ups[u.name] = {{"url", redact_url(u.url)},
+                   {"connect_timeout", duration(u.connect_timeout)},
+                   {"timeout", duration(u.timeout)},
+                   {"idle_timeout", duration(u.idle_timeout)},
+                   {"max_connections", u.max_connections}};
+  }
+  j["upstreams"] = ups;
+  Json routes = Json::array();
+  for (const auto& r : c.routes) {
+    Json jr;
+    jr["name"] = r.name;
+    jr["match"] = {{"prefix", r.prefix}};
+    if (!r.host.empty()) jr["match"]["host"] = r.host;
+    jr["upstream"] = r.upstream;
+    jr["strip_prefix"] = r.strip_prefix;
+    jr["host_header"] = r.host_header == Route::HostHeader::keep ? "keep" : "upstream";
+    jr["normalize"] = r.problem.normalize;
+    jr["dialect"] = std::string(problem::dialect_name(r.problem.dialect));
+    if (r.rate_limit) jr["rate_limit"] = policy(*r.rate_limit);
+    if (r.max_body_bytes) jr["max_body_bytes"] = *r.max_body_bytes;
+    jr["rules"] = r.problem.rules.size();
+    routes.push_back(jr);
+  }
+  j["routes"] = routes;
+  return j.dump(2);
+}
+
+}  // namespace problemgate::config

@@ -1,0 +1,267 @@
+#include "problemgate/obs/metrics.hpp"
+
+#include <charconv>
+#include <cstdio>
+
+namespace problemgate::obs {
+
+void Histogram::observe(double seconds) noexcept {
+  std::size_t i = 0;
+  while (i < kBounds.size() && seconds > kBounds[i]) ++i;
+  bump(buckets_[i]);
+  bump(sum_us_, static_cast<std::uint64_t>(seconds * 1e6));
+}
+
+std::array<std::uint64_t, Histogram::kBounds.size() + 1> Histogram::counts() const noexcept {
+  std::array<std::uint64_t, kBounds.size() + 1> out{};
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = buckets_[i].load(std::memory_order_relaxed);
+  return out;
+}
+
+std::string_view method_label_name(MethodLabel m) noexcept {
+  switch (m) {
+    case MethodLabel::get: return "GET";
+    case MethodLabel::head: return "HEAD";
+    case MethodLabel::post: return "POST";
+    case MethodLabel::put: return "PUT";
+    case MethodLabel::patch: return "PATCH";
+    case MethodLabel::del: return "DELETE";
+    case MethodLabel::options: return "OPTIONS";
+    default: return "other";
+  }
+}
+
+MethodLabel method_label(std::string_view m) noexcept {
+  if (m == "GET") return MethodLabel::get;
+  if (m == "HEAD") return MethodLabel::head;
+  if (m == "POST") return MethodLabel::post;
+  if (m == "PUT") return MethodLabel::put;
+  if (m == "PATCH") return MethodLabel::patch;
+  if (m == "DELETE") return MethodLabel::del;
+  if (m == "OPTIONS") return MethodLabel::options;
+  return MethodLabel::other;
+}
+
+std::string_view upstream_failure_name(UpstreamFailure f) noexcept {
+  switch (f) {
+    case UpstreamFailure::refused: return "refused";
+    case UpstreamFailure::timeout: return "timeout";
+    case UpstreamFailure::reset: return "reset";
+    case UpstreamFailure::bad_response: return "bad_response";
+    case UpstreamFailure::exhausted: return "exhausted";
+    default: return "other";
+  }
+}
+
+RouteCounters& WorkerMetrics::route(std::string_view name) {
+  std::lock_guard lock(mutex_);
+  for (auto& r : routes_)
+    if (r.route == name) return r;
+  return routes_.emplace_back(std::string(name));
+}
+
+UpstreamCounters& WorkerMetrics::upstream(std::string_view name) {
+  std::lock_guard lock(mutex_);
+  for (auto& u : upstreams_)
+    if (u.upstream == name) return u;
+  return upstreams_.emplace_back(std::string(name));
+}
+
+void WorkerMetrics::count_rewrite(std::string_view route, std::string_view dialect,
+                                  std::string_view code, std::string_view subcode) {
+  std::lock_guard lock(mutex_);
+  auto key = std::make_tuple(std::string(route), std::string(dialect), std::string(code), std::string(subcode));
+  auto it = rewrites_.find(key);
+  if (it == rewrites_.end() && rewrites_.size() >= kMaxRewriteSeries) {
+    std::get<3>(key) = "other";
+    it = rewrites_.find(key);
+  }
+  if (it == rewrites_.end()) it = rewrites_.emplace(std::move(key), 0).first;
+  ++it->second;
+}
+
+Metrics::Metrics(std::size_t workers) {
+  for (std::size_t i = 0; i < workers; ++i) workers_.push_back(std::make_unique<WorkerMetrics>());
+}
+
+void append_label_value(std::string& out, std::string_view v) {
+  for (char c : v) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out.push_back(c);
+  }
+}
+
+namespace {
+
+void num(std::string& out, std::uint64_t v) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
+void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+}
+
+struct Label {
+  std::string_view name, value;
+};
+
+void sample(std::string& out, std::string_view name, std::initializer_list<Label> labels, std::uint64_t v) {
+  out += name;
+  if (labels.size() > 0) {
+    out += '{';
+    bool first = true;
+    for (const auto& l : labels) {
+      if (!first) out += ',';
+      first = false;
+      out += l.name;
+      out += "=\"";
+      append_label_value(out, l.value);
+      out += '"';
+    }
+    out += '}';
+  }
+  out += ' ';
+  num(out, v);
+  out += '\n';
+}
+
+void histogram(std::string& out, std::string_view name, std::string_view route,
+               const std::array<std::uint64_t, Histogram::kBounds.size() + 1>& counts, std::uint64_t sum_us) {
+  std::uint64_t cumulative = 0;
+  std::string bucket_name = std::string(name) + "_bucket";
+  for (std::size_t i = 0; i < Histogram::kBounds.size(); ++i) {
+    cumulative += counts[i];
+    char le[32];
+    std::snprintf(le, sizeof le, "%g", Histogram::kBounds[i]);
+    sample(out, bucket_name, {{"route", route}, {"le", le}}, cumulative);
+  }
+  cumulative += counts.back();
+  sample(out, bucket_name, {{"route", route}, {"le", "+Inf"}}, cumulative);
+  char sum[48];
+  std::snprintf(sum, sizeof sum, "%.6f", static_cast<double>(sum_us) / 1e6);
+  out += name;
+  out += "_sum{route=\"";
+  append_label_value(out, route);
+  out += "\"} ";
+  out += sum;
+  out += '\n';
+  sample(out, std::string(name) + "_count", {{"route", route}}, cumulative);
+}
+
+}  // namespace
+
+std::string Metrics::render(std::uint64_t active_connections) const {
+  // Merge per-worker series by label set.
+  struct RouteSum {
+    std::array<std::array<std::uint64_t, 5>, static_cast<std::size_t>(MethodLabel::count)> requests{};
+    std::array<std::uint64_t, Histogram::kBounds.size() + 1> duration{}, upstream_duration{};
+    std::uint64_t duration_sum = 0, upstream_sum = 0, allowed = 0, denied = 0, unrecognised = 0, oversized = 0;
+  };
+  struct UpstreamSum {
+    std::array<std::uint64_t, static_cast<std::size_t>(UpstreamFailure::count)> failures{};
+    std::uint64_t connects = 0, reuses = 0, open = 0, idle = 0, retries = 0;
+  };
+  std::map<std::string, RouteSum> routes;
+  std::map<std::string, UpstreamSum> upstreams;
+  std::map<std::tuple<std::string, std::string, std::string, std::string>, std::uint64_t> rewrites;
+  for (const auto& w : workers_) {
+    std::lock_guard lock(w->mutex_);
+    for (const auto& r : w->routes_) {
+      auto& s = routes[r.route];
+      for (std::size_t m = 0; m < s.requests.size(); ++m)
+        for (std::size_t c = 0; c < 5; ++c) s.requests[m][c] += r.requests[m][c].load(std::memory_order_relaxed);
+      auto d = r.duration.counts();
+      auto u = r.upstream_duration.counts();
+      for (std::size_t i = 0; i < d.size(); ++i) {
+        s.duration[i] += d[i];
+        s.upstream_duration[i] += u[i];
+      }
+      s.duration_sum += r.duration.sum_us();
+      s.upstream_sum += r.upstream_duration.sum_us();
+      s.allowed += r.rate_limit_allowed.load(std::memory_order_relaxed);
+      s.denied += r.rate_limit_denied.load(std::memory_order_relaxed);
+      s.unrecognised += r.unrecognised_bodies.load(std::memory_order_relaxed);
+      s.oversized += r.oversized_errors.load(std::memory_order_relaxed);
+    }
+    for (const auto& up : w->upstreams_) {
+      auto& s = upstreams[up.upstream];
+      for (std::size_t f = 0; f < s.failures.size(); ++f) s.failures[f] += up.failures[f].load(std::memory_order_relaxed);
+      s.connects += up.connects.load(std::memory_order_relaxed);
+      s.reuses += up.reuses.load(std::memory_order_relaxed);
+      s.open += up.open.load(std::memory_order_relaxed);
+      s.idle += up.idle.load(std::memory_order_relaxed);
+      s.retries += up.retries.load(std::memory_order_relaxed);
+    }
+    for (const auto& [k, v] : w->rewrites_) rewrites[k] += v;
+  }
+
+  std::string out;
+  out.reserve(8192);
+  header(out, "problemgate_requests_total", "counter", "Requests by route, method and status class.");
+  static constexpr std::string_view kClass[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+  for (const auto& [route, s] : routes)
+    for (std::size_t m = 0; m < s.requests.size(); ++m)
+      for (std::size_t c = 0; c < 5; ++c)
+        if (s.requests[m][c] != 0)
+          sample(out, "problemgate_requests_total",
+                 {{"route", route}, {"method", method_label_name(static_cast<MethodLabel>(m))}, {"status_class", kClass[c]}},
+                 s.requests[m][c]);
+  header(out, "problemgate_request_duration_seconds", "histogram", "Whole-request latency, head read to last byte written.");
+  for (const auto& [route, s] : routes)
+    histogram(out, "problemgate_request_duration_seconds", route, s.duration, s.duration_sum);
+  header(out, "problemgate_upstream_duration_seconds", "histogram", "Upstream latency, request sent to response head.");
+  for (const auto& [route, s] : routes)
+    histogram(out, "problemgate_upstream_duration_seconds", route, s.upstream_duration, s.upstream_sum);
+  header(out, "problemgate_rate_limit_decisions_total", "counter", "Rate-limit decisions by route.");
+  for (const auto& [route, s] : routes) {
+    if (s.allowed + s.denied == 0) continue;
+    sample(out, "problemgate_rate_limit_decisions_total", {{"route", route}, {"decision", "allowed"}}, s.allowed);
+    sample(out, "problemgate_rate_limit_decisions_total", {{"route", route}, {"decision", "denied"}}, s.denied);
+  }
+  header(out, "problemgate_rewritten_errors_total", "counter", "Upstream error bodies rewritten, by route, dialect, code and subcode.");
+  for (const auto& [k, v] : rewrites)
+    sample(out, "problemgate_rewritten_errors_total",
+           {{"route", std::get<0>(k)}, {"dialect", std::get<1>(k)}, {"code", std::get<2>(k)}, {"subcode", std::get<3>(k)}}, v);
+  header(out, "problemgate_unrecognised_bodies_total", "counter", "Upstream error bodies in no structured dialect (fell to text), by route.");
+  for (const auto& [route, s] : routes)
+    if (s.unrecognised) sample(out, "problemgate_unrecognised_bodies_total", {{"route", route}}, s.unrecognised);
+  header(out, "problemgate_oversized_errors_total", "counter", "Upstream error bodies over max_error_body, passed through untouched.");
+  for (const auto& [route, s] : routes)
+    if (s.oversized) sample(out, "problemgate_oversized_errors_total", {{"route", route}}, s.oversized);
+  header(out, "problemgate_upstream_failures_total", "counter", "Upstream failures by kind.");
+  for (const auto& [up, s] : upstreams)
+    for (std::size_t f = 0; f < s.failures.size(); ++f)
+      sample(out, "problemgate_upstream_failures_total", {{"upstream", up}, {"kind", upstream_failure_name(static_cast<UpstreamFailure>(f))}}, s.failures[f]);
+  header(out, "problemgate_upstream_connections_opened_total", "counter", "New upstream connections.");
+  for (const auto& [up, s] : upstreams) sample(out, "problemgate_upstream_connections_opened_total", {{"upstream", up}}, s.connects);
+  header(out, "problemgate_upstream_connections_reused_total", "counter", "Requests sent on a pooled keep-alive connection.");
+  for (const auto& [up, s] : upstreams) sample(out, "problemgate_upstream_connections_reused_total", {{"upstream", up}}, s.reuses);
+  header(out, "problemgate_upstream_retries_total", "counter", "Idempotent requests retried once after a stale pooled connection failed.");
+  for (const auto& [up, s] : upstreams) sample(out, "problemgate_upstream_retries_total", {{"upstream", up}}, s.retries);
+  header(out, "problemgate_upstream_pool_connections", "gauge", "Open upstream connections (in use + idle).");
+  for (const auto& [up, s] : upstreams) sample(out, "problemgate_upstream_pool_connections", {{"upstream", up}}, s.open);
+  header(out, "problemgate_upstream_pool_idle_connections", "gauge", "Idle pooled upstream connections.");
+  for (const auto& [up, s] : upstreams) sample(out, "problemgate_upstream_pool_idle_connections", {{"upstream", up}}, s.idle);
+  header(out, "problemgate_client_connections", "gauge", "Open client connections.");
+  sample(out, "problemgate_client_connections", {}, active_connections);
+  header(out, "problemgate_client_connections_rejected_total", "counter", "Client connections closed at accept because of limits.max_connections.");
+  sample(out, "problemgate_client_connections_rejected_total", {}, connections_rejected.load(std::memory_order_relaxed));
+  header(out, "problemgate_config_reloads_total", "counter", "Config reloads by result.");
+  sample(out, "problemgate_config_reloads_total", {{"result", "success"}}, reloads_ok.load(std::memory_order_relaxed));
+  sample(out, "problemgate_config_reloads_total", {{"result", "failure"}}, reloads_failed.load(std::memory_order_relaxed));
+  return out;
+}
+
+}  // namespace problemgate::obs
