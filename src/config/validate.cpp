@@ -101,6 +101,19 @@ void apply_overrides(const Overrides& o, Config& cfg, std::vector<Path>& route_p
 }
 
 void validate(Config& cfg, const std::vector<Path>& route_paths, Diagnostics& diag) {
+  // Port 0 means "any free port", so only fixed ports can collide.
+  auto same = [](const Endpoint& a, const Endpoint& b) { return a.port != 0 && a.port == b.port && a.host == b.host; };
+  for (std::size_t i = 0; i < cfg.listen.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (same(cfg.listen[i], cfg.listen[j])) {
+        diag.error(Path{} / "listen" / i, "duplicate address " + cfg.listen[i].to_string());
+      }
+    }
+    if (cfg.admin.listen && same(*cfg.admin.listen, cfg.listen[i])) {
+      diag.error(Path{} / "admin" / "listen", cfg.admin.listen->to_string() + " is also in listen");
+    }
+  }
+
   if (cfg.upstreams.empty()) {
     diag.error("no upstream configured: pass --upstream URL or a config file");
     return;  // every route would also be "unknown upstream": say it once

@@ -64,7 +64,7 @@ struct RateLimitHeaders {
 struct Upstream {
   std::string name;
   std::string url;  ///< as written: http://host:port
-  std::string host;
+  std::string host;  ///< name or IP literal; IPv6 without brackets
   std::uint16_t port = 80;
   Duration connect_timeout{2'000};
   Duration timeout{30'000};       ///< until the response head arrives
@@ -83,17 +83,20 @@ struct RateLimitPolicy {
 struct Route {
   std::string name;
   std::string prefix = "/";
-  std::string host;  ///< empty = any host
-  std::string upstream;
+  std::string host;  ///< lowercase, no port; empty = any host
+  std::string upstream;  ///< a name in Config::upstreams (validated)
   std::size_t upstream_index = 0;  ///< into Config::upstreams, set by validation
   bool strip_prefix = false;
   enum class HostHeader { keep, upstream } host_header = HostHeader::keep;
   problem::RouteOptions problem;  ///< normalize, dialect, rules
+  /// The effective policy: the route's own, else the top-level default; nullopt = unlimited
+  /// (no default, or `rate_limit: off`). The proxy never needs Config::rate_limit.
   std::optional<RateLimitPolicy> rate_limit;
-  std::optional<std::uint64_t> max_body_bytes;
+  std::optional<std::uint64_t> max_body_bytes;  ///< overrides Limits::max_body_bytes; 0 = none
 };
 
-/// The validated, immutable configuration snapshot.
+/// The validated, immutable configuration snapshot (built only by load.hpp's functions, which
+/// guarantee every invariant documented here; runtime code asserts, never re-validates).
 struct Config {
   std::vector<Endpoint> listen{Endpoint{"0.0.0.0", 8080}};
   unsigned threads = 0;  ///< 0 = auto (number of cores)

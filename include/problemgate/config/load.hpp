@@ -23,11 +23,14 @@ private:
   std::vector<std::string> problems_;
 };
 
-/// Command-line / environment overrides (they win over the file).
+/// Command-line / environment overrides (they win over the file). main maps --listen /
+/// PROBLEMGATE_LISTEN and --upstream / PROBLEMGATE_UPSTREAM onto these.
 struct Overrides {
-  std::optional<std::string> listen;    ///< HOST:PORT
-  std::optional<std::string> upstream;  ///< http://host:port -> upstream "default", route "/"
-  std::optional<unsigned> threads;
+  std::optional<std::string> listen;    ///< HOST:PORT[,HOST:PORT...]; replaces `listen`
+  /// http://host:port: defines or re-points upstream "default" (its other settings from the
+  /// file stay); adds route "default" for "/" when the file has no routes.
+  std::optional<std::string> upstream;
+  std::optional<unsigned> threads;      ///< 0 = auto
 };
 
 /// Parses YAML (or JSON) text. `source` names the file in messages. Throws ConfigError.

@@ -337,6 +337,8 @@ limits: { header_timeout: 10 seconds, bogus: 1 }
         {"listen unbracketed v6", with("listen: \"::1:80\"\n"), "IPv6 addresses need brackets"},
         {"listen missing host", with("listen: \":8080\"\n"), "/listen: \":8080\": missing host"},
         {"listen list item", with("listen: [\"1.2.3.4:1\", nope]\n"), "/listen/1: \"nope\": missing port"},
+        {"admin clashes with listen", with("listen: 127.0.0.1:9901\n"), "t.yaml: /admin/listen: 127.0.0.1:9901 is also in listen"},
+        {"duplicate listen", with("listen: [\"1.2.3.4:5\", \"1.2.3.4:5\"]\n"), "t.yaml:6: /listen/1: duplicate address 1.2.3.4:5"},
         {"threads word", with("threads: many\n"), "/threads: expected auto or a number"},
         {"threads too many", with("threads: 5000\n"), "/threads: expected auto or a number from 1 to 1024"},
         {"admin bad", with("admin: { listen: yes }\n"), "/admin/listen: \"yes\": missing port"},
