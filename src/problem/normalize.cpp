@@ -79,7 +79,7 @@ struct Normalizer::Impl {
       switch (d) {
         case Dialect::xml: fits = internal::read_xml(body, din, ex); break;
         case Dialect::html: fits = internal::read_html(body, din, ex); break;
-        case Dialect::text: fits = internal::read_text(body, ex); break;
+        case Dialect::text: fits = internal::read_text(body, din, ex); break;
         default: {
           if (!parsed) {
             root = parse_object(body);

@@ -353,6 +353,8 @@ TEST_SUITE("problem.normalize") {
          {{"detail", std::string(200, 'x')}}},
         {"json array is not an object", 400, "application/json", R"([{"message":"x"}])", Dialect::text,
          {{"detail", nullptr}}},
+        {"bracketed plain text keeps its detail", 429, "text/plain", "[WARN] slow down, 10 req/s max",
+         Dialect::text, {{"detail", "[WARN] slow down, 10 req/s max"}}},
         {"json scalar", 400, "application/json", R"("just a string")", Dialect::text,
          {{"detail", "\"just a string\""}}},
         {"whitespace only", 404, "text/plain", " \r\n\t ", Dialect::empty, {{"detail", nullptr}}},

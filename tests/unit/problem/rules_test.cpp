@@ -81,6 +81,21 @@ TEST_SUITE("problem.rules") {
     CHECK(r.out.hidden_detail == "replica lag 30s on db-2");
   }
 
+  TEST_CASE("detail_matches on a 60 KiB detail does not exhaust the stack") {
+    auto r1 = rule();
+    r1.when.detail_matches = std::make_shared<const std::regex>("(a|b)*c");
+    r1.set.subcode = "matched";
+    pp::RouteOptions route;
+    route.rules = {r1};
+    pp::Options opts;
+    opts.max_error_body = 128 * 1024;
+    const std::string body = R"({"message":")" + std::string(60 * 1024, 'a') + R"(c"})";
+    pgtest::Call c;
+    c.status = 400;
+    c.body = body;
+    CHECK_FALSE(pgtest::run(c, opts, route).body.contains("subcode"));  // the 'c' is past 1 KiB
+  }
+
   TEST_CASE("upstream_code rules never match a body without a code") {
     auto any_code = rule();
     any_code.when.upstream_code = "*";
