@@ -66,7 +66,7 @@ struct Normalizer::Impl {
   }
 
   Dialect detect(std::string_view body, const Input& in, Dialect pinned, Extract& ex) {
-    if (internal::trim(body).empty()) return Dialect::empty;
+    if (pinned == Dialect::empty || internal::trim(body).empty()) return Dialect::empty;
     const internal::DialectInput din{in.status, in.content_type};
     std::size_t start = 0;
     for (std::size_t i = 0; i < kDetectionOrder.size(); ++i)

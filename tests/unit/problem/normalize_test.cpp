@@ -386,6 +386,11 @@ TEST_SUITE("problem.normalize") {
     c.body = R"({"detail":"d","email":["bad"]})";
     auto f = pgtest::run(c, {}, route);
     CHECK(f.out.dialect == Dialect::json);  // fieldmap does not fit: next is json
+    route.dialect = Dialect::empty;  // status-derived members only
+    c.body = R"({"detail":"d"})";
+    auto e = pgtest::run(c, {}, route);
+    CHECK(e.out.dialect == Dialect::empty);
+    CHECK_FALSE(e.body.contains("detail"));
     route.dialect = Dialect::detail;
     c.body = R"({"detail":"d","error":"e"})";
     CHECK(pgtest::run(c, {}, route).out.dialect == Dialect::detail);
