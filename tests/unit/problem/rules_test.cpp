@@ -1,10 +1,10 @@
-#include "problem/rules.hpp"
-
 // GCC 12 warns about std::function inside std::regex's compiler when built with -fsanitize=address
-// (a known false positive in libstdc++'s <regex>); this TU is the one that constructs regexes.
+// (a known false positive in libstdc++'s <regex>). The pragma precedes the first include so that it
+// covers <regex>; this TU is the one that constructs regexes.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
+#include "problem/rules.hpp"
 
 #include <doctest/doctest.h>
 
