@@ -25,6 +25,11 @@ bool repeats_reason_phrase(std::string_view snake, int status);
 /// AWS error names: the part after `#` and before `:` (`aws.protocoltests.json#FooError`).
 std::string_view aws_error_name(std::string_view raw) noexcept;
 
+/// The application-specific last segment of a problem `type` URI (fragment, else last path
+/// segment), or "" for about:blank and links to the HTTP specifications and registries (ASP.NET and
+/// Spring point at RFC sections).
+std::string_view type_uri_code(std::string_view type) noexcept;
+
 /// ASCII whitespace trimmed from both ends.
 std::string_view trim(std::string_view s) noexcept;
 

@@ -38,6 +38,6 @@ bool read_fieldmap(simdjson::dom::object root, Extract& out);
 bool read_json(simdjson::dom::object root, Extract& out);
 bool read_xml(std::string_view body, const DialectInput& in, Extract& out);
 bool read_html(std::string_view body, const DialectInput& in, Extract& out);
-bool read_text(std::string_view body, Extract& out);
+bool read_text(std::string_view body, const DialectInput& in, Extract& out);
 
 }  // namespace problemgate::problem::internal

@@ -12,7 +12,7 @@ namespace {
 
 struct DefaultEntry {
   std::string_view from;
-  std::string_view to;  ///< "" = the lowercase form of the upstream code (wildcard rows)
+  std::string_view to;
 };
 
 // Seed 004, "Appendix: pre-#585 migration map". Almost every row is a plain lowercase translation;
@@ -50,10 +50,9 @@ constexpr std::array kDefaultLegacyCodes{
     DefaultEntry{"SKILL_NOT_FOUND", "skill_not_found"},
     DefaultEntry{"SKILL_VERSION_NOT_FOUND", "skill_version_not_found"},
     DefaultEntry{"UPSTREAM_DOWN", "upstream_down"},
-    DefaultEntry{"INVALID_*", ""},
-    DefaultEntry{"MISSING_*", ""},
-    DefaultEntry{"REDEMPTION_CODE_*", ""},
 };
+// The appendix's wildcard rows: prefixes whose codes map to their own lowercase form.
+constexpr std::array<std::string_view, 3> kDefaultLegacyPrefixes{"INVALID_", "MISSING_", "REDEMPTION_CODE_"};
 
 bool is_glob(std::string_view s) noexcept { return s.find_first_of("*?") != std::string_view::npos; }
 
@@ -62,9 +61,6 @@ LegacyHit from_config(std::string_view raw, const LegacyCode& entry) {
   return {std::move(sub), entry.code};
 }
 
-LegacyHit from_default(std::string_view raw, const DefaultEntry& entry) {
-  return {entry.to.empty() ? to_snake_case(raw) : std::string(entry.to), {}};
-}
 
 }  // namespace
 
@@ -75,7 +71,7 @@ std::optional<LegacyHit> find_legacy_code(std::string_view raw, const Options& o
       return from_config(raw, it->second);
   }
   for (const auto& e : kDefaultLegacyCodes)
-    if (e.from == raw) return from_default(raw, e);
+    if (e.from == raw) return LegacyHit{std::string(e.to), {}};
 
   const LegacyCode* best = nullptr;
   std::size_t best_len = 0;
@@ -86,8 +82,8 @@ std::optional<LegacyHit> find_legacy_code(std::string_view raw, const Options& o
     }
   }
   if (best) return from_config(raw, *best);
-  for (const auto& e : kDefaultLegacyCodes)
-    if (is_glob(e.from) && glob_match(e.from, raw)) return from_default(raw, e);
+  for (auto prefix : kDefaultLegacyPrefixes)
+    if (raw.size() > prefix.size() && raw.starts_with(prefix)) return LegacyHit{to_snake_case(raw), {}};
   return std::nullopt;
 }
 

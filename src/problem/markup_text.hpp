@@ -13,7 +13,8 @@ std::string clean_text(std::string_view s, std::size_t max_chars);
 
 /// True when `text` says nothing beyond the status: a status line ("404 Not Found",
 /// "HTTP Status 404 – Not Found"), the bare reason phrase (old names too), a generic word like
-/// "Error", or a single word (server signatures such as "nginx").
+/// "Error", page boilerplate ("Type Status Report"), or a single word (server signatures such as
+/// "nginx/1.25.3").
 bool says_only_status(std::string_view text, int status);
 
 }  // namespace problemgate::problem::internal

@@ -66,7 +66,7 @@ struct Normalizer::Impl {
   }
 
   Dialect detect(std::string_view body, const Input& in, Dialect pinned, Extract& ex) {
-    if (internal::trim(body).empty()) return Dialect::empty;
+    if (pinned == Dialect::empty || internal::trim(body).empty()) return Dialect::empty;
     const internal::DialectInput din{in.status, in.content_type};
     std::size_t start = 0;
     for (std::size_t i = 0; i < kDetectionOrder.size(); ++i)
@@ -79,7 +79,7 @@ struct Normalizer::Impl {
       switch (d) {
         case Dialect::xml: fits = internal::read_xml(body, din, ex); break;
         case Dialect::html: fits = internal::read_html(body, din, ex); break;
-        case Dialect::text: fits = internal::read_text(body, ex); break;
+        case Dialect::text: fits = internal::read_text(body, din, ex); break;
         default: {
           if (!parsed) {
             root = parse_object(body);

@@ -26,6 +26,14 @@ bool skips_content(std::string_view tag) noexcept {
   return false;
 }
 
+/// Inline elements do not end a run of text: "<b>Message</b> Invalid character" is one sentence.
+bool is_inline(std::string_view tag) noexcept {
+  for (std::string_view s : {"a", "abbr", "b", "code", "em", "font", "i", "kbd", "small", "span", "strong",
+                             "sub", "sup", "tt", "u", "var", "samp", "q", "cite"})
+    if (iequals(tag, s)) return true;
+  return false;
+}
+
 void append_entity(std::string_view& rest, std::string& text) {
   struct Entity {
     std::string_view name, value;
@@ -76,8 +84,6 @@ bool read_html(std::string_view body, const DialectInput& in, Extract& out) {
       rest.remove_prefix(1);
       continue;
     }
-    // A tag ends the current run of text.
-    if (flush()) break;
     if (rest.starts_with("<!--")) {
       auto end = rest.find("-->", 4);
       rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 3);
@@ -89,6 +95,7 @@ bool read_html(std::string_view body, const DialectInput& in, Extract& out) {
     while (i < rest.size() && (std::isalnum(static_cast<unsigned char>(rest[i])) != 0)) ++i;
     std::string_view tag = rest.substr(name_start, i - name_start);
     const bool closing = name_start == 2;
+    if (!is_inline(tag) && flush()) break;  // a block tag ends the current run of text
     auto gt = rest.find('>', i);
     rest = gt == std::string_view::npos ? std::string_view() : rest.substr(gt + 1);
     if (!closing && !tag.empty() && skips_content(tag)) {

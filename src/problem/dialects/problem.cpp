@@ -33,32 +33,6 @@ bool is_problem_media_type(std::string_view ct) noexcept {
   return istarts_with(ct, "application/problem+json");
 }
 
-/// The application-specific last segment of a problem `type` URI, or "" for about:blank and links
-/// to the HTTP specifications and registries (ASP.NET and Spring point at RFC sections).
-std::string_view type_uri_code(std::string_view type) noexcept {
-  type = trim(type);
-  if (type.empty() || iequals(type, "about:blank")) return {};
-  for (std::string_view host : {"ietf.org", "rfc-editor.org", "iana.org", "developer.mozilla.org",
-                                "httpstatuses.", "httpstatus.", "w3.org"})
-    if (icontains(type, host)) return {};
-  std::string_view seg;
-  if (auto hash = type.find('#'); hash != std::string_view::npos) {
-    seg = type.substr(hash + 1);
-    type = type.substr(0, hash);
-  }
-  if (seg.empty()) {
-    if (auto q = type.find('?'); q != std::string_view::npos) type = type.substr(0, q);
-    while (!type.empty() && type.back() == '/') type.remove_suffix(1);
-    auto slash = type.rfind('/');
-    if (slash == std::string_view::npos) return {};  // a bare word or URN: not a path segment
-    seg = type.substr(slash + 1);
-    for (std::string_view ext : {".html", ".htm", ".md", ".json"})
-      if (seg.size() > ext.size() && iequals(seg.substr(seg.size() - ext.size()), ext))
-        seg.remove_suffix(ext.size());
-  }
-  return seg;
-}
-
 }  // namespace
 
 bool read_problem(JsonObject root, const DialectInput& in, Extract& out) {

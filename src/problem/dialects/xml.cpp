@@ -58,7 +58,11 @@ bool read_problem_xml(pugi::xml_node root, Extract& ex) {
   if (auto t = text_of(child_named(root, "type")); !t.empty()) ex.type = std::string(t);
   if (auto t = text_of(child_named(root, "title")); !t.empty()) ex.title = std::string(t);
   if (auto d = text_of(child_named(root, "detail")); !d.empty()) ex.detail = std::string(d);
-  if (auto c = text_of(child_named(root, "code")); !c.empty()) ex.upstream_code = std::string(c);
+  if (auto c = text_of(child_named(root, "code")); !c.empty()) {
+    ex.upstream_code = std::string(c);
+  } else if (ex.type) {
+    ex.upstream_code = std::string(type_uri_code(*ex.type));
+  }
   return true;
 }
 
