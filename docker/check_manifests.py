@@ -30,7 +30,7 @@ except ImportError:  # Debian: python3-yaml
     print("check_manifests: SKIP: PyYAML (python3-yaml) is not installed", file=sys.stderr)
     sys.exit(77)
 
-DOCKER_DIR = os.path.dirname(os.path.abspath(__file__))
+DOCKER_DIR = os.path.dirname(os.path.realpath(__file__))
 REPO = os.path.dirname(DOCKER_DIR)
 K8S_DIR = os.path.join(DOCKER_DIR, "k8s")
 
