@@ -3,7 +3,7 @@
 # Idempotent: does nothing when all packages are present.
 set -euo pipefail
 packages=(
-  build-essential cmake ninja-build pkg-config git curl python3
+  build-essential cmake ninja-build pkg-config git curl python3 python3-yaml
   libboost1.81-dev libsimdjson-dev libspdlog-dev libfmt-dev nlohmann-json3-dev doctest-dev
   libyaml-cpp-dev zlib1g-dev libpugixml-dev libcli11-dev libbenchmark-dev
   clang libclang-rt-14-dev
