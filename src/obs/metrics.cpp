@@ -1,5 +1,6 @@
 #include "problemgate/obs/metrics.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 
@@ -220,10 +221,12 @@ std::string Metrics::render(std::uint64_t active_connections) const {
                  s.requests[m][c]);
   header(out, "problemgate_request_duration_seconds", "histogram", "Whole-request latency, head read to last byte written.");
   for (const auto& [route, s] : routes)
-    histogram(out, "problemgate_request_duration_seconds", route, s.duration, s.duration_sum);
+    if (s.duration.back() || std::any_of(s.duration.begin(), s.duration.end(), [](auto v) { return v != 0; }))
+      histogram(out, "problemgate_request_duration_seconds", route, s.duration, s.duration_sum);
   header(out, "problemgate_upstream_duration_seconds", "histogram", "Upstream latency, request sent to response head.");
   for (const auto& [route, s] : routes)
-    histogram(out, "problemgate_upstream_duration_seconds", route, s.upstream_duration, s.upstream_sum);
+    if (std::any_of(s.upstream_duration.begin(), s.upstream_duration.end(), [](auto v) { return v != 0; }))
+      histogram(out, "problemgate_upstream_duration_seconds", route, s.upstream_duration, s.upstream_sum);
   header(out, "problemgate_rate_limit_decisions_total", "counter", "Rate-limit decisions by route.");
   for (const auto& [route, s] : routes) {
     if (s.allowed + s.denied == 0) continue;
