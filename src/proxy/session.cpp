@@ -172,6 +172,7 @@ private:
   std::string scratch_;
   const Runtime* current_rt_ = nullptr;  // the snapshot of the request in progress (kept alive by run())
   bool idle_ = false;
+  bool last_request_ = false;
 };
 
 //------------------------------------------------------------------------------
@@ -212,6 +213,7 @@ net::awaitable<void> Session::run() {
     buffer_.consume(used);
     ++served;
     const bool last = served >= rt->config.limits.max_requests_per_connection;
+    last_request_ = last;  // the response then says Connection: close
     const Outcome outcome = co_await handle(*rt, scan, parser);
     finish_exchange();
     if (outcome == Outcome::close || last) break;
@@ -311,7 +313,7 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
 
   const bool has_body = scan.chunked || (scan.has_content_length && scan.content_length > 0);
   // A client that wants to close, or HTTP/1.0, gets Connection: close on the response.
-  bool keep_alive = req.keep_alive() && scan.version_minor == 1 && !worker_.draining();
+  bool keep_alive = req.keep_alive() && scan.version_minor == 1 && !worker_.draining() && !last_request_;
 
   std::string_view host;
   if (auto it = req.find(http::field::host); it != req.end()) host = it->value();

@@ -286,5 +286,24 @@ class GracefulDrain(unittest.TestCase):
         demo.stop()
 
 
+
+class ConnectionLimits(unittest.TestCase):
+    def test_last_request_on_a_connection_says_close(self):
+        demo = DemoApi()
+        gw = Gateway(sidecar_config(demo.url, limits="  max_requests_per_connection: 3\n"))
+        try:
+            c = RawClient(gw.port)
+            for i in range(3):
+                c.send(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+                r = c.read_response()
+                self.assertEqual(r.status, 200)
+                self.assertEqual(r.header("Connection", "").lower(), "close" if i == 2 else "")
+            self.assertTrue(c.is_closed())
+            c.close()
+        finally:
+            gw.stop()
+            demo.stop()
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,0 +1,271 @@
+"""Issue 6: admin endpoints, Prometheus metrics, hot reload (also under load), readiness on drain."""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+from harness import DemoApi, Gateway, RawClient, http_request
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def config(demo_url, admin_port, extra_routes=""):
+    return f"""
+listen: 127.0.0.1:0
+threads: 2
+admin:
+  listen: 127.0.0.1:{admin_port}
+limits:
+  drain_timeout: 10s
+upstreams:
+  legacy:
+    url: {demo_url}
+    timeout: 5s
+routes:
+  - name: limited
+    match: {{ prefix: /limited }}
+    upstream: legacy
+    strip_prefix: true
+    rate_limit: {{ limit: 1000, window: 60s, key: client_ip }}
+  - name: legacy
+    match: {{ prefix: / }}
+    upstream: legacy
+{extra_routes}
+"""
+
+
+class AdminEndpoints(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.demo = DemoApi()
+        cls.admin_port = free_port()
+        cls.gw = Gateway(config(cls.demo.url, cls.admin_port))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gw.stop()
+        cls.demo.stop()
+
+    def admin(self, method, path):
+        return http_request("127.0.0.1", self.admin_port, method, path)
+
+    def test_healthz_and_readyz(self):
+        self.assertEqual(self.admin("GET", "/healthz")[0], 200)
+        self.assertEqual(self.admin("GET", "/readyz")[0], 200)
+        self.assertEqual(self.admin("GET", "/nope")[0], 404)
+        self.assertEqual(self.admin("POST", "/healthz")[0], 405)
+
+    def test_metrics_count_requests_rewrites_failures(self):
+        for path in ("/ok", "/flat/not-found", "/nested/channel-not-found", "/text/404", "/limited/ok"):
+            self.gw.request("GET", path)
+        status, headers, body = self.admin("GET", "/metrics")
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["content-type"].startswith("text/plain"))
+        text = body.decode()
+        self.assertRegex(text, r'problemgate_requests_total\{route="legacy",method="GET",status_class="2xx"\} [1-9]')
+        self.assertRegex(text, r'problemgate_requests_total\{route="legacy",method="GET",status_class="4xx"\} [1-9]')
+        self.assertRegex(text, r'problemgate_rewritten_errors_total\{route="legacy",dialect="flat",code="resource_not_found",subcode="agent_not_found"\} [1-9]')
+        self.assertRegex(text, r'problemgate_rewritten_errors_total\{route="legacy",dialect="nested",code="resource_not_found",subcode="channel_not_found"\} [1-9]')
+        self.assertRegex(text, r'problemgate_unrecognised_bodies_total\{route="legacy"\} [1-9]')
+        self.assertRegex(text, r'problemgate_rate_limit_decisions_total\{route="limited",decision="allowed"\} [1-9]')
+        self.assertRegex(text, r'problemgate_request_duration_seconds_bucket\{route="legacy",le="\+Inf"\} [1-9]')
+        self.assertRegex(text, r'problemgate_upstream_connections_opened_total\{upstream="legacy"\} [1-9]')
+        self.assertIn("problemgate_client_connections ", text)
+        self.assertIn('problemgate_config_reloads_total{result="success"}', text)
+        # Every sample line is NAME{labels} VALUE, and every family has HELP and TYPE.
+        families = set(re.findall(r"^# TYPE (\S+) ", text, re.M))
+        for line in text.splitlines():
+            if line.startswith("#") or not line:
+                continue
+            self.assertRegex(line, r'^[a-z_]+(\{[^}]*\})? [0-9.e+-]+$')
+            name = re.match(r"^([a-z_]+)", line).group(1)
+            base = re.sub(r"_(bucket|sum|count)$", "", name)
+            self.assertTrue(name in families or base in families, name)
+
+    def test_metrics_pass_promtool_when_available(self):
+        promtool = shutil.which("promtool")
+        if not promtool:
+            self.skipTest("promtool (Debian package prometheus) not installed")
+        self.gw.request("GET", "/ok")
+        _, _, body = self.admin("GET", "/metrics")
+        r = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stdout.decode() + r.stderr.decode())
+
+    def test_a_real_prometheus_scrapes_it(self):
+        prom = shutil.which("prometheus")
+        if not prom:
+            self.skipTest("prometheus (Debian package) not installed")
+        self.gw.request("GET", "/flat/not-found")
+        d = tempfile.mkdtemp(prefix="pg-prom-")
+        port = free_port()
+        with open(os.path.join(d, "prometheus.yml"), "w") as f:
+            f.write(f"""global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: problemgate
+    static_configs:
+      - targets: ["127.0.0.1:{self.admin_port}"]
+""")
+        proc = subprocess.Popen([prom, f"--config.file={d}/prometheus.yml", f"--storage.tsdb.path={d}/data",
+                                 f"--web.listen-address=127.0.0.1:{port}"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 30
+            value = None
+            while time.time() < deadline:
+                time.sleep(0.5)
+                try:
+                    status, _, body = http_request(
+                        "127.0.0.1", port, "GET",
+                        "/api/v1/query?query=sum(problemgate_rewritten_errors_total%7Bsubcode%3D%22agent_not_found%22%7D)")
+                except OSError:
+                    continue
+                if status != 200:
+                    continue
+                result = json.loads(body)["data"]["result"]
+                if result:
+                    value = float(result[0]["value"][1])
+                    break
+            self.assertIsNotNone(value, "prometheus never scraped the metric")
+            self.assertGreaterEqual(value, 1)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+            shutil.rmtree(d, ignore_errors=True)
+
+    def test_config_endpoint(self):
+        status, headers, body = self.admin("GET", "/config")
+        self.assertEqual(status, 200)
+        cfg = json.loads(body)
+        self.assertEqual([r["name"] for r in cfg["routes"]], ["limited", "legacy"])
+        self.assertEqual(cfg["upstreams"]["legacy"]["url"], self.demo.url)
+        self.assertEqual(cfg["limits"]["max_header_fields"], 100)
+
+
+class Reload(unittest.TestCase):
+    def test_sighup_and_post_reload_swap_routes_and_reject_bad_files(self):
+        demo = DemoApi()
+        admin_port = free_port()
+        gw = Gateway(config(demo.url, admin_port))
+        try:
+            self.assertEqual(gw.request("GET", "/extra/ok")[0], 404)  # upstream 404 via "/"
+            extra = """  - name: extra
+    match: { prefix: /extra }
+    upstream: nowhere
+upstreams_unused: 1
+"""
+            # Invalid: unknown key and unknown upstream -> rejected, old config stays.
+            with open(gw.config_path, "w") as f:
+                f.write(config(demo.url, admin_port, extra))
+            status, _, body = http_request("127.0.0.1", admin_port, "POST", "/reload")
+            self.assertEqual(status, 422)
+            self.assertIn(b"/routes/2/upstream", body)
+            self.assertEqual(gw.request("GET", "/ok")[0], 200)
+            # Valid: a route that sends /gone to an upstream that refuses.
+            dead = free_port()
+            good = config(demo.url, admin_port, f"""  - name: gone
+    match: {{ prefix: /gone }}
+    upstream: dead
+""").replace("routes:\n", f"  dead:\n    url: http://127.0.0.1:{dead}\nroutes:\n", 1)
+            with open(gw.config_path, "w") as f:
+                f.write(good)
+            gw.proc.send_signal(signal.SIGHUP)
+            deadline = time.time() + 5
+            while time.time() < deadline and gw.request("GET", "/gone/x")[0] != 502:
+                time.sleep(0.05)
+            self.assertEqual(gw.request("GET", "/gone/x")[0], 502)
+            _, _, metrics = http_request("127.0.0.1", admin_port, "GET", "/metrics")
+            self.assertRegex(metrics.decode(), r'problemgate_config_reloads_total\{result="failure"\} 1')
+            self.assertRegex(metrics.decode(), r'problemgate_config_reloads_total\{result="success"\} 1')
+        finally:
+            self.assertEqual(gw.stop(), 0)
+            demo.stop()
+
+    def test_reload_20_times_under_load_loses_nothing(self):
+        demo = DemoApi()
+        admin_port = free_port()
+        gw = Gateway(config(demo.url, admin_port))
+        stop = threading.Event()
+        results = {"ok": 0, "bad": [], "errors": []}
+        lock = threading.Lock()
+
+        def load():
+            c = RawClient(gw.port)
+            while not stop.is_set():
+                try:
+                    c.send(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+                    r = c.read_response()
+                    with lock:
+                        if r.status == 200:
+                            results["ok"] += 1
+                        else:
+                            results["bad"].append(r.status)
+                    if r.header("Connection", "").lower() == "close":
+                        c.close()
+                        c = RawClient(gw.port)
+                except Exception as e:  # noqa: BLE001 - any failure is a lost request
+                    with lock:
+                        results["errors"].append(repr(e))
+                    c.close()
+                    c = RawClient(gw.port)
+            c.close()
+
+        threads = [threading.Thread(target=load) for _ in range(8)]
+        for t in threads:
+            t.start()
+        try:
+            for i in range(20):
+                extra = "" if i % 2 else f"""  - name: extra{i}
+    match: {{ prefix: /extra{i} }}
+    upstream: legacy
+"""
+                with open(gw.config_path, "w") as f:
+                    f.write(config(demo.url, admin_port, extra))
+                status, _, body = http_request("127.0.0.1", admin_port, "POST", "/reload")
+                self.assertEqual(status, 200, body)
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=10)
+        self.assertEqual(results["errors"], [])
+        self.assertEqual(results["bad"], [])
+        self.assertGreater(results["ok"], 100)
+        gw.stop()
+        demo.stop()
+
+
+class Readiness(unittest.TestCase):
+    def test_readyz_is_503_while_draining(self):
+        demo = DemoApi()
+        admin_port = free_port()
+        gw = Gateway(config(demo.url, admin_port))
+        t = threading.Thread(target=lambda: gw.request("GET", "/slow?ms=1500"))
+        t.start()
+        time.sleep(0.3)
+        gw.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        status, _, body = http_request("127.0.0.1", admin_port, "GET", "/readyz")
+        self.assertEqual(status, 503, body)
+        self.assertEqual(http_request("127.0.0.1", admin_port, "GET", "/healthz")[0], 200)
+        t.join(timeout=10)
+        self.assertEqual(gw.proc.wait(timeout=10), 0)
+        gw.stop()
+        demo.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
