@@ -531,6 +531,23 @@ class Cli(unittest.TestCase):
                                              "message": "field required"}])
         self.assertIn("error", out[4])
 
+    def test_normalize_jsonl_wrong_member_types(self):
+        # Wrong member types are bad lines too, never a crash.
+        lines = [json.dumps({"status": 404, "body": 12}), json.dumps({"status": 404, "path": None}),
+                 json.dumps({"status": 404, "body": "{}"}), json.dumps({"status": 200, "body": "x"}),
+                 json.dumps({"status": 99999999999999, "body": "x"})]
+        r = self.run_cli(["normalize", "--jsonl"], ("\n".join(lines) + "\n").encode())
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn(b"line 1", r.stderr)
+        self.assertIn(b"line 2", r.stderr)
+        out = [json.loads(l) for l in r.stdout.decode().splitlines()]
+        self.assertEqual(len(out), 5)
+        self.assertIn("error", out[0])
+        self.assertIn("error", out[1])
+        self.assertEqual(out[2]["status"], 404)
+        self.assertIn("error", out[3], "only error statuses are normalized")
+        self.assertIn("error", out[4], "an out-of-range status is a bad line, not a wrapped int")
+
     def test_normalize_with_config_route_rules(self):
         cfg = self.write("""
 upstreams:
