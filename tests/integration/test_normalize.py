@@ -299,6 +299,30 @@ routes:
         r = request_full(self.gw.port, "GET", "/error-big?size=1024&chunked=1")
         problem_of(self, r, 500, "internal_error")
 
+    def test_encoded_error_body_over_cap_after_decoding_passes_through(self):
+        # Spec §1: the cap applies to the decoded size. A small gzip body that inflates past the
+        # cap is passed through untouched (still encoded), not replaced by a status-only problem.
+        big = json.dumps({"error": "Order not found", "details": "a" * 5000}).encode()
+        small = json.dumps({"error": "Order not found", "details": "short"}).encode()
+        bodies = {"/gz-big": gzip.compress(big), "/gz-small": gzip.compress(small)}
+        up = ScriptedUpstream(lambda req, i: raw_response(
+            404, bodies[req.split(b" ", 2)[1].decode()],
+            [("Content-Type", "application/json"), ("Content-Encoding", "gzip"), ("ETag", '"e1"')]))
+        self.addCleanup(up.stop)
+        gw = Gateway(sidecar_config(up.url, extra="problem:\n  max_error_body: 1KiB\n"))
+        self.addCleanup(gw.stop)
+        r = request_full(gw.port, "GET", "/gz-big")
+        self.assertEqual(r.status, 404)
+        self.assertEqual(r.body, bodies["/gz-big"])
+        self.assertEqual(hdrs(r)["content-encoding"], "gzip")
+        self.assertEqual(hdrs(r)["content-type"], "application/json")
+        self.assertEqual(hdrs(r)["etag"], '"e1"')
+        self.assertEqual(gzip.decompress(r.body), big)
+        r = request_full(gw.port, "GET", "/gz-small")
+        p = problem_of(self, r, 404, "resource_not_found", "order_not_found")
+        self.assertEqual(p["detail"], "short")
+        self.assertNotIn("content-encoding", hdrs(r))
+
     def test_head_error_untouched(self):
         want = self.direct("/flat/validation", "HEAD")
         r = request_full(self.gw.port, "HEAD", "/flat/validation")
