@@ -781,6 +781,8 @@ net::awaitable<void> Session::local_reply(const Runtime& rt, core::GatewayError 
   res.keep_alive(!close);
   res.body() = std::move(body);
   res.prepare_payload();
+  // HEAD: the head a GET would get (Content-Length included), never the body (RFC 9110 §9.3.2).
+  if (ex_.method == "HEAD") res.body().clear();
   ex_.status = p.status;
   ex_.error = error_name(e);
   ex_.code = p.code;
