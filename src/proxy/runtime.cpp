@@ -6,7 +6,9 @@ Runtime::Runtime(config::Config cfg, const core::Clock& clock)
     : config(std::move(cfg)), routes(config.routes) {
   limiters.reserve(config.routes.size());
   for (const auto& route : config.routes) {
-    const auto& policy = route.rate_limit ? route.rate_limit : config.rate_limit;
+    // The loader already gave every route without its own policy the top-level default, and
+    // `rate_limit: off` on a route is nullopt: falling back to the default here would undo it.
+    const auto& policy = route.rate_limit;
     limiters.push_back(policy ? std::make_shared<ratelimit::RateLimiter>(*policy, clock) : nullptr);
   }
 }

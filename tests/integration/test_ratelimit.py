@@ -298,6 +298,36 @@ class DemoWithoutPolicy(unittest.TestCase):
         self.assertEqual(p["retryAfter"], 60)
 
 
+class DefaultPolicy(unittest.TestCase):
+    def test_top_level_default_and_route_opt_out(self):
+        up = Upstream()
+        self.addCleanup(up.stop)
+        gw = Gateway(config(up.url, """
+  - name: inherits
+    match: { prefix: /a }
+    upstream: app
+  - name: optout
+    match: { prefix: /b }
+    upstream: app
+    rate_limit: off
+  - name: own
+    match: { prefix: /c }
+    upstream: app
+    rate_limit: { limit: 3, window: 1h, key: client_ip, burst: 1 }
+""", extra="rate_limit: { limit: 2, window: 1h, key: client_ip }\n"))
+        self.addCleanup(gw.stop)
+        a = [request_full(gw.port, "GET", "/a/ok") for _ in range(3)]
+        self.assertEqual([r.status for r in a], [200, 200, 429])
+        self.assertEqual([hdrs(r)["x-ratelimit-limit"] for r in a], ["2"] * 3)
+        b = [request_full(gw.port, "GET", "/b/ok") for _ in range(4)]
+        self.assertEqual([r.status for r in b], [200] * 4, "rate_limit: off opts out of the default")
+        self.assertTrue(all("x-ratelimit-limit" not in hdrs(r) for r in b))
+        # limit + burst requests at once; the headers report that capacity.
+        c = [request_full(gw.port, "GET", "/c/ok") for _ in range(5)]
+        self.assertEqual([r.status for r in c], [200] * 4 + [429])
+        self.assertEqual([hdrs(r)["x-ratelimit-remaining"] for r in c], ["3", "2", "1", "0", "0"])
+
+
 # ----------------------------------------------------------------------------- formats
 
 class Formats(unittest.TestCase):
