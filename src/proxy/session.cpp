@@ -625,7 +625,14 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       in.content_type = res[http::field::content_type];
       in.content_encoding = res[http::field::content_encoding];
       in.amzn_error_type = res[core::hdr::kAmznErrorType];
+      // Retry-After as parsed above (HTTP-dates and fractions as whole seconds from now), so the
+      // body's retryAfter agrees with the Retry-After header set_rate_limit_headers writes.
+      char retry_buf[24];
       in.retry_after_header = res[http::field::retry_after];
+      if (ex_.upstream_limit.retry_after_s) {
+        const auto r = std::to_chars(retry_buf, retry_buf + sizeof retry_buf, *ex_.upstream_limit.retry_after_s);
+        in.retry_after_header = std::string_view(retry_buf, static_cast<std::size_t>(r.ptr - retry_buf));
+      }
       in.body = body;
       in.instance = ex_.path;
       in.request_id = ex_.request_id;

@@ -61,6 +61,12 @@ class Upstream(ScriptedUpstream):
             if "reset" in q:
                 h["X-RateLimit-Reset"] = q["reset"]
             return response_bytes(200, b'{"ok":true}', h)
+        if base.endswith("/503date"):
+            date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 120))
+            return response_bytes(503, b"", {"Retry-After": date})
+        if base.endswith("/429frac"):
+            return response_bytes(429, b'{"error": "slow down"}', {"Content-Type": "application/json",
+                                                                   "Retry-After": "1.5"})
         if base.endswith("/own429"):
             return response_bytes(429, b'{"error": {"code": "SLOW_DOWN", "message": "upstream says slow down"}}',
                                   {"Content-Type": "application/json", "Retry-After": "40",
@@ -273,6 +279,20 @@ class Basics(unittest.TestCase):
         self.assertEqual((h["x-ratelimit-limit"], h["x-ratelimit-remaining"]), ("7", "0"))
         self.assertEqual(h["retry-after"], "40")
         self.assertEqual(p["retryAfter"], 40)
+
+
+    def test_retry_after_date_and_fraction_reach_the_body(self):
+        # Spec §2/§6: retryAfter (seconds) on 429/503 when known, equal to the Retry-After header.
+        r = self.get("/open/503date")
+        h = hdrs(r)
+        p = assert_problem(self, r.status, h, r.body, 503, "upstream_unavailable")
+        self.assertTrue(115 <= int(h["retry-after"]) <= 121, h["retry-after"])
+        self.assertEqual(p.get("retryAfter"), int(h["retry-after"]))
+        r = self.get("/open/429frac")
+        h = hdrs(r)
+        p = assert_problem(self, r.status, h, r.body, 429, "rate_limited")
+        self.assertEqual(h["retry-after"], "2")
+        self.assertEqual(p.get("retryAfter"), 2)
 
 
 class DemoWithoutPolicy(unittest.TestCase):
