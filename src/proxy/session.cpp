@@ -87,6 +87,16 @@ std::string_view error_name(core::GatewayError e) {
   return "internal";
 }
 
+/// Every X-Forwarded-For field line as one list, in order (RFC 9110 §5.3: the same as one
+/// comma-joined line); HAProxy, for one, appends its hop as a separate line.
+void forwarded_for(const http::fields& f, std::string& out) {
+  out.clear();
+  for (auto [it, end] = f.equal_range(core::hdr::kForwardedFor); it != end; ++it) {
+    if (!out.empty()) out += ", ";
+    out.append(it->value());
+  }
+}
+
 /// Per-request facts, reused across the requests of a connection (strings keep capacity).
 struct Exchange {
   steady::time_point started;
@@ -362,7 +372,8 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
 }
 
 std::string_view Session::client_ip(const Runtime& rt, const http::fields& f) {
-  client_ip_ = effective_client_ip(peer_ip_, f[core::hdr::kForwardedFor], rt.config.trusted_proxies);
+  forwarded_for(f, client_ip_);
+  client_ip_ = effective_client_ip(peer_ip_, client_ip_, rt.config.trusted_proxies);
   return client_ip_;
 }
 
@@ -383,7 +394,8 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
 
   // --- Transform the request head in place (re-serialised, never spliced).
   std::string original_host(req[http::field::host]);
-  std::string xff(req[core::hdr::kForwardedFor]);
+  std::string xff;
+  forwarded_for(req, xff);
   strip_hop_by_hop(req);
   req.erase(http::field::expect);
   if (route.strip_prefix && route.prefix != "/") {

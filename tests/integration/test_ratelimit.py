@@ -513,6 +513,24 @@ class TrustedProxies(unittest.TestCase):
         # Without XFF the peer itself is the key.
         self.assertEqual(request_full(gw.port, "GET", "/ip/ok").status, 200)
 
+    def test_xff_split_over_several_lines(self):
+        # A trusted proxy that appends its hop as a separate X-Forwarded-For line (HAProxy): the
+        # lines form one list, so a spoofed first line cannot pick the key, and the whole chain
+        # goes upstream.
+        gw = Gateway(config(self.up.url, self.ROUTES, extra="trusted_proxies: [127.0.0.0/8]\n"))
+        self.addCleanup(gw.stop)
+        statuses = []
+        for i in range(5):
+            c = RawClient(gw.port)
+            c.send(f"GET /ip/ok HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 1.1.1.{i}\r\n"
+                   f"X-Forwarded-For: 192.0.2.77\r\n\r\n".encode())
+            statuses.append(c.read_response().status)
+            c.close()
+        self.assertEqual(statuses, [200, 200, 200, 429, 429])
+        last = [r for r in self.up.requests if path_of(r) == "/ip/ok"][-1]
+        self.assertEqual(header_of(last, "X-Forwarded-For"), "1.1.1.2, 192.0.2.77, 127.0.0.1")
+        self.assertEqual(last.lower().count(b"x-forwarded-for:"), 1)
+
     def test_route_key_is_shared_by_all_clients(self):
         gw = Gateway(config(self.up.url, self.ROUTES, extra="trusted_proxies: [127.0.0.0/8]\n"))
         self.addCleanup(gw.stop)
