@@ -246,6 +246,52 @@ class HeaderRules(unittest.TestCase):
         self.assertEqual(hdrs(r)["www-authenticate"], 'Bearer realm="demo"')
 
 
+class HostileInput(unittest.TestCase):
+    """Spec §4: bad input never fails the response; the client gets a valid problem body
+    (strict UTF-8 JSON, exact Content-Length, the upstream status) on a connection that stays usable."""
+
+    BODIES = {
+        "/bad-utf8-json": (400, "application/json", b'{"error": "bad\xff\xfe", "details": "caf\xe9 \xc3"}'),
+        "/bad-utf8-text": (404, "text/plain", b"no such \xff\xfe thing \xed\xa0\x80 here"),
+        "/bad-utf8-html": (404, "text/html", b"<html><title>x</title><body><p>Gone \xff\xfe away now</p></body></html>"),
+        "/nul": (400, "text/plain", b"nul\x00byte and \x1b[31mansi\x01"),
+        "/surrogate": (400, "application/json", b'{"error": "x\\ud800y", "details": "lone \\udc00 surrogate"}'),
+        "/deep": (400, "application/json", b'{"a":' * 10000 + b"1" + b"}" * 10000),
+        "/huge": (400, "application/json", json.dumps({"error": "e" * 30000, "details": "d" * 30000}).encode()),
+        "/types": (400, "application/json", b'{"error": 5, "details": [], "message": {"x": 1}}'),
+        "/status-str": (404, "application/problem+json", b'{"type": "https://e.com/p/x", "title": "T", "status": "404", "detail": 7}'),
+        "/dup": (400, "application/json", b'{"error": "first_code", "error": "second", "details": "d1", "details": "d2"}'),
+        "/array": (400, "application/json", b'[{"message": "top-level array"}]'),
+        "/bom": (404, "application/json", b'\xef\xbb\xbf{"error": "Agent not found", "details": "bom"}'),
+        "/ctrl-json": (400, "application/json", b'{"error":"x","details":"line1\\nline2\\u0000\\u001b end"}'),
+        "/xml-bad": (400, "application/xml", b"<Error><Code>A&B</Code><Message>unterminated"),
+        "/problem-wrong-status": (404, "application/problem+json", b'{"type":"https://e.com/p/y","title":"Y","status":500}'),
+    }
+
+    def test_hostile_bodies_give_valid_problems(self):
+        bodies = self.BODIES
+        up = ScriptedUpstream(lambda req, i: raw_response(
+            bodies[req.split(b" ", 2)[1].decode()][0], bodies[req.split(b" ", 2)[1].decode()][2],
+            [("Content-Type", bodies[req.split(b" ", 2)[1].decode()][1])]))
+        self.addCleanup(up.stop)
+        gw = Gateway(sidecar_config(up.url))
+        self.addCleanup(gw.stop)
+        from harness import RawClient
+        c = RawClient(gw.port)
+        self.addCleanup(c.close)
+        for path, (status, _ct, _body) in bodies.items():
+            with self.subTest(path=path):
+                c.send(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                r = c.read_response()
+                r.body.decode("utf-8")  # strict
+                p = problem_of(self, r, status)
+                self.assertEqual(p["instance"], path)
+        p = json.loads(request_full(gw.port, "GET", "/dup").body)
+        self.assertEqual((p["subcode"], p["detail"]), ("first_code", "d1"), "first duplicate wins")
+        p = json.loads(request_full(gw.port, "GET", "/problem-wrong-status").body)
+        self.assertEqual((p["status"], p["subcode"], p["title"]), (404, "y", "Y"))
+
+
 # ----------------------------------------------------------------------------- what is not rewritten
 
 class NotRewritten(unittest.TestCase):
