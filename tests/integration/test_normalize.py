@@ -500,6 +500,23 @@ routes:
         self.assertEqual(p["type"], TYPE_BASE + "upstream_unavailable")
         self.assertEqual(p["title"], "Upstream unavailable")
 
+    def test_catalog_override(self):
+        gw = self.gateway(f"""problem:
+  type_base: "{TYPE_BASE}"
+  catalog:
+    404: {{ code: not_here, title: "Not here" }}
+    418: {{ code: teapot, title: "I'm a teapot" }}
+""")
+        r = request_full(gw.port, "GET", "/flat/not-found")
+        p = problem_of(self, r, 404, "not_here", "agent_not_found")
+        self.assertEqual((p["type"], p["title"]), (TYPE_BASE + "not_here", "Not here"))
+        r = request_full(gw.port, "GET", "/status/418")
+        p = problem_of(self, r, 418, "teapot")
+        self.assertEqual((p["type"], p["title"]), (TYPE_BASE + "teapot", "I'm a teapot"))
+        r = request_full(gw.port, "GET", "/status/451")  # not in the catalog: other 4xx
+        p = problem_of(self, r, 451, "client_error")
+        self.assertEqual(p["title"], "Client error")
+
     def test_legacy_codes_override(self):
         gw = self.gateway("""problem:
   legacy_codes:
