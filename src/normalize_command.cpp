@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <iostream>
 #include <iterator>
 
@@ -99,8 +100,16 @@ int run_normalize_command(const NormalizeArgs& args) {
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("status") || !j["status"].is_number_integer()) {
-      std::cerr << "line " << line_no << ": expected {\"status\": N, \"body\": \"...\", ...}\n";
+    // Optional members must be strings when present (json::value() throws on a wrong type).
+    auto string_or_absent = [&j](const char* name) {
+      auto it = j.find(name);
+      return it == j.end() || it->is_string();
+    };
+    if (j.is_discarded() || !j.is_object() || !j.contains("status") || !j["status"].is_number_integer() ||
+        j["status"].get<std::int64_t>() < 400 || j["status"].get<std::int64_t>() > 599 ||
+        !string_or_absent("body") || !string_or_absent("content_type") || !string_or_absent("path") ||
+        !string_or_absent("request_id")) {
+      std::cerr << "line " << line_no << ": expected {\"status\": 400-599, \"body\": \"...\", ...} with string members\n";
       ++failures;
       std::cout << "{\"error\":\"line " << line_no << " is not a valid input object\"}\n";
       continue;

@@ -110,9 +110,11 @@ struct Normalizer::Impl {
 
     std::string_view body = in.body;
     if (encoding != internal::Encoding::identity) {
-      if (internal::inflate_body(in.body, encoding, opts.max_error_body, decoded) ==
-          internal::DecodeStatus::ok) {
+      const auto status = internal::inflate_body(in.body, encoding, opts.max_error_body, decoded);
+      if (status == internal::DecodeStatus::ok) {
         body = decoded;
+      } else if (status == internal::DecodeStatus::too_large) {
+        return out;  // spec §1: the cap applies after decoding; over it, pass through untouched
       } else {
         body = {};
         out.body_undecodable = true;

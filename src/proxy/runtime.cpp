@@ -4,8 +4,10 @@ namespace problemgate::proxy {
 
 namespace {
 
-const std::optional<config::RateLimitPolicy>& policy_of(const config::Config& c, const config::Route& r) {
-  return r.rate_limit ? r.rate_limit : c.rate_limit;
+// The loader already gave every route without its own policy the top-level default, and
+// `rate_limit: off` on a route is nullopt: falling back to the default here would undo it.
+const std::optional<config::RateLimitPolicy>& policy_of(const config::Config&, const config::Route& r) {
+  return r.rate_limit;
 }
 
 bool same_policy(const config::RateLimitPolicy& a, const config::RateLimitPolicy& b) {

@@ -87,6 +87,16 @@ std::string_view error_name(core::GatewayError e) {
   return "internal";
 }
 
+/// Every X-Forwarded-For field line as one list, in order (RFC 9110 §5.3: the same as one
+/// comma-joined line); HAProxy, for one, appends its hop as a separate line.
+void forwarded_for(const http::fields& f, std::string& out) {
+  out.clear();
+  for (auto [it, end] = f.equal_range(core::hdr::kForwardedFor); it != end; ++it) {
+    if (!out.empty()) out += ", ";
+    out.append(it->value());
+  }
+}
+
 /// Per-request facts, reused across the requests of a connection (strings keep capacity).
 struct Exchange {
   steady::time_point started;
@@ -368,7 +378,8 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
 }
 
 std::string_view Session::client_ip(const Runtime& rt, const http::fields& f) {
-  client_ip_ = effective_client_ip(peer_ip_, f[core::hdr::kForwardedFor], rt.config.trusted_proxies);
+  forwarded_for(f, client_ip_);
+  client_ip_ = effective_client_ip(peer_ip_, client_ip_, rt.config.trusted_proxies);
   return client_ip_;
 }
 
@@ -389,7 +400,8 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
 
   // --- Transform the request head in place (re-serialised, never spliced).
   std::string original_host(req[http::field::host]);
-  std::string xff(req[core::hdr::kForwardedFor]);
+  std::string xff;
+  forwarded_for(req, xff);
   strip_hop_by_hop(req);
   req.erase(http::field::expect);
   if (route.strip_prefix && route.prefix != "/") {
@@ -654,7 +666,14 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       in.content_type = res[http::field::content_type];
       in.content_encoding = res[http::field::content_encoding];
       in.amzn_error_type = res[core::hdr::kAmznErrorType];
+      // Retry-After as parsed above (HTTP-dates and fractions as whole seconds from now), so the
+      // body's retryAfter agrees with the Retry-After header set_rate_limit_headers writes.
+      char retry_buf[24];
       in.retry_after_header = res[http::field::retry_after];
+      if (ex_.upstream_limit.retry_after_s) {
+        const auto r = std::to_chars(retry_buf, retry_buf + sizeof retry_buf, *ex_.upstream_limit.retry_after_s);
+        in.retry_after_header = std::string_view(retry_buf, static_cast<std::size_t>(r.ptr - retry_buf));
+      }
       in.body = body;
       in.instance = ex_.path;
       in.request_id = ex_.request_id;
@@ -815,6 +834,8 @@ net::awaitable<void> Session::local_reply(const Runtime& rt, core::GatewayError 
   res.keep_alive(!close);
   res.body() = std::move(body);
   res.prepare_payload();
+  // HEAD: the head a GET would get (Content-Length included), never the body (RFC 9110 §9.3.2).
+  if (ex_.method == "HEAD") res.body().clear();
   ex_.status = p.status;
   ex_.error = error_name(e);
   ex_.code = p.code;

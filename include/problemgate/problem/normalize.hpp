@@ -29,7 +29,8 @@ struct UpstreamRateLimit {
 };
 
 /// The result of normalize(). When `rewritten` is false the caller passes the original response
-/// through untouched (unsupported Content-Encoding, or an identity body over max_error_body).
+/// through untouched (unsupported Content-Encoding, or a body over max_error_body; for gzip and
+/// deflate the cap applies to the decoded size, spec §1).
 struct Output {
   bool rewritten = false;
   std::string body;                      ///< canonical problem+json bytes (empty when !rewritten)
@@ -39,7 +40,7 @@ struct Output {
   std::optional<std::string> hidden_detail;  ///< upstream detail hidden from a 5xx client (log only)
   UpstreamRateLimit rate_limit;          ///< flat dialect's retry_after/limit/remaining/reset
   std::optional<std::int64_t> retry_after;   ///< what went into retryAfter
-  bool body_undecodable = false;         ///< gzip/deflate body corrupt or over the cap: status-only problem
+  bool body_undecodable = false;         ///< gzip/deflate body corrupt: status-only problem
 };
 
 /// Rewrites an upstream error body into the canonical problem (spec §1-§4, §7).
