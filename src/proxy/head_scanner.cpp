@@ -89,6 +89,21 @@ void note_transfer_encoding(std::string_view value, FieldFacts& f) noexcept {
   }
 }
 
+/// `#token` lists (RFC 9110 §5.6.1) as Beast validates them for Connection and
+/// Proxy-Connection: elements are tokens or empty, separated by commas with optional
+/// whitespace. Anything else is rejected here, so an `ok` head never fails in Beast later.
+bool is_token_list(std::string_view value) noexcept {
+  std::size_t start = 0;
+  while (start <= value.size()) {
+    std::size_t comma = value.find(',', start);
+    if (comma == std::string_view::npos) comma = value.size();
+    for (unsigned char c : trim_ows(value.substr(start, comma - start)))
+      if (!is_tchar(c)) return false;
+    start = comma + 1;
+  }
+  return true;
+}
+
 void note_content_length(std::string_view value, FieldFacts& f) noexcept {
   ++f.content_length_count;
   value = trim_ows(value);
@@ -106,6 +121,10 @@ void note_content_length(std::string_view value, FieldFacts& f) noexcept {
   }
   f.content_length = v;
 }
+
+/// Longest field line accepted: Beast's 65535-byte element limit less its 2 bytes of overhead
+/// and 64 bytes for the ", <peer address>" the session appends to X-Forwarded-For.
+constexpr std::size_t kMaxFieldLine = 65535 - 2 - 64;
 
 /// Checks the field lines in [pos, end) (end points at the final CRLF of the head).
 HeadVerdict scan_fields(std::string_view head, std::size_t pos, const HeadLimits& limits,
@@ -125,6 +144,10 @@ HeadVerdict scan_fields(std::string_view head, std::size_t pos, const HeadLimits
     for (unsigned char c : name)
       if (!is_tchar(c)) return HeadVerdict::malformed;  // also rejects space before colon
     std::string_view value = line.substr(colon + 1);
+    // Beast stores a field's name and value lengths in 16 bits and throws past that (out of
+    // the parser, ending the session without a response); the session also appends to
+    // X-Forwarded-For. Any longer field is 431 here, with room left for that append.
+    if (line.size() > kMaxFieldLine) return HeadVerdict::too_large;
     for (unsigned char c : value) {
       // field-vchar / obs-text / SP / HTAB only: no NUL, CR, LF or other controls.
       if ((c < 0x20 && c != '\t') || c == 0x7F) return HeadVerdict::malformed;
@@ -134,8 +157,14 @@ HeadVerdict scan_fields(std::string_view head, std::size_t pos, const HeadLimits
       case 4:
         if (iequals(name, "host")) ++facts.host_count;
         break;
+      case 10:
+        if (iequals(name, "connection") && !is_token_list(value)) return HeadVerdict::malformed;
+        break;
       case 14:
         if (iequals(name, "content-length")) note_content_length(value, facts);
+        break;
+      case 16:
+        if (iequals(name, "proxy-connection") && !is_token_list(value)) return HeadVerdict::malformed;
         break;
       case 17:
         if (iequals(name, "transfer-encoding")) note_transfer_encoding(value, facts);
@@ -243,13 +272,13 @@ HeadScan scan_response_head(std::string_view buf, const HeadLimits& limits) noex
   std::string_view head = buf.substr(0, head_end);
   const std::size_t line_end = head.find("\r\n");
   std::string_view line = head.substr(0, line_end);
-  // status-line = HTTP-version SP 3DIGIT SP [reason-phrase]
-  if (line.size() < 12 || line[8] != ' ') return fail(HeadVerdict::malformed);
+  // status-line = HTTP-version SP 3DIGIT SP [reason-phrase]; the second SP is required (Beast
+  // rejects "HTTP/1.1 200" without it, so an ok here must not).
+  if (line.size() < 13 || line[8] != ' ' || line[12] != ' ') return fail(HeadVerdict::malformed);
   const int minor = parse_version(line.substr(0, 8));
   if (minor < 0) return fail(HeadVerdict::malformed);
   for (std::size_t i = 9; i < 12; ++i)
     if (line[i] < '0' || line[i] > '9') return fail(HeadVerdict::malformed);
-  if (line.size() > 12 && line[12] != ' ') return fail(HeadVerdict::malformed);
   for (unsigned char c : line.substr(12))
     if ((c < 0x20 && c != '\t') || c == 0x7F) return fail(HeadVerdict::malformed);
   FieldFacts facts;

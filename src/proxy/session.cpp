@@ -182,7 +182,7 @@ private:
   std::string scratch_;
   const Runtime* current_rt_ = nullptr;  // the snapshot of the request in progress (kept alive by run())
   bool idle_ = false;
-  bool last_request_ = false;
+  bool last_request_ = false;  // max_requests_per_connection reached with this request
 };
 
 //------------------------------------------------------------------------------
@@ -223,7 +223,7 @@ net::awaitable<void> Session::run() {
     buffer_.consume(used);
     ++served;
     const bool last = served >= rt->config.limits.max_requests_per_connection;
-    last_request_ = last;  // the response then says Connection: close
+    last_request_ = last;
     const Outcome outcome = co_await handle(*rt, scan, parser);
     finish_exchange();
     if (outcome == Outcome::close || last) break;
@@ -323,6 +323,7 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
 
   const bool has_body = scan.chunked || (scan.has_content_length && scan.content_length > 0);
   // A client that wants to close, or HTTP/1.0, gets Connection: close on the response.
+  // The last request allowed on this connection says so (Connection: close) on its response.
   bool keep_alive = req.keep_alive() && scan.version_minor == 1 && !worker_.draining() && !last_request_;
 
   std::string_view host;
@@ -502,7 +503,9 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
         ex_.bytes_in += got;
         if (got == 0 && !parser.is_done()) continue;  // only framing was parsed
         req.body().size = got;
-        req.body().data = relay.data();
+        // Only the last chunk was parsed: no data, or Beast emits an empty chunk ("0\r\n\r\n")
+        // before the final one and the upstream sees a second, bogus request.
+        req.body().data = got ? relay.data() : nullptr;
         req.body().more = !parser.is_done();
       } else {
         req.body().data = nullptr;
@@ -755,7 +758,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       }
       const std::size_t got = kRelayChunk - res.body().size;
       if (got == 0 && !rp.is_done()) continue;
-      res.body().data = rbuf.data();
+      res.body().data = got ? rbuf.data() : nullptr;  // see the request side: no empty chunk
       res.body().size = got;
       res.body().more = !rp.is_done();
     } else {
@@ -791,7 +794,13 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     else pool.discard(std::move(acquired.conn));
     co_return Outcome::close;
   }
-  if (rp.is_done() && rp.keep_alive() && parser.is_done()) pool.release(std::move(acquired.conn));
+  // A 204 that declared a body, or a 204/304 with Transfer-Encoding, broke framing: whatever it
+  // meant to send may still arrive and would be read as the next request's response.
+  const bool declared_bodyless_body =
+      (status == 204 && (upstream_chunked || (upstream_has_length && res[http::field::content_length] != "0"))) ||
+      (status == 304 && upstream_chunked);
+  if (rp.is_done() && rp.keep_alive() && parser.is_done() && !declared_bodyless_body)
+    pool.release(std::move(acquired.conn));
   else pool.discard(std::move(acquired.conn));
   update_pool_gauges();
   co_return keep_alive ? Outcome::keep_alive : Outcome::close;

@@ -43,9 +43,10 @@ net::awaitable<Acquired> UpstreamPool::acquire(bool allow_reuse) {
     auto conn = std::move(idle_.back());
     idle_.pop_back();
     const auto idle_for = now - conn->idle_since;
-    // Liveness peeks cost a syscall, so only connections idle for a while are checked.
-    if (idle_for > upstream_.idle_timeout ||
-        (idle_for > std::chrono::milliseconds(500) && !still_open(*conn))) {
+    // Every reuse is checked (one non-blocking peek): a connection that received bytes while
+    // idle (a late body after HEAD/204/304, a second response) or was closed is never reused;
+    // the stray bytes would otherwise be read as the next request's response.
+    if (idle_for > upstream_.idle_timeout || !still_open(*conn)) {
       discard(std::move(conn));
       continue;
     }

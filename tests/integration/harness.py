@@ -379,7 +379,7 @@ class ScriptedUpstream:
         rest = buf[end:]
         lower = head.lower()
         m = re.search(rb"\r\ncontent-length:\s*(\d+)", lower)
-        if b"transfer-encoding: chunked" in lower:
+        if re.search(rb"\r\ntransfer-encoding:[ \t]*chunked", lower):
             while not re.search(rb"(^|\r\n)0\r\n\r\n", rest):
                 data = conn.recv(65536)
                 if not data:
