@@ -2,19 +2,30 @@
 # The one test command (README, .ci/run): installs dependencies, builds, runs every test.
 #   scripts/test.sh               Release build in build/, all tests
 #   scripts/test.sh --sanitize    ASan+UBSan build in build-asan/, all tests
+#   scripts/test.sh --tsan        TSan build in build-tsan/, the concurrency tests (label tsan)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 build_dir=build
 extra=()
+ctest_args=()
 if [ "${1:-}" = "--sanitize" ]; then
   build_dir=build-asan
   extra=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DPROBLEMGATE_SANITIZERS=address;undefined")
+elif [ "${1:-}" = "--tsan" ]; then
+  build_dir=build-tsan
+  extra=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPROBLEMGATE_SANITIZERS=thread)
+  ctest_args=(-L tsan)
 else
   extra=(-DCMAKE_BUILD_TYPE=Release)
 fi
 cmake -S . -B "$build_dir" -G Ninja "${extra[@]}" >/dev/null
-cmake --build "$build_dir" -j "$(nproc)"
+if [ ${#ctest_args[@]} -gt 0 ]; then
+  cmake --build "$build_dir" -j "$(nproc)" --target problemgate_ratelimit_tests
+else
+  cmake --build "$build_dir" -j "$(nproc)"
+fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-ctest --test-dir "$build_dir" --output-on-failure -j 2
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1}
+ctest --test-dir "$build_dir" --output-on-failure -j 2 "${ctest_args[@]}"

@@ -15,7 +15,4 @@ namespace problemgate::proxy {
 std::string effective_client_ip(std::string_view peer, std::string_view xff,
                                 const std::vector<config::Cidr>& trusted);
 
-/// Parses an IPv4/IPv6 literal into the 16-byte form used by config::Cidr (IPv4 mapped).
-bool parse_ip(std::string_view text, std::array<std::uint8_t, 16>& out) noexcept;
-
 }  // namespace problemgate::proxy

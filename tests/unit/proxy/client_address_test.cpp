@@ -2,13 +2,16 @@
 
 #include <doctest/doctest.h>
 
+#include "problemgate/config/load.hpp"
+
 using problemgate::proxy::effective_client_ip;
-using problemgate::proxy::parse_ip;
 
 namespace {
 problemgate::config::Cidr cidr(std::string_view ip, int prefix_v4_or_v6, bool v4) {
   problemgate::config::Cidr c;
-  REQUIRE(parse_ip(ip, c.addr));
+  auto bytes = problemgate::config::parse_ip(ip);
+  REQUIRE(bytes);
+  c.addr = *bytes;
   c.prefix = v4 ? 96 + prefix_v4_or_v6 : prefix_v4_or_v6;
   c.text = std::string(ip);
   return c;
