@@ -49,10 +49,18 @@ AccessLog::AccessLog(bool enabled) {
   logger_ = std::make_shared<spdlog::logger>("access", std::move(sink));
   logger_->set_pattern("%v");
   logger_->set_level(spdlog::level::info);
-  logger_->flush_on(spdlog::level::info);
+  // Lines are buffered and flushed at least once a second (nginx's `buffer= flush=1s`): one
+  // write per request would cost a syscall under a lock shared by every worker.
+  spdlog::register_logger(logger_);
+  spdlog::flush_every(std::chrono::seconds(1));
 }
 
-AccessLog::~AccessLog() = default;
+AccessLog::~AccessLog() {
+  if (logger_) {
+    logger_->flush();
+    spdlog::drop("access");
+  }
+}
 
 void AccessLog::format(const AccessRecord& r, std::string& out) {
   out.clear();

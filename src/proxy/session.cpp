@@ -143,10 +143,14 @@ struct Exchange {
 /// connections hold no body buffer at all.
 class RelayBuffer {
 public:
-  RelayBuffer() : data_(std::make_unique<char[]>(kRelayChunk)) {}
+  explicit RelayBuffer(Worker& w) : worker_(w), data_(w.take_relay_buffer(kRelayChunk)) {}
+  ~RelayBuffer() { worker_.give_relay_buffer(std::move(data_)); }
+  RelayBuffer(const RelayBuffer&) = delete;
+  RelayBuffer& operator=(const RelayBuffer&) = delete;
   char* data() noexcept { return data_.get(); }
 
 private:
+  Worker& worker_;
   std::unique_ptr<char[]> data_;
 };
 
@@ -424,7 +428,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   else if (scan.has_content_length) req.content_length(scan.content_length);
   req.keep_alive(true);
 
-  RelayBuffer relay;
+  RelayBuffer relay(worker_);
   upstream::Acquired acquired;
   http::response_parser<http::buffer_body> rp;
   bool request_sent = false;

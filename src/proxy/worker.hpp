@@ -53,6 +53,18 @@ public:
   core::RequestIdGenerator& ids() noexcept { return ids_; }
   problem::Normalizer& normalizer() noexcept { return normalizer_; }
   std::string& log_scratch() noexcept { return log_scratch_; }
+  /// Relay buffers are recycled per worker: a forward borrows one and gives it back, so the
+  /// request path does not allocate 64 KiB per request and idle connections hold none.
+  std::unique_ptr<char[]> take_relay_buffer(std::size_t size) {
+    if (relay_free_.empty()) return std::make_unique<char[]>(size);
+    auto b = std::move(relay_free_.back());
+    relay_free_.pop_back();
+    return b;
+  }
+  void give_relay_buffer(std::unique_ptr<char[]> b) {
+    if (b && relay_free_.size() < kMaxFreeRelayBuffers) relay_free_.push_back(std::move(b));
+  }
+  static constexpr std::size_t kMaxFreeRelayBuffers = 64;
 
   void add_acceptor(boost::asio::ip::tcp::acceptor acceptor);
   /// Starts the accept loops.
@@ -86,6 +98,7 @@ private:
   core::RequestIdGenerator ids_;
   problem::Normalizer normalizer_;
   std::string log_scratch_;
+  std::vector<std::unique_ptr<char[]>> relay_free_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::unordered_set<ClientStream*> idle_;
   std::size_t sessions_ = 0;
