@@ -9,10 +9,11 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 import unittest
 
-from harness import (GATEWAY_BIN, SHARED_DIR, DemoApi, Gateway, ScriptedUpstream, assert_problem,
-                     request_full, response_bytes, sidecar_config)
+from harness import (GATEWAY_BIN, SHARED_DIR, DemoApi, Gateway, RawClient, ScriptedUpstream,
+                     assert_problem, request_full, response_bytes, sidecar_config)
 
 CORPUS = os.path.join(SHARED_DIR, "corpus", "seed-dialects.json")
 TYPE_BASE = "https://docs.example.com/errors#"
@@ -276,7 +277,6 @@ class HostileInput(unittest.TestCase):
         self.addCleanup(up.stop)
         gw = Gateway(sidecar_config(up.url))
         self.addCleanup(gw.stop)
-        from harness import RawClient
         c = RawClient(gw.port)
         self.addCleanup(c.close)
         for path, (status, _ct, _body) in bodies.items():
@@ -301,8 +301,6 @@ class ChunkedFraming(unittest.TestCase):
         self.addCleanup(up.stop)
         gw = Gateway(sidecar_config(up.url).replace("threads: 2", "threads: 1"))
         self.addCleanup(gw.stop)
-        from harness import RawClient
-        import time
         c = RawClient(gw.port)
         self.addCleanup(c.close)
         c.send(b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
@@ -319,7 +317,6 @@ class ChunkedFraming(unittest.TestCase):
         self.assertTrue(up.requests[1].startswith(b"GET /next "))
 
     def test_response_terminator_in_its_own_segment(self):
-        import time
 
         def answer(req, i):
             if b" /split " not in req.split(b"\r\n", 1)[0]:
@@ -337,7 +334,6 @@ class ChunkedFraming(unittest.TestCase):
         self.addCleanup(up.stop)
         gw = Gateway(sidecar_config(up.url))
         self.addCleanup(gw.stop)
-        from harness import RawClient
         c = RawClient(gw.port)
         self.addCleanup(c.close)
         c.send(b"GET /split HTTP/1.1\r\nHost: x\r\n\r\n")
