@@ -507,8 +507,8 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
         ex_.bytes_in += got;
         if (got == 0 && !parser.is_done()) continue;  // only framing was parsed
         req.body().size = got;
-        // Only the last chunk was parsed: no data, or Beast emits an empty chunk ("0\r\n\r\n")
-        // before the final one and the upstream sees a second, bogus request.
+        // No data with more=false must be a null buffer: Beast serializes an empty buffer as a
+        // zero-size chunk and then adds its own last-chunk, a stray "0\r\n\r\n" upstream.
         req.body().data = got ? relay.data() : nullptr;
         req.body().more = !parser.is_done();
       } else {
@@ -762,7 +762,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       }
       const std::size_t got = kRelayChunk - res.body().size;
       if (got == 0 && !rp.is_done()) continue;
-      res.body().data = got ? rbuf.data() : nullptr;  // see the request side: no empty chunk
+      res.body().data = got ? rbuf.data() : nullptr;  // see the request relay: no empty chunk
       res.body().size = got;
       res.body().more = !rp.is_done();
     } else {

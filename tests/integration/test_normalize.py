@@ -9,10 +9,11 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 import unittest
 
-from harness import (GATEWAY_BIN, SHARED_DIR, DemoApi, Gateway, ScriptedUpstream, assert_problem,
-                     request_full, response_bytes, sidecar_config)
+from harness import (GATEWAY_BIN, SHARED_DIR, DemoApi, Gateway, RawClient, ScriptedUpstream,
+                     assert_problem, request_full, response_bytes, sidecar_config)
 
 CORPUS = os.path.join(SHARED_DIR, "corpus", "seed-dialects.json")
 TYPE_BASE = "https://docs.example.com/errors#"
@@ -276,7 +277,6 @@ class HostileInput(unittest.TestCase):
         self.addCleanup(up.stop)
         gw = Gateway(sidecar_config(up.url))
         self.addCleanup(gw.stop)
-        from harness import RawClient
         c = RawClient(gw.port)
         self.addCleanup(c.close)
         for path, (status, _ct, _body) in bodies.items():
@@ -290,6 +290,58 @@ class HostileInput(unittest.TestCase):
         self.assertEqual((p["subcode"], p["detail"]), ("first_code", "d1"), "first duplicate wins")
         p = json.loads(request_full(gw.port, "GET", "/problem-wrong-status").body)
         self.assertEqual((p["status"], p["subcode"], p["title"]), (404, "y", "Y"))
+
+
+class ChunkedFraming(unittest.TestCase):
+    """A chunked message whose last-chunk arrives in its own read is relayed with exactly one
+    last-chunk (found through the pooled upstream connection being poisoned by a stray one)."""
+
+    def test_request_terminator_in_its_own_segment(self):
+        up = ScriptedUpstream(lambda req, i: raw_response(200, b"ok", [("Content-Type", "text/plain")]))
+        self.addCleanup(up.stop)
+        gw = Gateway(sidecar_config(up.url).replace("threads: 2", "threads: 1"))
+        self.addCleanup(gw.stop)
+        c = RawClient(gw.port)
+        self.addCleanup(c.close)
+        c.send(b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        time.sleep(0.15)  # the gateway relays the data chunk before the terminator exists
+        c.send(b"0\r\n\r\n")
+        self.assertEqual(c.read_response().status, 200)
+        c.send(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(c.read_response().status, 200)
+        self.assertEqual(up.connections, 1, "the upstream connection was reused")
+        raw = up.received[0]
+        body = raw.split(b"\r\n\r\n", 1)[1].split(b"GET /next", 1)[0]
+        self.assertEqual(body, b"5\r\nhello\r\n0\r\n\r\n")
+        self.assertEqual(len(up.requests), 2)
+        self.assertTrue(up.requests[1].startswith(b"GET /next "))
+
+    def test_response_terminator_in_its_own_segment(self):
+
+        def answer(req, i):
+            if b" /split " not in req.split(b"\r\n", 1)[0]:
+                return raw_response(200, b"second", [("Content-Type", "text/plain")])
+
+            def send(sock):
+                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             b"5\r\nhello\r\n")
+                time.sleep(0.15)
+                sock.sendall(b"0\r\n\r\n")
+                time.sleep(0.3)  # keep the connection open a moment, as a keep-alive upstream would
+            return send
+
+        up = ScriptedUpstream(answer)
+        self.addCleanup(up.stop)
+        gw = Gateway(sidecar_config(up.url))
+        self.addCleanup(gw.stop)
+        c = RawClient(gw.port)
+        self.addCleanup(c.close)
+        c.send(b"GET /split HTTP/1.1\r\nHost: x\r\n\r\n")
+        r = c.read_response()
+        self.assertEqual((r.status, r.body), (200, b"hello"))
+        c.send(b"GET /second HTTP/1.1\r\nHost: x\r\n\r\n")
+        r = c.read_response()
+        self.assertEqual((r.status, r.body), (200, b"second"), "no stray last-chunk before the next response")
 
 
 # ----------------------------------------------------------------------------- what is not rewritten
