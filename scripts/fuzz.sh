@@ -6,9 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 bash scripts/install-deps.sh
+# Our libraries get coverage instrumentation too (fuzzer-no-link), so the fuzzer is guided by
+# the code under test, not only by the harness.
 CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DPROBLEMGATE_BUILD_FUZZ=ON -DPROBLEMGATE_BUILD_TESTS=OFF >/dev/null
-cmake --build build-fuzz -j "$(nproc)" --target problemgate_normalize_fuzz head_scanner_fuzz
+  -DPROBLEMGATE_BUILD_FUZZ=ON -DPROBLEMGATE_BUILD_TESTS=OFF \
+  "-DPROBLEMGATE_SANITIZERS=fuzzer-no-link;address;undefined" >/dev/null
+cmake --build build-fuzz -j "$(nproc)" --target problemgate_normalize_fuzz head_scanner_fuzz problemgate_config_fuzz
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 run() {
@@ -20,4 +23,5 @@ run() {
 }
 run problemgate_normalize_fuzz tests/fuzz/corpus/normalize
 run head_scanner_fuzz tests/fuzz/corpus/head_scanner
+run problemgate_config_fuzz tests/fuzz/corpus/config
 echo "fuzz: no crashes"
