@@ -414,7 +414,9 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     routing::append_upstream_target(route, req.target(), scratch_);
     req.target(scratch_);
   }
-  if (route.host_header == config::Route::HostHeader::upstream) {
+  // An HTTP/1.0 request may come without Host; it goes upstream as HTTP/1.1, which requires one
+  // (RFC 9112 §3.2), so it gets the upstream's authority.
+  if (route.host_header == config::Route::HostHeader::upstream || original_host.empty()) {
     req.set(http::field::host, up_cfg.port == 80 ? up_cfg.host : up_cfg.host + ":" + std::to_string(up_cfg.port));
   }
   if (!xff.empty()) xff += ", ";

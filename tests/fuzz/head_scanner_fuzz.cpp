@@ -40,6 +40,7 @@ void check_with_beast(std::string_view in, const HeadScan& s) {
   http::parser<isRequest, http::empty_body> p;
   p.header_limit(static_cast<std::uint32_t>(s.head_bytes + 1));
   p.eager(false);
+  p.body_limit(boost::none);  // as the session does: body limits are its own (413)
   if constexpr (!isRequest) p.skip(true);  // only the head matters here
   boost::beast::error_code ec;
   const std::string_view head = in.substr(0, s.head_bytes);

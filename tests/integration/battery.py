@@ -138,15 +138,21 @@ def _parse_one(data, pos):
     return ParsedRequest(method, target, headers, b"", "none"), pos
 
 
-def parse_requests_h11(data):
+def parse_requests_h11(data, partial_ok=False):
     """The same bytes through h11 (server side). Returns [(method, target, headers, body)] of
-    complete requests; raises h11.RemoteProtocolError when h11 refuses them."""
+    complete requests; raises h11.RemoteProtocolError when h11 refuses them (with partial_ok:
+    returns the complete requests before the refused bytes instead)."""
     conn = h11.Connection(h11.SERVER)
     conn.receive_data(data)
     out = []
     cur = None
     while True:
-        ev = conn.next_event()
+        try:
+            ev = conn.next_event()
+        except h11.RemoteProtocolError:
+            if partial_ok:
+                return out
+            raise
         if ev is h11.NEED_DATA or ev is h11.PAUSED:
             if ev is h11.PAUSED and conn.our_state is h11.DONE and conn.their_state is h11.DONE:
                 conn.start_next_cycle()
@@ -160,6 +166,8 @@ def parse_requests_h11(data):
             out.append(tuple(cur))
             conn.send(h11.Response(status_code=200, headers=[("content-length", "0")]))
             conn.send(h11.EndOfMessage())
+            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                break  # Connection: close / HTTP/1.0: nothing after this request counts
             conn.start_next_cycle()
         elif isinstance(ev, h11.ConnectionClosed):
             break

@@ -509,6 +509,24 @@ class Regressions(unittest.TestCase):
             gw.stop()
             up.stop()
 
+    def test_http10_without_host_goes_upstream_with_one_host(self):
+        # Found by S8: "GET / HTTP/1.0" without Host went upstream as HTTP/1.1 without Host, a
+        # request every strict HTTP/1.1 server must reject (RFC 9112 section 3.2).
+        up = ScriptedUpstream(lambda req, idx: OK)
+        gw = Gateway(sidecar_config(up.url))
+        try:
+            c = RawClient(gw.port)
+            c.send(b"GET /h10 HTTP/1.0\r\nX-Request-Id: reg-h10\r\n\r\n")
+            r = c.read_response()
+            c.close()
+            self.assertEqual(r.status, 200)
+            reqs, _ = cross_check(b"".join(up.received))
+            self.assertEqual(len(reqs), 1)
+            self.assertEqual(reqs[0].get_all("host"), [f"127.0.0.1:{up.port}".encode()])
+        finally:
+            gw.stop()
+            up.stop()
+
     def test_chunked_response_ends_with_exactly_one_last_chunk(self):
         # The same on the response side: the client saw "0\r\n\r\n0\r\n\r\n" and would read the
         # second last chunk as the start of the next response.

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs the non-CI rows of the reliability battery and prints a table (see run.py --help).
+# Needs: a built tree (build/problemgate, build/problemgate-demo-api), wrk, slowhttptest, nginx,
+# and optionally python3-h11 (scripts/install-deps.sh installs them).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+build="${PROBLEMGATE_BUILD_DIR:-$here/../../build}"
+export PROBLEMGATE_BIN="${PROBLEMGATE_BIN:-$build/problemgate}"
+export PROBLEMGATE_DEMO_BIN="${PROBLEMGATE_DEMO_BIN:-$build/problemgate-demo-api}"
+export PYTHONDONTWRITEBYTECODE=1
+py=/usr/bin/python3
+[ -x "$py" ] || py=python3
+exec "$py" "$here/run.py" "$@"
