@@ -475,11 +475,9 @@ class UpstreamFaults(unittest.TestCase):
 
 
 class U12Subcode(unittest.TestCase):
-    @unittest.expectedFailure
     def test_u12_canonical_subcode_is_kept(self):
-        """Finding (normalizer, not fixed here): an upstream body that is already canonical
-        problem+json, {"code":"permission_denied","subcode":"out_of_credit"}, comes out without
-        its subcode. Spec section 2: extension members are kept. Remove expectedFailure once fixed."""
+        """Regression: an upstream body that is already canonical problem+json,
+        {"code":"permission_denied","subcode":"out_of_credit"}, keeps its subcode."""
         raw = json.dumps({"type": "about:blank", "title": "Permission denied", "status": 403,
                           "code": "permission_denied", "subcode": "out_of_credit"}).encode()
         up = ScriptedUpstream(lambda req, idx: response_bytes(403, raw, {"Content-Type": "application/problem+json"}))

@@ -49,7 +49,11 @@ bool read_problem(JsonObject root, const DialectInput& in, Extract& out) {
   if (type) ex.type = std::string(*type);
   if (title) ex.title = std::string(*title);
   if (auto d = text_member(root, "detail")) ex.detail = std::string(*d);
-  if (auto c = code_member(root, "code")) {
+  // A body already in our canonical shape names its specific code in `subcode` (its `code` is
+  // the parent, which the status decides anyway): the subcode is the most specific code.
+  if (auto sc = code_member(root, "subcode")) {
+    ex.upstream_code = std::string(*sc);
+  } else if (auto c = code_member(root, "code")) {
     ex.upstream_code = std::string(*c);
   } else if (type) {
     ex.upstream_code = std::string(type_uri_code(*type));
