@@ -65,7 +65,19 @@ void Worker::add_acceptor(tcp::acceptor acceptor) {
   acceptors_.push_back(std::make_unique<tcp::acceptor>(std::move(acceptor)));
 }
 
+void Worker::schedule_sweep() {
+  // Idle upstream connections are checked once a second: expired or peer-closed ones are
+  // closed even when no request comes to reuse them.
+  sweep_timer_.expires_after(std::chrono::seconds(1));
+  sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || draining_) return;
+    for (auto& [name, pool] : pools_by_name_) pool->sweep();
+    schedule_sweep();
+  });
+}
+
 void Worker::start() {
+  schedule_sweep();
   for (auto& a : acceptors_) {
     net::co_spawn(ioc_, accept_loop(*a), [](std::exception_ptr e) {
       if (e) {
@@ -126,6 +138,7 @@ void Worker::session_ended() {
 void Worker::begin_drain(std::chrono::milliseconds deadline) {
   if (draining_) return;
   draining_ = true;
+  sweep_timer_.cancel();
   for (auto& a : acceptors_) {
     boost::system::error_code ignored;
     a->close(ignored);

@@ -82,6 +82,7 @@ public:
 
 private:
   boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
+  void schedule_sweep();
 
   boost::asio::io_context ioc_{1};
   unsigned index_;
@@ -104,6 +105,7 @@ private:
   std::size_t sessions_ = 0;
   bool draining_ = false;
   boost::asio::steady_timer drain_timer_{ioc_};
+  boost::asio::steady_timer sweep_timer_{ioc_};
 };
 
 }  // namespace problemgate::proxy

@@ -97,6 +97,19 @@ void UpstreamPool::discard(std::unique_ptr<Connection> conn) {
   if (open_ > 0) --open_;
 }
 
+void UpstreamPool::sweep() {
+  const auto now = std::chrono::steady_clock::now();
+  std::size_t kept = 0;
+  for (auto& conn : idle_) {
+    if (now - conn->idle_since > upstream_.idle_timeout || !still_open(*conn)) {
+      discard(std::move(conn));
+    } else {
+      idle_[kept++] = std::move(conn);
+    }
+  }
+  idle_.resize(kept);
+}
+
 void UpstreamPool::close_idle() {
   while (!idle_.empty()) {
     auto conn = std::move(idle_.back());

@@ -305,5 +305,37 @@ class ConnectionLimits(unittest.TestCase):
             demo.stop()
 
 
+class IdleUpstreamConnections(unittest.TestCase):
+    def test_idle_pooled_connections_are_closed_after_idle_timeout(self):
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        port = srv.getsockname()[1]
+        gw = Gateway(sidecar_config(f"http://127.0.0.1:{port}", upstream_extra="    idle_timeout: 1s\n"))
+        try:
+            result = {}
+
+            def client():
+                result["r"] = gw.request("GET", "/x")
+
+            t = threading.Thread(target=client)
+            t.start()
+            conn, _ = srv.accept()
+            conn.settimeout(5)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            t.join(timeout=5)
+            self.assertEqual(result["r"][0], 200)
+            t0 = time.time()
+            self.assertEqual(conn.recv(1), b"", "the gateway closes the idle pooled connection")
+            self.assertLess(time.time() - t0, 3.5)
+            conn.close()
+        finally:
+            gw.stop()
+            srv.close()
+
+
 if __name__ == "__main__":
     unittest.main()

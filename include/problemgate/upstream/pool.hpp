@@ -59,6 +59,9 @@ public:
   std::uint64_t reuses() const noexcept { return reuses_; }
   /// Closes every idle connection (drain, shutdown).
   void close_idle();
+  /// Closes idle connections past idle_timeout or closed by the peer, so sockets do not pile
+  /// up between requests (called periodically by the worker).
+  void sweep();
 
 private:
   boost::asio::any_io_executor ex_;
