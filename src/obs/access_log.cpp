@@ -30,15 +30,23 @@ void number(std::string& out, std::string_view name, std::int64_t v) {
 }
 
 void iso_time(std::string& out, std::int64_t ms) {
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  const auto n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  out.append(buf, n);
-  char frac[8];
-  std::snprintf(frac, sizeof frac, ".%03dZ", static_cast<int>(ms % 1000));
-  out += frac;
+  // The calendar part changes once a second; format it once per second per thread.
+  thread_local std::int64_t cached_secs = -1;
+  thread_local char cached[32];
+  thread_local std::size_t cached_len = 0;
+  const std::int64_t secs64 = ms / 1000;
+  if (secs64 != cached_secs) {
+    const std::time_t secs = static_cast<std::time_t>(secs64);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    cached_len = std::strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
+    cached_secs = secs64;
+  }
+  out.append(cached, cached_len);
+  const int frac = static_cast<int>(ms % 1000);
+  const char tail[6] = {'.', static_cast<char>('0' + frac / 100), static_cast<char>('0' + frac / 10 % 10),
+                        static_cast<char>('0' + frac % 10), 'Z', '\0'};
+  out.append(tail, 5);
 }
 
 }  // namespace

@@ -379,7 +379,10 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
     }
   }
 
-  co_return co_await forward(rt, scan, parser, keep_alive);
+  const Outcome outcome = co_await forward(rt, scan, parser, keep_alive);
+  // An upload grew the read buffer: give the memory back while the connection idles.
+  if (buffer_.size() == 0 && buffer_.capacity() > kReadChunk) buffer_.shrink_to_fit();
+  co_return outcome;
 }
 
 std::string_view Session::client_ip(const Runtime& rt, const http::fields& f) {
@@ -431,6 +434,10 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   req.keep_alive(true);
 
   RelayBuffer relay(worker_);
+  if (scan.chunked || scan.content_length > kReadChunk) {
+    buffer_.max_size(std::max(buffer_.max_size(), kRelayChunk + kReadChunk));
+    buffer_.reserve(kRelayChunk);
+  }
   upstream::Acquired acquired;
   http::response_parser<http::buffer_body> rp;
   bool request_sent = false;
@@ -629,6 +636,10 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   const bool no_body = is_head || status == 204 || status == 304;
   const bool upstream_chunked = res.chunked();
   const bool upstream_has_length = res.has_content_length();
+  // Large bodies: let each read take up to a relay chunk (Beast sizes reads by the buffer's
+  // capacity), instead of many 8 KiB reads and writes.
+  if (!no_body && (upstream_chunked || !upstream_has_length || rp.content_length().value_or(0) > kReadChunk))
+    conn.buffer.reserve(std::min(kRelayChunk, conn.buffer.max_size()));
 
   // Rate-limit information the upstream reported (headers), for merging (spec §6).
   ex_.upstream_limit = ratelimit::parse_upstream_headers(
