@@ -71,13 +71,22 @@ UpstreamCounters& WorkerMetrics::upstream(std::string_view name) {
 void WorkerMetrics::count_rewrite(std::string_view route, std::string_view dialect,
                                   std::string_view code, std::string_view subcode) {
   std::lock_guard lock(mutex_);
-  auto key = std::make_tuple(std::string(route), std::string(dialect), std::string(code), std::string(subcode));
-  auto it = rewrites_.find(key);
+  auto make_key = [&](std::string_view sub) {
+    key_scratch_.assign(route);
+    key_scratch_ += '\0';
+    key_scratch_ += dialect;
+    key_scratch_ += '\0';
+    key_scratch_ += code;
+    key_scratch_ += '\0';
+    key_scratch_ += sub;
+  };
+  make_key(subcode);
+  auto it = rewrites_.find(std::string_view(key_scratch_));
   if (it == rewrites_.end() && rewrites_.size() >= kMaxRewriteSeries) {
-    std::get<3>(key) = "other";
-    it = rewrites_.find(key);
+    make_key("other");
+    it = rewrites_.find(std::string_view(key_scratch_));
   }
-  if (it == rewrites_.end()) it = rewrites_.emplace(std::move(key), 0).first;
+  if (it == rewrites_.end()) it = rewrites_.emplace(key_scratch_, 0).first;
   ++it->second;
 }
 
@@ -205,7 +214,15 @@ std::string Metrics::render(std::uint64_t active_connections) const {
       s.idle += up.idle.load(std::memory_order_relaxed);
       s.retries += up.retries.load(std::memory_order_relaxed);
     }
-    for (const auto& [k, v] : w->rewrites_) rewrites[k] += v;
+    for (const auto& [k, v] : w->rewrites_) {
+      std::array<std::string, 4> parts;
+      std::size_t part = 0;
+      for (char c : k) {
+        if (c == '\0' && part < 3) ++part;
+        else parts[part] += c;
+      }
+      rewrites[std::make_tuple(parts[0], parts[1], parts[2], parts[3])] += v;
+    }
   }
 
   std::string out;

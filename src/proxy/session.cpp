@@ -172,6 +172,12 @@ private:
                                   http::request_parser<http::buffer_body>& parser,
                                   bool keep_alive);
   net::awaitable<void> local_reply(const Runtime& rt, core::GatewayError e, bool close);
+  /// A local reply that ends the exchange: the connection closes when `close` (an unread
+  /// body, or the client asked), else it stays open for the next request.
+  net::awaitable<Outcome> reply_and_finish(const Runtime& rt, core::GatewayError e, bool close) {
+    co_await local_reply(rt, e, close);
+    co_return close ? Outcome::close : Outcome::keep_alive;
+  }
   net::awaitable<void> lingering_close();
   void finish_exchange();
   void set_rate_limit_headers(const Runtime& rt, http::fields& f);
@@ -334,8 +340,7 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
   if (auto it = req.find(http::field::host); it != req.end()) host = it->value();
   ex_.route = rt.routes.match(host, ex_.path);
   if (!ex_.route) {
-    co_await local_reply(rt, core::GatewayError::route_not_found, has_body || !keep_alive);
-    co_return has_body || !keep_alive ? Outcome::close : Outcome::keep_alive;
+    co_return co_await reply_and_finish(rt, core::GatewayError::route_not_found, has_body || !keep_alive);
   }
 
   const auto& route = *ex_.route;
@@ -374,8 +379,7 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
     auto& rc = worker_.route_counters(rt, ex_.route);
     obs::bump(ex_.decision->allowed ? rc.rate_limit_allowed : rc.rate_limit_denied);
     if (!ex_.decision->allowed) {
-      co_await local_reply(rt, core::GatewayError::rate_limited, has_body || !keep_alive);
-      co_return has_body || !keep_alive ? Outcome::close : Outcome::keep_alive;
+      co_return co_await reply_and_finish(rt, core::GatewayError::rate_limited, has_body || !keep_alive);
     }
   }
 
@@ -468,8 +472,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
                      : acquired.error == upstream::AcquireError::exhausted
                          ? core::GatewayError::gateway_unavailable
                          : core::GatewayError::upstream_down;
-      co_await local_reply(rt, e, has_body || !keep_alive);
-      co_return has_body || !keep_alive ? Outcome::close : Outcome::keep_alive;
+      co_return co_await reply_and_finish(rt, e, has_body || !keep_alive);
     }
     auto& conn = *acquired.conn;
     ++conn.requests;
@@ -586,18 +589,13 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       pool.discard(std::move(acquired.conn));
       if (can_retry) continue;
       count_failure(timed_out ? obs::UpstreamFailure::timeout : obs::UpstreamFailure::reset);
-      co_await local_reply(rt,
-                           timed_out ? core::GatewayError::upstream_timeout
-                                     : core::GatewayError::upstream_down,
-                           has_body || !keep_alive);
-      co_return has_body || !keep_alive ? Outcome::close : Outcome::keep_alive;
+      co_return co_await reply_and_finish(rt, timed_out ? core::GatewayError::upstream_timeout : core::GatewayError::upstream_down, has_body || !keep_alive);
     }
     if (rscan.verdict != HeadVerdict::ok) {
       pool.discard(std::move(acquired.conn));
       count_failure(obs::UpstreamFailure::bad_response);
       ex_.error = "bad_response";
-      co_await local_reply(rt, core::GatewayError::upstream_down, has_body || !keep_alive);
-      co_return has_body || !keep_alive ? Outcome::close : Outcome::keep_alive;
+      co_return co_await reply_and_finish(rt, core::GatewayError::upstream_down, has_body || !keep_alive);
     }
     break;
   }
@@ -618,8 +616,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       pool.discard(std::move(acquired.conn));
       count_failure(obs::UpstreamFailure::bad_response);
       ex_.error = "bad_response";
-      co_await local_reply(rt, core::GatewayError::upstream_down, has_body || !keep_alive);
-      co_return has_body || !keep_alive ? Outcome::close : Outcome::keep_alive;
+      co_return co_await reply_and_finish(rt, core::GatewayError::upstream_down, has_body || !keep_alive);
     }
     conn.buffer.consume(used);
   }
@@ -660,7 +657,11 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     bool failed = false;
     while (!rp.is_done() && body.size() <= cap) {
       const std::size_t old = body.size();
-      const std::size_t room = std::min(kRelayChunk, cap + 1 - old);
+      // Size each read by what is announced (or a small step): zero-filling a 64 KiB string
+      // for a 200-byte error body would cost more than the rewrite itself.
+      const auto announced = rp.content_length();
+      const std::size_t want = announced ? static_cast<std::size_t>(*announced) - old + 1 : kReadChunk;
+      const std::size_t room = std::min({kRelayChunk, cap + 1 - old, std::max<std::size_t>(want, 1)});
       body.resize(old + room);
       res.body().data = body.data() + old;
       res.body().size = room;
@@ -677,8 +678,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       pool.discard(std::move(acquired.conn));
       count_failure(obs::UpstreamFailure::reset);
       ex_.error = "bad_response";
-      co_await local_reply(rt, core::GatewayError::upstream_down, has_body || !keep_alive);
-      co_return has_body || !keep_alive ? Outcome::close : Outcome::keep_alive;
+      co_return co_await reply_and_finish(rt, core::GatewayError::upstream_down, has_body || !keep_alive);
     }
     if (rp.is_done()) {
       problem::Input in;

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 namespace problemgate::obs {
@@ -87,7 +88,14 @@ private:
   mutable std::mutex mutex_;
   std::deque<RouteCounters> routes_;
   std::deque<UpstreamCounters> upstreams_;
-  std::map<std::tuple<std::string, std::string, std::string, std::string>, std::uint64_t> rewrites_;
+  struct KeyHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  /// Key: route \0 dialect \0 code \0 subcode. Heterogeneous lookup: no allocation for a
+  /// label set seen before.
+  std::unordered_map<std::string, std::uint64_t, KeyHash, std::equal_to<>> rewrites_;
+  std::string key_scratch_;
 };
 
 /// All workers' metrics plus process-wide ones; renders the Prometheus text exposition.
