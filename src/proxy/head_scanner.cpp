@@ -246,8 +246,11 @@ HeadScan scan_request_head(std::string_view buf, const HeadLimits& limits) noexc
   if (sp1 == std::string_view::npos || sp1 == 0) return fail(HeadVerdict::malformed);
   const std::size_t sp2 = line.find(' ', sp1 + 1);
   if (sp2 == std::string_view::npos || sp2 == sp1 + 1) return fail(HeadVerdict::malformed);
+  // Methods are upper-case letters, '-' and '_' (nginx's rule; llhttp is stricter still). Any
+  // token would be legal, but a lower-case "method" is what an unframed body glued to the next
+  // request looks like ("helloGET /x"), and strict peers would read those bytes differently.
   for (unsigned char c : line.substr(0, sp1))
-    if (!is_tchar(c)) return fail(HeadVerdict::malformed);
+    if (!((c >= 'A' && c <= 'Z') || c == '-' || c == '_')) return fail(HeadVerdict::malformed);
   for (unsigned char c : line.substr(sp1 + 1, sp2 - sp1 - 1))
     if (c <= 0x20 || c == 0x7F) return fail(HeadVerdict::malformed);
   const int minor = parse_version(line.substr(sp2 + 1));

@@ -1,6 +1,9 @@
 """Shared pieces of the reliability battery (issue 7): a strict HTTP/1.1 request parser for the
 bytes an upstream captured, an optional second opinion from h11, a stdlib JSON-Schema subset
 validator, and small socket helpers. Stdlib only (h11 is used when importable)."""
+import subprocess
+import shutil
+import base64
 import json
 import os
 import re
@@ -172,6 +175,22 @@ def parse_requests_h11(data, partial_ok=False):
         elif isinstance(ev, h11.ConnectionClosed):
             break
     return out
+
+
+NODE = shutil.which("node")
+
+
+def node_parse(captures):
+    """Node's http parser (llhttp) over each capture: a list of {"requests", "error"} dicts, or
+    None when node is not installed."""
+    if not NODE or not captures:
+        return None
+    script = os.path.join(os.path.dirname(__file__), "node_parse.js")
+    payload = json.dumps([base64.b64encode(c).decode() for c in captures]).encode()
+    r = subprocess.run([NODE, script], input=payload, capture_output=True, timeout=120)
+    if r.returncode != 0:
+        raise StrictError(f"node_parse.js failed: {r.stderr.decode()[:400]}")
+    return json.loads(r.stdout)
 
 
 def cross_check(data):

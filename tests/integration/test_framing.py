@@ -5,15 +5,17 @@ S1: every probe goes on a fresh connection, followed by a canary with its own re
 the same connection when it is still open. The capturing upstream's bytes, per connection,
 must parse (strict parser + h11 when installed) as a sequence of complete requests, each
 carrying an id the client sent, none twice."""
+import base64
 import json
 import os
+import re
 import socket
 import threading
 import time
 import unittest
 
-from battery import (HAVE_H11, StrictError, check_problem_response, cross_check, recv_until_closed,
-                     wait_for)
+from battery import (HAVE_H11, NODE, StrictError, check_problem_response, cross_check, node_parse,
+                     recv_until_closed, wait_for)
 from harness import Gateway, RawClient, ScriptedUpstream, response_bytes, sidecar_config
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -220,6 +222,15 @@ class S1Probes(unittest.TestCase):
                     except (EOFError, ConnectionResetError, socket.timeout) as e:
                         failures.append(f"{name}: canary lost ({e!r})")
                         continue
+                    head, _, rest = data.partition(b"\r\n\r\n")
+                    framed = re.search(rb"\r\n(content-length|transfer-encoding)[ \t]*:", head.lower())
+                    if rest and not framed and r2.status == 400 and r2.header("Proxy-Status"):
+                        # The client sent bytes its head did not frame ("Content_Length: 5" +
+                        # "hello"): they glue onto the canary ("helloGET /canary"), which the
+                        # gateway must reject, not forward.
+                        if not c.is_closed(2):
+                            failures.append(f"{name}: desynced canary rejected but the connection stayed open")
+                        continue
                     if r2.status != 200 or r2.header("X-Request-Id") != cid:
                         failures.append(f"{name}: canary got {r2.status} {r2.header('X-Request-Id')}")
                         continue
@@ -230,12 +241,24 @@ class S1Probes(unittest.TestCase):
             # Every byte the upstream received: complete requests only, each one the client sent.
             seen = []
             aborted = 0
+            # Node's llhttp is the third opinion: on every capture it must see exactly the
+            # complete requests our strict parser (and h11) saw, with the same bodies.
+            node_views = node_parse(list(up.received))
             for conn_idx, data in enumerate(up.received):
                 try:
                     reqs, leftover = cross_check(data)
                 except StrictError as e:
                     failures.append(f"upstream connection {conn_idx}: ambiguous bytes: {e}: {data[:400]!r}")
                     continue
+                if node_views is not None:
+                    nv = node_views[conn_idx]
+                    mine = [(r.method.decode(), r.target.decode(), r.get("X-Request-Id"), r.body) for r in reqs]
+                    theirs = [(q["method"], q["url"], q["requestId"], base64.b64decode(q["body"]))
+                              for q in nv["requests"]]
+                    if theirs != mine:
+                        failures.append(f"upstream connection {conn_idx}: node sees {theirs!r}, we see {mine!r}")
+                    if nv["error"] and not leftover:
+                        failures.append(f"upstream connection {conn_idx}: node rejects complete bytes: {nv['error']}")
                 if leftover:
                     # A body the gateway stopped relaying (bad chunk framing found mid-stream):
                     # the request stays incomplete and that connection is closed, never reused.
@@ -255,7 +278,7 @@ class S1Probes(unittest.TestCase):
             missing = (forwarded_ids | canaries_ok) - set(seen)
             self.assertEqual(missing, set(), "answered 200 but never reached the upstream")
             print(f"\nS1: {len(probes)} probes, {outcomes['rejected']} rejected, {outcomes['forwarded']} "
-                  f"forwarded, {len(canaries_ok)} canaries, {aborted} bodies aborted mid-stream, h11={'yes' if HAVE_H11 else 'no'}")
+                  f"forwarded, {len(canaries_ok)} canaries, {aborted} bodies aborted mid-stream, h11={'yes' if HAVE_H11 else 'no'}, node={'yes' if NODE else 'no'}")
         finally:
             gw.stop()
             up.stop()

@@ -83,6 +83,10 @@ TEST_SUITE("proxy.head_scanner") {
       CHECK(req("GET / HTTP/2.0\r\nHost: a\r\n\r\n") == HeadVerdict::malformed);
       CHECK(req("GET / HTTP/1.1 \r\nHost: a\r\n\r\n") == HeadVerdict::malformed);
       CHECK(req("G(T / HTTP/1.1\r\nHost: a\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req("helloGET / HTTP/1.1\r\nHost: a\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req("get / HTTP/1.1\r\nHost: a\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req("M-SEARCH * HTTP/1.1\r\nHost: a\r\n\r\n") == HeadVerdict::ok);
+      CHECK(req("PROPFIND / HTTP/1.1\r\nHost: a\r\n\r\n") == HeadVerdict::ok);
       CHECK(req("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n") == HeadVerdict::malformed);
     }
   }
