@@ -2,7 +2,7 @@
 # The one test command (README, .ci/run): installs dependencies, builds, runs every test.
 #   scripts/test.sh               Release build in build/, all tests
 #   scripts/test.sh --sanitize    ASan+UBSan build in build-asan/, all tests
-#   scripts/test.sh --tsan        TSan build in build-tsan/, the concurrency tests (label tsan)
+#   scripts/test.sh --tsan        TSan build in build-tsan/, the cross-thread tests (label tsan)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -21,7 +21,7 @@ else
 fi
 cmake -S . -B "$build_dir" -G Ninja "${extra[@]}" >/dev/null
 if [ ${#ctest_args[@]} -gt 0 ]; then
-  cmake --build "$build_dir" -j "$(nproc)" --target problemgate_ratelimit_tests
+  cmake --build "$build_dir" -j "$(nproc)" --target problemgate_ratelimit_tests problemgate problemgate-demo-api
 else
   cmake --build "$build_dir" -j "$(nproc)"
 fi
