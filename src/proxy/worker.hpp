@@ -84,7 +84,10 @@ private:
   boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
   void schedule_sweep();
 
-  boost::asio::io_context ioc_{1};
+  // One thread runs this context; other threads only post() to it (reload, drain), which keeps
+  // the scheduler locked. Sockets and timers are touched by the owning thread only, so the
+  // reactor needs no per-descriptor locks.
+  boost::asio::io_context ioc_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   unsigned index_;
   Shared& shared_;
   std::shared_ptr<const Runtime> runtime_;
