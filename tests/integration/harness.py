@@ -271,8 +271,8 @@ class RawClient:
             pass
 
 
-def http_request(host, port, method, path, headers=None, body=None, timeout=10.0):
-    """One request on a fresh connection; returns (status, headers dict lowercased, body bytes)."""
+def request_full(port, method, path, headers=None, body=None, timeout=10.0, host="127.0.0.1"):
+    """One request on a fresh connection; returns the Response (ordered headers, raw head)."""
     c = RawClient(port, timeout)
     try:
         hdrs = {"Host": f"{host}:{port}", "Connection": "close"}
@@ -281,25 +281,15 @@ def http_request(host, port, method, path, headers=None, body=None, timeout=10.0
             hdrs["Content-Length"] = str(len(body))
         head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
         c.send(head.encode("latin-1") + (body or b""))
-        r = c.read_response(head_request=(method == "HEAD"))
-        return r.status, {k.lower(): v for k, v in r.headers}, r.body
-    finally:
-        c.close()
-
-
-def request_full(port, method, path, headers=None, body=None, timeout=10.0):
-    """Like http_request but returns the Response object (ordered headers, raw head)."""
-    c = RawClient(port, timeout)
-    try:
-        hdrs = {"Host": f"127.0.0.1:{port}", "Connection": "close"}
-        hdrs.update(headers or {})
-        if body is not None and "Content-Length" not in hdrs and "Transfer-Encoding" not in hdrs:
-            hdrs["Content-Length"] = str(len(body))
-        head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
-        c.send(head.encode("latin-1") + (body or b""))
         return c.read_response(head_request=(method == "HEAD"))
     finally:
         c.close()
+
+
+def http_request(host, port, method, path, headers=None, body=None, timeout=10.0):
+    """One request on a fresh connection; returns (status, headers dict lowercased, body bytes)."""
+    r = request_full(port, method, path, headers, body, timeout, host)
+    return r.status, {k.lower(): v for k, v in r.headers}, r.body
 
 
 # ----------------------------------------------------------------------------- scripted upstream
