@@ -444,7 +444,6 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   }
   upstream::Acquired acquired;
   http::response_parser<http::buffer_body> rp;
-  bool request_sent = false;
   bool continue_sent = false;
   // At most two attempts: a second one only when a reused connection failed before the
   // upstream answered anything and the request had no body (spec: retry only when nothing
@@ -543,7 +542,6 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       co_await local_reply(rt, client_error, true);
       co_return Outcome::close;
     }
-    request_sent = !upstream_failed;
 
     // --- Read the response head (interim 1xx responses are dropped).
     HeadScan rscan;
@@ -554,8 +552,6 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       for (;;) {
         conn.buffer.max_size(2 * kUpstreamHeadLimit + kReadChunk);
         rscan = scan_response_head(view_of(conn.buffer), up_limits);
-        if (rscan.verdict == HeadVerdict::incomplete && conn.buffer.size() == 0)
-          rscan.verdict = HeadVerdict::incomplete;
         if (rscan.verdict == HeadVerdict::ok) {
           const std::string_view head = view_of(conn.buffer);
           const int status = (head[9] - '0') * 100 + (head[10] - '0') * 10 + (head[11] - '0');
@@ -599,7 +595,6 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     }
     break;
   }
-  (void)request_sent;
   auto& conn = *acquired.conn;
   auto& route_counters = worker_.route_counters(rt, ex_.route);
   route_counters.upstream_duration.observe(
@@ -649,7 +644,6 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   bool rewrite = status >= 400 && route.problem.normalize && !no_body;
   if (rewrite && rp.content_length() && *rp.content_length() > popts.max_error_body) rewrite = false;
   std::size_t prefix = 0;  // bytes of ex_.error_body already read, to relay first
-  RelayBuffer& rbuf = relay;
   if (rewrite) {
     auto& body = ex_.error_body;
     body.clear();
@@ -764,7 +758,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       prefix_sent = prefix;
       res.body().more = !rp.is_done();
     } else if (!rp.is_done()) {
-      res.body().data = rbuf.data();
+      res.body().data = relay.data();
       res.body().size = kRelayChunk;
       conn.stream.expires_after(up_cfg.timeout);
       auto [ec, n] = co_await http::async_read_some(conn.stream, conn.buffer, rp, kNoThrow);
@@ -775,7 +769,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       }
       const std::size_t got = kRelayChunk - res.body().size;
       if (got == 0 && !rp.is_done()) continue;
-      res.body().data = got ? rbuf.data() : nullptr;  // see the request relay: no empty chunk
+      res.body().data = got ? relay.data() : nullptr;  // see the request relay: no empty chunk
       res.body().size = got;
       res.body().more = !rp.is_done();
     } else {
