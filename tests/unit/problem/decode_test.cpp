@@ -5,23 +5,11 @@
 
 #include <string>
 
+#include "support.hpp"
+
 namespace in = problemgate::problem::internal;
 
-namespace {
-std::string compress(std::string_view data, int window_bits) {
-  z_stream zs{};
-  REQUIRE(deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY) == Z_OK);
-  std::string out(deflateBound(&zs, static_cast<uLong>(data.size())), '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  zs.avail_in = static_cast<uInt>(data.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  REQUIRE(deflate(&zs, Z_FINISH) == Z_STREAM_END);
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  return out;
-}
-}  // namespace
+using pgtest::compress;
 
 TEST_SUITE("problem.decode") {
   TEST_CASE("parse_encoding") {

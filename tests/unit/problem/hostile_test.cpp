@@ -15,19 +15,7 @@ using nlohmann::json;
 namespace pp = problemgate::problem;
 using pp::Dialect;
 
-std::string gzip(std::string_view data, int window_bits = 16 + MAX_WBITS) {
-  z_stream zs{};
-  REQUIRE(deflateInit2(&zs, Z_BEST_COMPRESSION, Z_DEFLATED, window_bits, 9, Z_DEFAULT_STRATEGY) == Z_OK);
-  std::string out(deflateBound(&zs, static_cast<uLong>(data.size())), '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  zs.avail_in = static_cast<uInt>(data.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  REQUIRE(deflate(&zs, Z_FINISH) == Z_STREAM_END);
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  return out;
-}
+std::string gzip(std::string_view data, int window_bits = 16 + MAX_WBITS) { return pgtest::compress(data, window_bits); }
 
 pgtest::Result run_body(int status, std::string_view body, std::string_view ct = "application/json") {
   return pgtest::run(status, ct, body);

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <zlib.h>
 
 #include "problemgate/problem/normalize.hpp"
 
@@ -82,6 +83,21 @@ inline std::string read_file(const std::string& path) {
 
 inline std::string fixture(std::string_view name) {
   return read_file(std::string(PROBLEMGATE_FIXTURE_DIR) + "/upstream_bodies/" + std::string(name));
+}
+
+/// zlib-compresses `data`: window_bits 16+MAX_WBITS = gzip, MAX_WBITS = zlib, -MAX_WBITS = raw.
+inline std::string compress(std::string_view data, int window_bits = 16 + MAX_WBITS) {
+  z_stream zs{};
+  REQUIRE(deflateInit2(&zs, Z_BEST_COMPRESSION, Z_DEFLATED, window_bits, 9, Z_DEFAULT_STRATEGY) == Z_OK);
+  std::string out(deflateBound(&zs, static_cast<uLong>(data.size())), '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  zs.avail_in = static_cast<uInt>(data.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  REQUIRE(deflate(&zs, Z_FINISH) == Z_STREAM_END);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
 }
 
 }  // namespace pgtest
