@@ -354,27 +354,13 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
   if (body_limit > 0) parser.body_limit(body_limit);
 
   if (const auto& limiter = rt.limiters[rt.route_index(ex_.route)]) {
-    const auto& policy = route.rate_limit ? *route.rate_limit : *cfg.rate_limit;
-    std::string_view key;
-    switch (policy.key) {
-      case config::RateLimitPolicy::Key::client_ip:
-        key = client_ip(rt, req);
-        break;
-      case config::RateLimitPolicy::Key::route:
-        key = route.name;
-        break;
-      case config::RateLimitPolicy::Key::header: {
-        auto it = req.find(policy.header_name);
-        if (it != req.end()) {
-          scratch_.assign("h:");
-          scratch_.append(it->value());
-          key = scratch_;
-        } else {
-          key = client_ip(rt, req);  // no key header: fall back to the peer
-        }
-        break;
-      }
-    }
+    // The loader made route.rate_limit the effective policy (a limiter exists only then).
+    const auto& policy = *route.rate_limit;
+    const std::string_view header =
+        policy.key == config::RateLimitPolicy::Key::header ? std::string_view(req[policy.header_name]) : std::string_view{};
+    const std::string_view ip =
+        policy.key == config::RateLimitPolicy::Key::route ? std::string_view{} : client_ip(rt, req);
+    const std::string_view key = ratelimit::request_key(policy, ip, header, route.name, scratch_);
     ex_.decision = limiter->check(key);
     auto& rc = worker_.route_counters(rt, ex_.route);
     obs::bump(ex_.decision->allowed ? rc.rate_limit_allowed : rc.rate_limit_denied);
@@ -709,13 +695,14 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       worker_.metrics().count_rewrite(route.name, ex_.dialect, ex_.code, ex_.subcode);
       if (out.dialect == problem::Dialect::text) obs::bump(route_counters.unrecognised_bodies);
       // Upstream rate-limit facts found in the body (flat dialect) fill what headers lacked.
-      if (!ex_.upstream_limit.limit && out.rate_limit.limit) ex_.upstream_limit.limit = static_cast<std::uint64_t>(*out.rate_limit.limit);
-      if (!ex_.upstream_limit.remaining && out.rate_limit.remaining) ex_.upstream_limit.remaining = static_cast<std::uint64_t>(std::max<std::int64_t>(0, *out.rate_limit.remaining));
-      if (!ex_.upstream_limit.reset_epoch_s && out.rate_limit.reset) {
-        const auto now_s = worker_.shared().clock.now_ns() / 1'000'000'000;
-        ex_.upstream_limit.reset_epoch_s = *out.rate_limit.reset > 1'000'000'000 ? *out.rate_limit.reset : now_s + *out.rate_limit.reset;
-      }
-      if (!ex_.upstream_limit.retry_after_s && out.retry_after) ex_.upstream_limit.retry_after_s = *out.retry_after;
+      ratelimit::UpstreamLimit from_body;
+      const auto now_s = worker_.shared().clock.now_ns() / 1'000'000'000;
+      if (out.rate_limit.limit && *out.rate_limit.limit >= 0) from_body.limit = static_cast<std::uint64_t>(*out.rate_limit.limit);
+      if (out.rate_limit.remaining) from_body.remaining = static_cast<std::uint64_t>(std::max<std::int64_t>(0, *out.rate_limit.remaining));
+      if (out.rate_limit.reset && *out.rate_limit.reset >= 0)
+        from_body.reset_epoch_s = ratelimit::reset_to_epoch(static_cast<std::uint64_t>(*out.rate_limit.reset), now_s);
+      if (out.retry_after) from_body.retry_after_s = *out.retry_after;
+      ratelimit::merge_missing(ex_.upstream_limit, from_body);
     }
   }
 
@@ -824,7 +811,7 @@ void Session::set_rate_limit_headers(const Runtime& rt, http::fields& f) {
   const auto* route = ex_.route;
   std::int64_t window_s = 0;
   if (route) {
-    const auto& policy = route->rate_limit ? route->rate_limit : rt.config.rate_limit;
+    const auto& policy = route->rate_limit;  // the effective policy (loader applied the default)
     if (policy) window_s = std::chrono::duration_cast<std::chrono::seconds>(policy->window).count();
   }
   thread_local std::vector<ratelimit::HeaderField> fields;
