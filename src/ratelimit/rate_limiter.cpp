@@ -119,13 +119,11 @@ RateLimiter::Shard& RateLimiter::shard_for(std::string_view key,
 }
 
 Decision RateLimiter::check(std::string_view key) noexcept {
-  // Read outside the lock: a thread holding an older `now` only sees the TAT further ahead,
-  // which makes its decision stricter, never looser.
-  const std::int64_t now = clock_.now_ns();
   Decision d;
   d.limit = limit_;
 
   if (limit_ == 0) {
+    const std::int64_t now = clock_.now_ns();
     d.reset_after_s = 0;
     d.reset_epoch_s = ceil_div(now, kNsPerS);
     d.retry_after_s = std::max<std::int64_t>(1, ceil_div(window_ns_, kNsPerS));
@@ -136,8 +134,14 @@ Decision RateLimiter::check(std::string_view key) noexcept {
   Shard& shard = shard_for(key, hash);
   std::int64_t new_tat = 0;
   std::int64_t base = 0;
+  std::int64_t now = 0;
   {
     std::lock_guard lock(shard.mu);
+    // Read under the lock so the clock is monotonic across the key's updates: a `now` read before
+    // waiting for the lock would be older than the one a later-locking thread already applied,
+    // and the remaining count derived from it would come out one short (two admitted requests
+    // reporting the same remaining). The read is a vDSO call, tens of nanoseconds.
+    now = clock_.now_ns();
     auto it = shard.tat.find(key);
     const std::int64_t tat = it == shard.tat.end() ? now : it->second;
     base = std::max(tat, now);

@@ -229,6 +229,45 @@ TEST_SUITE("ratelimit.rate_limiter") {
     CHECK(*seen.rbegin() == 99);
   }
 
+  TEST_CASE("a thread delayed between reading the clock and updating never reports a stale remaining") {
+    // Thread A's clock read stalls (up to 300 ms) waiting for thread B's whole check to finish, while
+    // B's read sees a later time. If the limiter read the clock before taking the key's lock, A
+    // would then apply its older time after B's update and report one remaining too few: two
+    // admitted requests with the same remaining (the bug CI caught through the gateway). With the
+    // read under the lock, B simply waits for A.
+    struct StallingClock final : problemgate::core::Clock {
+      std::atomic<std::int64_t> base{1'700'000'000'000'000'000};
+      std::atomic<bool> b_done{false};
+      std::atomic<int> reads{0};
+      std::int64_t now_ns() const noexcept override {
+        auto* self = const_cast<StallingClock*>(this);
+        const int n = self->reads.fetch_add(1);
+        if (n == 0) {  // thread A's read: the stale one
+          const std::int64_t t = base.load();
+          for (int i = 0; i < 300 && !b_done.load(); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          return t;
+        }
+        return base.load() + 5'000'000;  // everyone later reads 5 ms further on
+      }
+    };
+    StallingClock clock;
+    RateLimiter rl(policy(100, 3'600'000), clock);
+    Decision a, b;
+    std::thread ta([&] { a = rl.check("k"); });
+    while (clock.reads.load() == 0) std::this_thread::yield();
+    std::thread tb([&] {
+      b = rl.check("k");
+      clock.b_done.store(true);
+    });
+    ta.join();
+    tb.join();
+    REQUIRE(a.allowed);
+    REQUIRE(b.allowed);
+    CHECK(a.remaining != b.remaining);
+    CHECK(std::set<std::uint64_t>{a.remaining, b.remaining} == std::set<std::uint64_t>{98, 99});
+  }
+
   TEST_CASE("memory is bounded by max_keys") {
     FakeClock clock;
     RateLimiter rl(policy(10, 60'000), clock, 1'000);
