@@ -7,6 +7,7 @@
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <charconv>
 #include <optional>
 
@@ -18,6 +19,7 @@
 #include "proxy/client_address.hpp"
 #include "proxy/head_scanner.hpp"
 #include "proxy/hop_by_hop.hpp"
+#include "proxy/message_writer.hpp"
 #include "proxy/worker.hpp"
 
 namespace problemgate::proxy {
@@ -190,6 +192,8 @@ private:
   std::string peer_ip_;
   std::string client_ip_;  // per request (trusted proxies may change it)
   std::string scratch_;
+  std::string up_head_;    // the upstream request head being sent (kept for a retry)
+  std::string down_head_;  // the client response head being sent
   const Runtime* current_rt_ = nullptr;  // the snapshot of the request in progress (kept alive by run())
   bool idle_ = false;
   bool last_request_ = false;  // max_requests_per_connection reached with this request
@@ -462,8 +466,13 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     auto& conn = *acquired.conn;
     ++conn.requests;
 
-    // --- Send the request head and stream the body.
-    http::request_serializer<http::buffer_body> sr{req};
+    // --- Send the request head and stream the body (the head goes out with the first piece).
+    if (attempt == 0) {
+      up_head_.clear();
+      append_request_head(req, up_head_);
+    }
+    MessageWriter sr(up_head_, scan.chunked ? MessageWriter::Framing::chunked
+                                            : MessageWriter::Framing::length);
     bool upstream_failed = false;
     bool client_failed = false;
     core::GatewayError client_error = core::GatewayError::malformed_request;
@@ -480,6 +489,8 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       }
     }
     for (;;) {
+      const char* piece = nullptr;
+      std::size_t piece_size = 0;
       if (!parser.is_done()) {
         req.body().data = relay.data();
         req.body().size = kRelayChunk;
@@ -503,24 +514,19 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
         const std::size_t got = kRelayChunk - req.body().size;
         ex_.bytes_in += got;
         if (got == 0 && !parser.is_done()) continue;  // only framing was parsed
-        req.body().size = got;
-        // No data with more=false must be a null buffer: Beast serializes an empty buffer as a
-        // zero-size chunk and then adds its own last-chunk, a stray "0\r\n\r\n" upstream.
-        req.body().data = got ? relay.data() : nullptr;
-        req.body().more = !parser.is_done();
-      } else {
-        req.body().data = nullptr;
-        req.body().size = 0;
-        req.body().more = false;
+        piece = relay.data();
+        piece_size = got;
       }
-      conn.stream.expires_after(up_cfg.timeout);
-      auto [ec, n] = co_await http::async_write(conn.stream, sr, kNoThrow);
-      if (ec == http::error::need_buffer) ec = {};
-      if (ec) {
-        upstream_failed = true;
-        break;
+      const auto bufs = sr.next(piece, piece_size, parser.is_done());
+      if (!bufs.empty()) {
+        conn.stream.expires_after(up_cfg.timeout);
+        auto [ec, n] = co_await net::async_write(conn.stream, bufs, kNoThrow);
+        if (ec) {
+          upstream_failed = true;
+          break;
+        }
       }
-      if (sr.is_done()) break;
+      if (sr.done()) break;
     }
     if (client_failed) {
       pool.discard(std::move(acquired.conn));
@@ -730,20 +736,26 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   res.keep_alive(keep_alive);
 
   // --- Relay the body (or the rewritten one). The head goes out with the first piece.
-  http::response_serializer<http::buffer_body> rsr{res};
+  down_head_.clear();
+  append_response_head(res, down_head_);
+  MessageWriter rsr(down_head_, no_body            ? MessageWriter::Framing::none
+                                : res.chunked()    ? MessageWriter::Framing::chunked
+                                                   : MessageWriter::Framing::length);
   bool upstream_ok = true;
   bool client_ok = true;
   std::size_t prefix_sent = 0;
   for (;;) {
+    const char* piece = nullptr;
+    std::size_t piece_size = 0;
+    bool last = true;
     if (rewritten) {
-      res.body().data = ex_.normalized.body.data();
-      res.body().size = ex_.normalized.body.size();
-      res.body().more = false;
+      piece = ex_.normalized.body.data();
+      piece_size = ex_.normalized.body.size();
     } else if (prefix_sent < prefix) {
-      res.body().data = ex_.error_body.data();
-      res.body().size = prefix;
+      piece = ex_.error_body.data();
+      piece_size = prefix;
       prefix_sent = prefix;
-      res.body().more = !rp.is_done();
+      last = rp.is_done();
     } else if (!rp.is_done()) {
       res.body().data = relay.data();
       res.body().size = kRelayChunk;
@@ -756,23 +768,21 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       }
       const std::size_t got = kRelayChunk - res.body().size;
       if (got == 0 && !rp.is_done()) continue;
-      res.body().data = got ? relay.data() : nullptr;  // see the request relay: no empty chunk
-      res.body().size = got;
-      res.body().more = !rp.is_done();
-    } else {
-      res.body().data = nullptr;
-      res.body().size = 0;
-      res.body().more = false;
+      piece = relay.data();
+      piece_size = got;
+      last = rp.is_done();
     }
-    client_.arm(cfg.limits.write_timeout);
-    auto [ec, n] = co_await http::async_write(client_.socket(), rsr, kNoThrow);
-    ex_.bytes_out += n;
-    if (ec == http::error::need_buffer) ec = {};
-    if (ec) {
-      client_ok = false;
-      break;
+    const auto bufs = rsr.next(piece, piece_size, last);
+    if (!bufs.empty()) {
+      client_.arm(cfg.limits.write_timeout);
+      auto [ec, n] = co_await net::async_write(client_.socket(), bufs, kNoThrow);
+      ex_.bytes_out += n;
+      if (ec) {
+        client_ok = false;
+        break;
+      }
     }
-    if (rsr.is_done()) break;
+    if (rsr.done()) break;
   }
   client_.disarm();
 
@@ -780,7 +790,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     pool.discard(std::move(acquired.conn));
     count_failure(obs::UpstreamFailure::reset);
     ex_.error = "upstream_reset";
-    if (!rsr.is_header_done()) {
+    if (!rsr.head_sent()) {
       // Nothing reached the client yet: a clean 502 is still honest.
       co_await local_reply(rt, core::GatewayError::upstream_down, true);
     }
@@ -847,8 +857,11 @@ net::awaitable<void> Session::local_reply(const Runtime& rt, core::GatewayError 
   ex_.error = error_name(e);
   ex_.code = p.code;
   ex_.subcode = p.subcode;
+  down_head_.clear();
+  append_response_head(res, down_head_);
+  const std::array<net::const_buffer, 2> bufs{net::buffer(down_head_), net::buffer(res.body())};
   client_.arm(cfg.limits.write_timeout);
-  auto [ec, n] = co_await http::async_write(client_.socket(), res, kNoThrow);
+  auto [ec, n] = co_await net::async_write(client_.socket(), bufs, kNoThrow);
   client_.disarm();
   ex_.bytes_out += n;
 }
