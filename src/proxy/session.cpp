@@ -9,6 +9,7 @@
 
 #include <array>
 #include <charconv>
+#include <cstring>
 #include <optional>
 
 #include "problemgate/core/headers.hpp"
@@ -181,6 +182,10 @@ private:
     co_return close ? Outcome::close : Outcome::keep_alive;
   }
   net::awaitable<void> lingering_close();
+  /// Up to `cap` bytes of a Content-Length body (never more than `left`, which it decrements):
+  /// from the connection's buffer when it holds some, else one read. 0 on error or early close.
+  net::awaitable<std::size_t> read_raw(upstream::Connection& conn, std::chrono::milliseconds timeout,
+                                       char* dst, std::size_t cap, std::uint64_t& left);
   void finish_exchange();
   void set_rate_limit_headers(const Runtime& rt, http::fields& f);
   std::string_view client_ip(const Runtime& rt, const http::fields& f);
@@ -625,6 +630,14 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   if (!no_body && (upstream_chunked || !upstream_has_length || rp.content_length().value_or(0) > kReadChunk))
     conn.buffer.reserve(std::min(kRelayChunk, conn.buffer.max_size()));
 
+  // Content-Length bodies are relayed as raw bytes, without the parser: the bytes buffered behind
+  // the head first, then reads of at most what is left (nothing past the body is ever read, so
+  // an over-long response is detected by the pool). Chunked and close-delimited bodies go
+  // through Beast's parser, which checks the chunk framing.
+  const bool raw_body = !no_body && !upstream_chunked && upstream_has_length;
+  std::uint64_t raw_left = raw_body ? *rp.content_length() : 0;
+  const auto body_done = [&] { return raw_body ? raw_left == 0 : rp.is_done(); };
+
   // Rate-limit information the upstream reported (headers), for merging (spec §6).
   ex_.upstream_limit = ratelimit::parse_upstream_headers(
       res[core::hdr::kRateLimitLimit], res[core::hdr::kRateLimitRemaining],
@@ -641,7 +654,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     body.clear();
     const std::size_t cap = popts.max_error_body;
     bool failed = false;
-    while (!rp.is_done() && body.size() <= cap) {
+    while (!body_done() && body.size() <= cap) {
       const std::size_t old = body.size();
       // Size each read by what is announced (or a small step): zero-filling a 64 KiB string
       // for a 200-byte error body would cost more than the rewrite itself.
@@ -649,6 +662,15 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       const std::size_t want = announced ? static_cast<std::size_t>(*announced) - old + 1 : kReadChunk;
       const std::size_t room = std::min({kRelayChunk, cap + 1 - old, std::max<std::size_t>(want, 1)});
       body.resize(old + room);
+      if (raw_body) {
+        const std::size_t got = co_await read_raw(conn, up_cfg.timeout, body.data() + old, room, raw_left);
+        body.resize(old + got);
+        if (got == 0) {
+          failed = true;
+          break;
+        }
+        continue;
+      }
       res.body().data = body.data() + old;
       res.body().size = room;
       conn.stream.expires_after(up_cfg.timeout);
@@ -666,7 +688,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       ex_.error = "bad_response";
       co_return co_await reply_and_finish(rt, core::GatewayError::upstream_down, has_body || !keep_alive);
     }
-    if (rp.is_done()) {
+    if (body_done()) {
       problem::Input in;
       in.status = status;
       in.content_type = res[http::field::content_type];
@@ -755,8 +777,16 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       piece = ex_.error_body.data();
       piece_size = prefix;
       prefix_sent = prefix;
-      last = rp.is_done();
-    } else if (!rp.is_done()) {
+      last = body_done();
+    } else if (raw_body && raw_left > 0) {
+      piece_size = co_await read_raw(conn, up_cfg.timeout, relay.data(), kRelayChunk, raw_left);
+      if (piece_size == 0) {
+        upstream_ok = false;
+        break;
+      }
+      piece = relay.data();
+      last = raw_left == 0;
+    } else if (!body_done()) {
       res.body().data = relay.data();
       res.body().size = kRelayChunk;
       conn.stream.expires_after(up_cfg.timeout);
@@ -798,7 +828,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   }
   if (!client_ok) {
     ex_.error = "client_closed";
-    if (rp.is_done() && rp.keep_alive()) pool.release(std::move(acquired.conn));
+    if (body_done() && rp.keep_alive()) pool.release(std::move(acquired.conn));
     else pool.discard(std::move(acquired.conn));
     co_return Outcome::close;
   }
@@ -807,7 +837,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   const bool declared_bodyless_body =
       (status == 204 && (upstream_chunked || (upstream_has_length && res[http::field::content_length] != "0"))) ||
       (status == 304 && upstream_chunked);
-  if (rp.is_done() && rp.keep_alive() && parser.is_done() && !declared_bodyless_body)
+  if (body_done() && rp.keep_alive() && parser.is_done() && !declared_bodyless_body)
     pool.release(std::move(acquired.conn));
   else pool.discard(std::move(acquired.conn));
   update_pool_gauges();
@@ -896,6 +926,26 @@ void Session::finish_exchange() {
   rc.duration.observe(r.duration_ms / 1000.0);
   worker_.shared().access_log.write(r, worker_.log_scratch());
   ex_.request_id.clear();
+}
+
+net::awaitable<std::size_t> Session::read_raw(upstream::Connection& conn,
+                                              config::Duration timeout, char* dst,
+                                              std::size_t cap, std::uint64_t& left) {
+  const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(cap, left));
+  if (want == 0) co_return 0;
+  std::size_t got = 0;
+  if (conn.buffer.size() > 0) {
+    got = std::min(want, conn.buffer.size());
+    std::memcpy(dst, conn.buffer.data().data(), got);
+    conn.buffer.consume(got);
+  } else {
+    conn.stream.expires_after(timeout);
+    auto [ec, n] = co_await conn.stream.async_read_some(net::buffer(dst, want), kNoThrow);
+    if (ec) co_return 0;
+    got = n;
+  }
+  left -= got;
+  co_return got;
 }
 
 net::awaitable<void> Session::lingering_close() {
