@@ -1,21 +1,32 @@
 #include "proxy/head_scanner.hpp"
 
 #include <array>
+#include <cstring>
 
 namespace problemgate::proxy {
 
 namespace {
 
-constexpr bool is_tchar(unsigned char c) noexcept {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '.': case '^': case '_': case '`': case '|': case '~':
-      return true;
-    default:
-      return false;
+// Byte classes, looked up once per byte (the scanner runs on every request and response head).
+constexpr unsigned char kTchar = 1;       // token character (RFC 9110 §5.6.2)
+constexpr unsigned char kFieldByte = 2;   // allowed in a field value: VCHAR, obs-text, SP, HTAB
+
+constexpr std::array<unsigned char, 256> make_classes() {
+  std::array<unsigned char, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    const bool tchar = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       c == '!' || c == '#' || c == '$' || c == '%' || c == '&' || c == '\'' ||
+                       c == '*' || c == '+' || c == '-' || c == '.' || c == '^' || c == '_' ||
+                       c == '`' || c == '|' || c == '~';
+    const bool field = !((c < 0x20 && c != '\t') || c == 0x7F);
+    t[static_cast<std::size_t>(c)] = static_cast<unsigned char>((tchar ? kTchar : 0) | (field ? kFieldByte : 0));
   }
+  return t;
 }
+constexpr std::array<unsigned char, 256> kClasses = make_classes();
+
+constexpr bool is_tchar(unsigned char c) noexcept { return kClasses[c] & kTchar; }
+constexpr bool is_field_byte(unsigned char c) noexcept { return kClasses[c] & kFieldByte; }
 
 constexpr char lower(char c) noexcept {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
@@ -43,8 +54,12 @@ bool is_known_coding(std::string_view c) noexcept {
 /// Locates the end of the head. Returns the offset just past CRLFCRLF, 0 when not found yet.
 /// A bare LF anywhere before that is reported through `bare_lf`.
 std::size_t find_head_end(std::string_view buf, bool& bare_lf) noexcept {
-  for (std::size_t i = 0; i < buf.size(); ++i) {
-    if (buf[i] != '\n') continue;
+  const char* const begin = buf.data();
+  const char* const end = begin + buf.size();
+  for (const char* p = begin; p < end; ++p) {
+    p = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
+    if (!p) return 0;
+    const std::size_t i = static_cast<std::size_t>(p - begin);
     if (i == 0 || buf[i - 1] != '\r') {
       bare_lf = true;
       return 0;
@@ -150,7 +165,7 @@ HeadVerdict scan_fields(std::string_view head, std::size_t pos, const HeadLimits
     if (line.size() > kMaxFieldLine) return HeadVerdict::too_large;
     for (unsigned char c : value) {
       // field-vchar / obs-text / SP / HTAB only: no NUL, CR, LF or other controls.
-      if ((c < 0x20 && c != '\t') || c == 0x7F) return HeadVerdict::malformed;
+      if (!is_field_byte(c)) return HeadVerdict::malformed;
     }
     value = trim_ows(value);
     switch (name.size()) {

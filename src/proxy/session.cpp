@@ -524,8 +524,8 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       }
       const auto bufs = sr.next(piece, piece_size, parser.is_done());
       if (!bufs.empty()) {
-        conn.stream.expires_after(up_cfg.timeout);
-        auto [ec, n] = co_await net::async_write(conn.stream, bufs, kNoThrow);
+        conn.stream.arm(up_cfg.timeout);
+        auto [ec, n] = co_await net::async_write(conn.stream.socket(), bufs, kNoThrow);
         if (ec) {
           upstream_failed = true;
           break;
@@ -563,13 +563,13 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
           rscan.verdict = HeadVerdict::too_large;
           break;
         }
-        conn.stream.expires_after(up_cfg.timeout);
-        auto [ec, n] = co_await conn.stream.async_read_some(
+        conn.stream.arm(up_cfg.timeout);
+        auto [ec, n] = co_await conn.stream.socket().async_read_some(
             conn.buffer.prepare(std::min(kReadChunk, conn.buffer.max_size() - conn.buffer.size())),
             kNoThrow);
         if (ec) {
           upstream_failed = true;
-          timed_out = ec == beast::error::timeout;
+          timed_out = conn.stream.timed_out();
           break;
         }
         got_any_byte = true;
@@ -673,8 +673,8 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       }
       res.body().data = body.data() + old;
       res.body().size = room;
-      conn.stream.expires_after(up_cfg.timeout);
-      auto [ec, n] = co_await http::async_read_some(conn.stream, conn.buffer, rp, kNoThrow);
+      conn.stream.arm(up_cfg.timeout);
+      auto [ec, n] = co_await http::async_read_some(conn.stream.socket(), conn.buffer, rp, kNoThrow);
       if (ec == http::error::need_buffer) ec = {};
       body.resize(old + (room - res.body().size));
       if (ec) {
@@ -789,8 +789,8 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     } else if (!body_done()) {
       res.body().data = relay.data();
       res.body().size = kRelayChunk;
-      conn.stream.expires_after(up_cfg.timeout);
-      auto [ec, n] = co_await http::async_read_some(conn.stream, conn.buffer, rp, kNoThrow);
+      conn.stream.arm(up_cfg.timeout);
+      auto [ec, n] = co_await http::async_read_some(conn.stream.socket(), conn.buffer, rp, kNoThrow);
       if (ec == http::error::need_buffer) ec = {};
       if (ec) {
         upstream_ok = false;
@@ -939,8 +939,8 @@ net::awaitable<std::size_t> Session::read_raw(upstream::Connection& conn,
     std::memcpy(dst, conn.buffer.data().data(), got);
     conn.buffer.consume(got);
   } else {
-    conn.stream.expires_after(timeout);
-    auto [ec, n] = co_await conn.stream.async_read_some(net::buffer(dst, want), kNoThrow);
+    conn.stream.arm(timeout);
+    auto [ec, n] = co_await conn.stream.socket().async_read_some(net::buffer(dst, want), kNoThrow);
     if (ec) co_return 0;
     got = n;
   }

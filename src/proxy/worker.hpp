@@ -16,11 +16,11 @@
 #include "problemgate/obs/metrics.hpp"
 #include "problemgate/problem/normalize.hpp"
 #include "problemgate/upstream/pool.hpp"
+#include "proxy/client_stream.hpp"
 #include "proxy/runtime.hpp"
 
 namespace problemgate::proxy {
 
-class ClientStream;
 
 /// State shared by all workers of one Server. Everything here is thread-safe.
 struct Shared {

@@ -66,15 +66,16 @@ net::awaitable<Acquired> UpstreamPool::acquire(bool allow_reuse) {
     }
     for (const auto& r : results) endpoints_.push_back(r.endpoint());
   }
-  conn->stream.expires_after(upstream_.connect_timeout);
-  auto [ec, ep] = co_await conn->stream.async_connect(endpoints_, kNoThrow);
-  conn->stream.expires_never();
+  conn->stream.arm(upstream_.connect_timeout);
+  auto [ec, ep] = co_await net::async_connect(conn->stream.socket(), endpoints_, kNoThrow);
+  conn->stream.disarm();
   if (ec) {
     --open_;
-    const bool timed_out = ec == boost::beast::error::timeout;
+    const bool timed_out = conn->stream.timed_out();
     co_return Acquired{nullptr, timed_out ? AcquireError::timeout : AcquireError::refused, false};
   }
-  conn->stream.socket().set_option(tcp::no_delay(true));
+  boost::system::error_code ignored;
+  conn->stream.socket().set_option(tcp::no_delay(true), ignored);
   ++connects_;
   co_return Acquired{std::move(conn), AcquireError::none, false};
 }
@@ -85,6 +86,7 @@ void UpstreamPool::release(std::unique_ptr<Connection> conn) {
     discard(std::move(conn));
     return;
   }
+  conn->stream.disarm();
   conn->idle_since = std::chrono::steady_clock::now();
   idle_.push_back(std::move(conn));
 }

@@ -2,7 +2,6 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -11,14 +10,15 @@
 #include <vector>
 
 #include "problemgate/config/config.hpp"
+#include "problemgate/upstream/deadline_socket.hpp"
 
 namespace problemgate::upstream {
 
 /// One connection to an upstream, with the read buffer that belongs to it (bytes left in the
 /// buffer after a response make the connection unusable: see UpstreamPool::release).
 struct Connection {
-  explicit Connection(boost::asio::any_io_executor ex) : stream(std::move(ex)) {}
-  boost::beast::tcp_stream stream;
+  explicit Connection(const boost::asio::any_io_executor& ex) : stream(ex) {}
+  DeadlineSocket stream;
   boost::beast::flat_buffer buffer;
   std::chrono::steady_clock::time_point idle_since{};
   std::uint32_t requests = 0;
