@@ -143,7 +143,8 @@ constexpr std::size_t kMaxFieldLine = 65535 - 2 - 64;
 
 /// Checks the field lines in [pos, end) (end points at the final CRLF of the head).
 HeadVerdict scan_fields(std::string_view head, std::size_t pos, const HeadLimits& limits,
-                        FieldFacts& facts) noexcept {
+                        FieldFacts& facts, std::vector<FieldSpan>* spans) noexcept {
+  if (spans) spans->clear();
   std::size_t fields = 0;
   while (pos < head.size()) {
     const std::size_t eol = head.find("\r\n", pos);
@@ -168,6 +169,16 @@ HeadVerdict scan_fields(std::string_view head, std::size_t pos, const HeadLimits
       if (!is_field_byte(c)) return HeadVerdict::malformed;
     }
     value = trim_ows(value);
+    if (spans) {
+      try {
+        spans->push_back(FieldSpan{static_cast<std::uint32_t>(name.data() - head.data()),
+                                   static_cast<std::uint32_t>(name.size()),
+                                   static_cast<std::uint32_t>(value.data() - head.data()),
+                                   static_cast<std::uint32_t>(value.size())});
+      } catch (...) {
+        return HeadVerdict::too_large;
+      }
+    }
     switch (name.size()) {
       case 4:
         if (iequals(name, "host")) ++facts.host_count;
@@ -249,7 +260,8 @@ int parse_version(std::string_view v) noexcept {
 
 }  // namespace
 
-HeadScan scan_request_head(std::string_view buf, const HeadLimits& limits) noexcept {
+HeadScan scan_request_head(std::string_view buf, const HeadLimits& limits,
+                           std::vector<FieldSpan>* fields) noexcept {
   HeadScan out;
   std::size_t head_end = 0;
   if (!locate_head(buf, limits, out, head_end)) return out;
@@ -271,7 +283,7 @@ HeadScan scan_request_head(std::string_view buf, const HeadLimits& limits) noexc
   const int minor = parse_version(line.substr(sp2 + 1));
   if (minor < 0) return fail(HeadVerdict::malformed);
   FieldFacts facts;
-  const HeadVerdict fv = scan_fields(head, line_end + 2, limits, facts);
+  const HeadVerdict fv = scan_fields(head, line_end + 2, limits, facts, fields);
   if (fv != HeadVerdict::ok) return fail(fv);
   if (facts.host_count > 1 || (minor == 1 && facts.host_count == 0))
     return fail(HeadVerdict::malformed);
@@ -280,10 +292,14 @@ HeadScan scan_request_head(std::string_view buf, const HeadLimits& limits) noexc
   out.verdict = HeadVerdict::ok;
   out.head_bytes = head_end;
   out.version_minor = minor;
+  out.method_len = static_cast<std::uint32_t>(sp1);
+  out.target_off = static_cast<std::uint32_t>(sp1 + 1);
+  out.target_len = static_cast<std::uint32_t>(sp2 - sp1 - 1);
   return out;
 }
 
-HeadScan scan_response_head(std::string_view buf, const HeadLimits& limits) noexcept {
+HeadScan scan_response_head(std::string_view buf, const HeadLimits& limits,
+                            std::vector<FieldSpan>* fields) noexcept {
   HeadScan out;
   std::size_t head_end = 0;
   if (!locate_head(buf, limits, out, head_end)) return out;
@@ -300,13 +316,16 @@ HeadScan scan_response_head(std::string_view buf, const HeadLimits& limits) noex
   for (unsigned char c : line.substr(12))
     if ((c < 0x20 && c != '\t') || c == 0x7F) return fail(HeadVerdict::malformed);
   FieldFacts facts;
-  const HeadVerdict fv = scan_fields(head, line_end + 2, limits, facts);
+  const HeadVerdict fv = scan_fields(head, line_end + 2, limits, facts, fields);
   if (fv != HeadVerdict::ok) return fail(fv);
   const HeadVerdict framing = check_framing(facts, minor, out);
   if (framing != HeadVerdict::ok) return fail(framing == HeadVerdict::not_implemented ? HeadVerdict::malformed : framing);
   out.verdict = HeadVerdict::ok;
   out.head_bytes = head_end;
   out.version_minor = minor;
+  out.status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+  out.reason_off = 13;
+  out.reason_len = static_cast<std::uint32_t>(line.size() - 13);
   return out;
 }
 

@@ -32,6 +32,14 @@ constexpr std::string_view kLastChunk = "0\r\n\r\n";
 
 }  // namespace
 
+void append_fields_except(const HeadView& head, const NameSet& skip, std::string& out) {
+  for (const auto& f : head.fields) {
+    const std::string_view name = head.name(f);
+    if (skip.contains(name)) continue;
+    append_field(out, name, head.value(f));
+  }
+}
+
 void append_request_head(const http::request_header<>& h, std::string& out) {
   out.append(h.method_string());
   out.push_back(' ');

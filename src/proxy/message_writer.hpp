@@ -6,6 +6,9 @@
 #include <cstddef>
 #include <span>
 #include <string>
+#include <string_view>
+
+#include "proxy/head_view.hpp"
 
 namespace problemgate::proxy {
 
@@ -15,6 +18,17 @@ namespace problemgate::proxy {
 void append_request_head(const boost::beast::http::request_header<>& h, std::string& out);
 /// The same for a response: status line with the stored reason (or the standard one).
 void append_response_head(const boost::beast::http::response_header<>& h, std::string& out);
+
+/// Appends "name: value\r\n".
+inline void append_field(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ", 2);
+  out.append(value);
+  out.append("\r\n", 2);
+}
+
+/// Appends every field line of `head` whose name is not in `skip`, in order, values trimmed.
+void append_fields_except(const HeadView& head, const NameSet& skip, std::string& out);
 
 /// Turns a head and a stream of body pieces into the gather buffers of one write each, so the
 /// head goes out with the first piece (one sendmsg for a small message) and chunked framing is

@@ -19,7 +19,7 @@
 #include "proxy/client_stream.hpp"
 #include "proxy/client_address.hpp"
 #include "proxy/head_scanner.hpp"
-#include "proxy/hop_by_hop.hpp"
+#include "proxy/head_view.hpp"
 #include "proxy/message_writer.hpp"
 #include "proxy/worker.hpp"
 
@@ -50,18 +50,9 @@ std::string_view path_of(std::string_view target) {
   return q == std::string_view::npos ? target : target.substr(0, q);
 }
 
-bool is_idempotent(http::verb v) {
-  switch (v) {
-    case http::verb::get:
-    case http::verb::head:
-    case http::verb::options:
-    case http::verb::put:
-    case http::verb::delete_:
-    case http::verb::trace:
-      return true;
-    default:
-      return false;
-  }
+bool is_idempotent(std::string_view method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||
+         method == "DELETE" || method == "TRACE";
 }
 
 core::GatewayError head_error(HeadVerdict v) {
@@ -92,11 +83,12 @@ std::string_view error_name(core::GatewayError e) {
 
 /// Every X-Forwarded-For field line as one list, in order (RFC 9110 §5.3: the same as one
 /// comma-joined line); HAProxy, for one, appends its hop as a separate line.
-void forwarded_for(const http::fields& f, std::string& out) {
+void forwarded_for(const HeadView& head, std::string& out) {
   out.clear();
-  for (auto [it, end] = f.equal_range(core::hdr::kForwardedFor); it != end; ++it) {
+  for (const auto& f : head.fields) {
+    if (f.name_len != core::hdr::kForwardedFor.size() || !iequals(head.name(f), core::hdr::kForwardedFor)) continue;
     if (!out.empty()) out += ", ";
-    out.append(it->value());
+    out.append(head.value(f));
   }
 }
 
@@ -169,10 +161,8 @@ private:
   enum class Outcome { keep_alive, close };
 
   net::awaitable<HeadResult> read_head(const Runtime& rt, HeadScan& scan);
-  net::awaitable<Outcome> handle(const Runtime& rt, const HeadScan& scan,
-                                 http::request_parser<http::buffer_body>& parser);
-  net::awaitable<Outcome> forward(const Runtime& rt, const HeadScan& scan,
-                                  http::request_parser<http::buffer_body>& parser,
+  net::awaitable<Outcome> handle(const Runtime& rt, const HeadScan& scan);
+  net::awaitable<Outcome> forward(const Runtime& rt, const HeadScan& scan, const HeadView& req,
                                   bool keep_alive);
   net::awaitable<void> local_reply(const Runtime& rt, core::GatewayError e, bool close);
   /// A local reply that ends the exchange: the connection closes when `close` (an unread
@@ -186,9 +176,19 @@ private:
   /// from the connection's buffer when it holds some, else one read. 0 on error or early close.
   net::awaitable<std::size_t> read_raw(upstream::Connection& conn, std::chrono::milliseconds timeout,
                                        char* dst, std::size_t cap, std::uint64_t& left);
+  /// The request head's bytes are done with: drop them from the read buffer (views end here).
+  void consume_head() {
+    buffer_.consume(head_pending_);
+    head_pending_ = 0;
+  }
   void finish_exchange();
+  /// The rate-limit fields of this exchange's response (spec §6), into rl_fields_.
+  void rate_limit_fields(const Runtime& rt);
   void set_rate_limit_headers(const Runtime& rt, http::fields& f);
-  std::string_view client_ip(const Runtime& rt, const http::fields& f);
+  /// The response head for the client, from the upstream's head `res`, into down_head_.
+  void build_response_head(const Runtime& rt, const HeadView& res, const HeadScan& rscan,
+                           bool rewritten, bool chunk_out, bool keep_alive);
+  std::string_view client_ip(const Runtime& rt, const HeadView& req);
 
   Worker& worker_;
   ClientStream client_;
@@ -199,6 +199,12 @@ private:
   std::string scratch_;
   std::string up_head_;    // the upstream request head being sent (kept for a retry)
   std::string down_head_;  // the client response head being sent
+  std::string error_head_; // an error response's upstream head, kept while its body is read
+  std::vector<FieldSpan> req_fields_;
+  std::vector<FieldSpan> res_fields_;
+  std::vector<ratelimit::HeaderField> rl_fields_;
+  NameSet skip_;
+  std::size_t head_pending_ = 0;  // bytes of the current request head still in buffer_
   const Runtime* current_rt_ = nullptr;  // the snapshot of the request in progress (kept alive by run())
   bool idle_ = false;
   bool last_request_ = false;  // max_requests_per_connection reached with this request
@@ -227,23 +233,12 @@ net::awaitable<void> Session::run() {
       finish_exchange();
       break;
     }
-    http::request_parser<http::buffer_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(scan.head_bytes + 1));
-    parser.body_limit(boost::none);  // limits are enforced by the session (413)
-    boost::system::error_code ec;
-    const auto used = parser.put(buffer_.data(), ec);
-    if (ec || !parser.is_header_done()) {
-      // The scanner and Beast disagree: trust the stricter and reject.
-      scan.verdict = HeadVerdict::malformed;
-      co_await local_reply(*rt, core::GatewayError::malformed_request, true);
-      finish_exchange();
-      break;
-    }
-    buffer_.consume(used);
+    head_pending_ = scan.head_bytes;
     ++served;
     const bool last = served >= rt->config.limits.max_requests_per_connection;
     last_request_ = last;
-    const Outcome outcome = co_await handle(*rt, scan, parser);
+    const Outcome outcome = co_await handle(*rt, scan);
+    if (head_pending_) consume_head();  // answered locally
     finish_exchange();
     if (outcome == Outcome::close || last) break;
   }
@@ -265,7 +260,7 @@ net::awaitable<Session::HeadResult> Session::read_head(const Runtime& rt, HeadSc
   }
   for (;;) {
     if (buffer_.size() > 0) {
-      scan = scan_request_head(view_of(buffer_), head_limits);
+      scan = scan_request_head(view_of(buffer_), head_limits, &req_fields_);
       if (scan.verdict != HeadVerdict::incomplete) break;
     }
     const std::size_t room = buffer_.max_size() - buffer_.size();
@@ -321,21 +316,19 @@ net::awaitable<Session::HeadResult> Session::read_head(const Runtime& rt, HeadSc
   co_return HeadResult::ok;
 }
 
-net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadScan& scan,
-                                                 http::request_parser<http::buffer_body>& parser) {
-  auto& req = parser.get();
+net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadScan& scan) {
+  const HeadView req{view_of(buffer_).substr(0, scan.head_bytes), req_fields_};
   const auto& cfg = rt.config;
-  ex_.method.assign(req.method_string());
-  ex_.path.assign(path_of(req.target()));
-  if (auto it = req.find(http::field::accept); it != req.end()) ex_.accept.assign(it->value());
-  if (auto it = req.find(http::field::user_agent); it != req.end())
-    ex_.user_agent.assign(it->value().substr(0, 256));
+  ex_.method.assign(req.bytes.substr(0, scan.method_len));
+  ex_.path.assign(path_of(req.bytes.substr(scan.target_off, scan.target_len)));
+  ex_.accept.assign(req.get("accept"));
+  ex_.user_agent.assign(req.get("user-agent").substr(0, 256));
 
   // Request id (spec §5): keep a well-formed one when trusted, else generate.
   {
-    auto it = req.find(cfg.request_id.header);
-    if (cfg.request_id.trust_incoming && it != req.end() && core::is_valid_request_id(it->value()))
-      ex_.request_id.assign(it->value());
+    const FieldSpan* f = req.find(cfg.request_id.header);
+    if (cfg.request_id.trust_incoming && f && core::is_valid_request_id(req.value(*f)))
+      ex_.request_id.assign(req.value(*f));
     else
       worker_.ids().next(ex_.request_id);
   }
@@ -343,11 +336,10 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
   const bool has_body = scan.chunked || (scan.has_content_length && scan.content_length > 0);
   // A client that wants to close, or HTTP/1.0, gets Connection: close on the response.
   // The last request allowed on this connection says so (Connection: close) on its response.
-  bool keep_alive = req.keep_alive() && scan.version_minor == 1 && !worker_.draining() && !last_request_;
+  bool keep_alive = scan.version_minor == 1 && !req.has_token("connection", "close") &&
+                    !worker_.draining() && !last_request_;
 
-  std::string_view host;
-  if (auto it = req.find(http::field::host); it != req.end()) host = it->value();
-  ex_.route = rt.routes.match(host, ex_.path);
+  ex_.route = rt.routes.match(req.get("host"), ex_.path);
   if (!ex_.route) {
     co_return co_await reply_and_finish(rt, core::GatewayError::route_not_found, has_body || !keep_alive);
   }
@@ -360,13 +352,12 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
     co_await local_reply(rt, core::GatewayError::payload_too_large, true);
     co_return Outcome::close;
   }
-  if (body_limit > 0) parser.body_limit(body_limit);
 
   if (const auto& limiter = rt.limiters[rt.route_index(ex_.route)]) {
     // The loader made route.rate_limit the effective policy (a limiter exists only then).
     const auto& policy = *route.rate_limit;
     const std::string_view header =
-        policy.key == config::RateLimitPolicy::Key::header ? std::string_view(req[policy.header_name]) : std::string_view{};
+        policy.key == config::RateLimitPolicy::Key::header ? req.get(policy.header_name) : std::string_view{};
     const std::string_view ip =
         policy.key == config::RateLimitPolicy::Key::route ? std::string_view{} : client_ip(rt, req);
     const std::string_view key = ratelimit::request_key(policy, ip, header, route.name, scratch_);
@@ -378,59 +369,97 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
     }
   }
 
-  const Outcome outcome = co_await forward(rt, scan, parser, keep_alive);
+  const Outcome outcome = co_await forward(rt, scan, req, keep_alive);
   // An upload grew the read buffer: give the memory back while the connection idles.
   if (buffer_.size() == 0 && buffer_.capacity() > kReadChunk) buffer_.shrink_to_fit();
   co_return outcome;
 }
 
-std::string_view Session::client_ip(const Runtime& rt, const http::fields& f) {
-  forwarded_for(f, client_ip_);
+std::string_view Session::client_ip(const Runtime& rt, const HeadView& req) {
+  forwarded_for(req, client_ip_);
   client_ip_ = effective_client_ip(peer_ip_, client_ip_, rt.config.trusted_proxies);
   return client_ip_;
 }
 
 net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadScan& scan,
-                                                  http::request_parser<http::buffer_body>& parser,
-                                                  bool keep_alive) {
-  auto& req = parser.get();
+                                                  const HeadView& req, bool keep_alive) {
   const auto& route = *ex_.route;
   const auto& cfg = rt.config;
   const auto& up_cfg = cfg.upstreams[route.upstream_index];
   auto& pool = worker_.pool(rt, route.upstream_index);
   const bool has_body = scan.chunked || (scan.has_content_length && scan.content_length > 0);
-  const bool is_head = req.method() == http::verb::head;
-  const bool expect_continue = [&] {
-    auto it = req.find(http::field::expect);
-    return it != req.end() && beast::iequals(it->value(), "100-continue");
-  }();
+  const bool is_head = ex_.method == "HEAD";
+  const bool idempotent = is_idempotent(ex_.method);
+  const bool expect_continue = iequals(req.get("expect"), "100-continue");
+  const std::uint64_t body_limit =
+      route.max_body_bytes ? *route.max_body_bytes : cfg.limits.max_body_bytes;
 
-  // --- Transform the request head in place (re-serialised, never spliced).
-  std::string original_host(req[http::field::host]);
-  std::string xff;
-  forwarded_for(req, xff);
-  strip_hop_by_hop(req);
-  req.erase(http::field::expect);
-  if (route.strip_prefix && route.prefix != "/") {
-    scratch_.clear();
-    routing::append_upstream_target(route, req.target(), scratch_);
-    req.target(scratch_);
+  // --- The upstream request head, written straight from the client's: its fields in order,
+  // minus hop-by-hop ones and those this proxy sets.
+  {
+    const std::string_view original_host = req.get("host");
+    const bool rewrite_host =
+        route.host_header == config::Route::HostHeader::upstream || original_host.empty();
+    up_head_.clear();
+    up_head_.append(req.bytes.substr(0, scan.method_len));
+    up_head_.push_back(' ');
+    const std::string_view target = req.bytes.substr(scan.target_off, scan.target_len);
+    if (route.strip_prefix && route.prefix != "/") routing::append_upstream_target(route, target, up_head_);
+    else up_head_.append(target);
+    up_head_.append(" HTTP/1.1\r\n");
+    skip_.clear();
+    skip_.add_hop_by_hop(req);
+    for (std::string_view n : {std::string_view("expect"), std::string_view("content-length"),
+                               core::hdr::kForwardedFor, core::hdr::kForwardedProto,
+                               core::hdr::kForwardedHost})
+      skip_.add(n);
+    skip_.add(cfg.request_id.header);
+    if (rewrite_host) skip_.add("host");
+    append_fields_except(req, skip_, up_head_);
+    // An HTTP/1.0 request may come without Host; it goes upstream as HTTP/1.1, which requires
+    // one (RFC 9112 §3.2), so it gets the upstream's authority.
+    if (rewrite_host) {
+      scratch_.assign(up_cfg.host);
+      if (up_cfg.port != 80) {
+        scratch_.push_back(':');
+        scratch_.append(std::to_string(up_cfg.port));
+      }
+      append_field(up_head_, "Host", scratch_);
+    }
+    forwarded_for(req, scratch_);
+    if (!scratch_.empty()) scratch_ += ", ";
+    scratch_ += peer_ip_;
+    append_field(up_head_, core::hdr::kForwardedFor, scratch_);
+    append_field(up_head_, core::hdr::kForwardedProto, "http");
+    if (!original_host.empty()) append_field(up_head_, core::hdr::kForwardedHost, original_host);
+    append_field(up_head_, cfg.request_id.header, ex_.request_id);
+    if (scan.chunked) {
+      append_field(up_head_, "Transfer-Encoding", "chunked");
+    } else if (scan.has_content_length) {
+      char len[24];
+      const auto r = std::to_chars(len, len + sizeof len, scan.content_length);
+      append_field(up_head_, "Content-Length", std::string_view(len, static_cast<std::size_t>(r.ptr - len)));
+    }
+    up_head_.append("\r\n", 2);
+    skip_.clear();
   }
-  // An HTTP/1.0 request may come without Host; it goes upstream as HTTP/1.1, which requires one
-  // (RFC 9112 §3.2), so it gets the upstream's authority.
-  if (route.host_header == config::Route::HostHeader::upstream || original_host.empty()) {
-    req.set(http::field::host, up_cfg.port == 80 ? up_cfg.host : up_cfg.host + ":" + std::to_string(up_cfg.port));
+  consume_head();  // `req` is not used past this point
+
+  // --- Where the request body comes from: Content-Length bodies are relayed as raw bytes (the
+  // buffered ones first); chunked ones are decoded by Beast's parser, which enforces the chunk
+  // framing and the body limit, given a synthetic head (ours was checked and forwarded above).
+  std::optional<http::request_parser<http::buffer_body>> chunks;
+  std::uint64_t body_left = scan.chunked ? 0 : scan.content_length;
+  bool request_done = !scan.chunked && body_left == 0;
+  if (scan.chunked) {
+    static constexpr std::string_view kChunkedHead =
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    chunks.emplace();
+    if (body_limit > 0) chunks->body_limit(body_limit);
+    else chunks->body_limit(boost::none);
+    boost::system::error_code ec;
+    chunks->put(net::buffer(kChunkedHead), ec);
   }
-  if (!xff.empty()) xff += ", ";
-  xff += peer_ip_;
-  req.set(core::hdr::kForwardedFor, xff);
-  req.set(core::hdr::kForwardedProto, "http");
-  if (!original_host.empty()) req.set(core::hdr::kForwardedHost, original_host);
-  req.set(cfg.request_id.header, ex_.request_id);
-  req.version(11);
-  if (scan.chunked) req.chunked(true);
-  else if (scan.has_content_length) req.content_length(scan.content_length);
-  req.keep_alive(true);
 
   RelayBuffer relay(worker_);
   if (scan.chunked || scan.content_length > kReadChunk) {
@@ -438,7 +467,6 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     buffer_.reserve(kRelayChunk);
   }
   upstream::Acquired acquired;
-  http::response_parser<http::buffer_body> rp;
   bool continue_sent = false;
   // At most two attempts: a second one only when a reused connection failed before the
   // upstream answered anything and the request had no body (spec: retry only when nothing
@@ -453,6 +481,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     update_pool_gauges();
   };
   const auto upstream_started = steady::now();
+  HeadScan rscan;
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (attempt > 0) obs::bump(uc.retries);
     acquired = co_await pool.acquire(attempt == 0);
@@ -472,10 +501,6 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     ++conn.requests;
 
     // --- Send the request head and stream the body (the head goes out with the first piece).
-    if (attempt == 0) {
-      up_head_.clear();
-      append_request_head(req, up_head_);
-    }
     MessageWriter sr(up_head_, scan.chunked ? MessageWriter::Framing::chunked
                                             : MessageWriter::Framing::length);
     bool upstream_failed = false;
@@ -496,33 +521,56 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     for (;;) {
       const char* piece = nullptr;
       std::size_t piece_size = 0;
-      if (!parser.is_done()) {
-        req.body().data = relay.data();
-        req.body().size = kRelayChunk;
+      if (!request_done) {
+        std::size_t got = 0;
         client_.arm(cfg.limits.body_idle_timeout);
-        auto [ec, n] = co_await http::async_read_some(client_.socket(), buffer_, parser, kNoThrow);
-        if (ec == http::error::need_buffer) ec = {};
-        if (ec) {
-          client_failed = true;
-          if (ec == http::error::body_limit) {
-            client_error = core::GatewayError::payload_too_large;
-          } else if (client_.timed_out()) {
-            client_error = core::GatewayError::request_timeout;
-          } else if (ec == http::error::end_of_stream || ec == net::error::eof ||
-                     ec == http::error::partial_message || ec == net::error::connection_reset) {
-            ex_.error = "client_closed";  // nobody left to answer
-          } else {
-            client_error = core::GatewayError::malformed_request;  // bad chunk framing
+        if (chunks) {
+          auto& p = *chunks;
+          p.get().body().data = relay.data();
+          p.get().body().size = kRelayChunk;
+          auto [ec, n] = co_await http::async_read_some(client_.socket(), buffer_, p, kNoThrow);
+          if (ec == http::error::need_buffer) ec = {};
+          if (ec) {
+            client_failed = true;
+            if (ec == http::error::body_limit) {
+              client_error = core::GatewayError::payload_too_large;
+            } else if (client_.timed_out()) {
+              client_error = core::GatewayError::request_timeout;
+            } else if (ec == http::error::end_of_stream || ec == net::error::eof ||
+                       ec == http::error::partial_message || ec == net::error::connection_reset) {
+              ex_.error = "client_closed";  // nobody left to answer
+            } else {
+              client_error = core::GatewayError::malformed_request;  // bad chunk framing
+            }
+            break;
           }
-          break;
+          got = kRelayChunk - p.get().body().size;
+          request_done = p.is_done();
+        } else {
+          const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(kRelayChunk, body_left));
+          if (buffer_.size() > 0) {
+            got = std::min(want, buffer_.size());
+            std::memcpy(relay.data(), buffer_.data().data(), got);
+            buffer_.consume(got);
+          } else {
+            auto [ec, n] = co_await client_.socket().async_read_some(net::buffer(relay.data(), want), kNoThrow);
+            if (ec) {
+              client_failed = true;
+              if (client_.timed_out()) client_error = core::GatewayError::request_timeout;
+              else ex_.error = "client_closed";  // closed or reset mid-body: nobody left to answer
+              break;
+            }
+            got = n;
+          }
+          body_left -= got;
+          request_done = body_left == 0;
         }
-        const std::size_t got = kRelayChunk - req.body().size;
         ex_.bytes_in += got;
-        if (got == 0 && !parser.is_done()) continue;  // only framing was parsed
+        if (got == 0 && !request_done) continue;  // only framing was parsed
         piece = relay.data();
         piece_size = got;
       }
-      const auto bufs = sr.next(piece, piece_size, parser.is_done());
+      const auto bufs = sr.next(piece, piece_size, request_done);
       if (!bufs.empty()) {
         conn.stream.arm(up_cfg.timeout);
         auto [ec, n] = co_await net::async_write(conn.stream.socket(), bufs, kNoThrow);
@@ -541,18 +589,15 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     }
 
     // --- Read the response head (interim 1xx responses are dropped).
-    HeadScan rscan;
     bool got_any_byte = false;
     bool timed_out = false;
     if (!upstream_failed) {
       const HeadLimits up_limits{kUpstreamHeadLimit, kUpstreamHeadLimit, 1000};
       for (;;) {
         conn.buffer.max_size(2 * kUpstreamHeadLimit + kReadChunk);
-        rscan = scan_response_head(view_of(conn.buffer), up_limits);
+        rscan = scan_response_head(view_of(conn.buffer), up_limits, &res_fields_);
         if (rscan.verdict == HeadVerdict::ok) {
-          const std::string_view head = view_of(conn.buffer);
-          const int status = (head[9] - '0') * 100 + (head[10] - '0') * 10 + (head[11] - '0');
-          if (status >= 100 && status < 200 && status != 101) {
+          if (rscan.status >= 100 && rscan.status < 200 && rscan.status != 101) {
             conn.buffer.consume(rscan.head_bytes);  // 100 / 103: interim, not forwarded
             continue;
           }
@@ -578,7 +623,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     }
     if (upstream_failed) {
       const bool can_retry = attempt == 0 && acquired.reused && !got_any_byte && !timed_out &&
-                             !has_body && is_idempotent(req.method());
+                             !has_body && idempotent;
       pool.discard(std::move(acquired.conn));
       if (can_retry) continue;
       count_failure(timed_out ? obs::UpstreamFailure::timeout : obs::UpstreamFailure::reset);
@@ -597,23 +642,9 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   route_counters.upstream_duration.observe(
       std::chrono::duration<double>(steady::now() - upstream_started).count());
 
-  // --- Parse the response head (already buffered: no I/O).
-  rp.header_limit(static_cast<std::uint32_t>(2 * kUpstreamHeadLimit));
-  rp.body_limit(boost::none);
-  if (is_head) rp.skip(true);
-  {
-    boost::system::error_code ec;
-    const auto used = rp.put(conn.buffer.data(), ec);
-    if (ec || !rp.is_header_done()) {
-      pool.discard(std::move(acquired.conn));
-      count_failure(obs::UpstreamFailure::bad_response);
-      ex_.error = "bad_response";
-      co_return co_await reply_and_finish(rt, core::GatewayError::upstream_down, has_body || !keep_alive);
-    }
-    conn.buffer.consume(used);
-  }
-  auto& res = rp.get();
-  const int status = static_cast<int>(res.result_int());
+  // --- The response head, as scanned (no I/O, no field container).
+  HeadView res{view_of(conn.buffer).substr(0, rscan.head_bytes), res_fields_};
+  const int status = rscan.status;
   ex_.status = status;
   if (status == 101) {  // we never asked for an upgrade (Upgrade is hop-by-hop): refuse a tunnel
     pool.discard(std::move(acquired.conn));
@@ -623,32 +654,61 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     co_return Outcome::close;
   }
   const bool no_body = is_head || status == 204 || status == 304;
-  const bool upstream_chunked = res.chunked();
-  const bool upstream_has_length = res.has_content_length();
-  // Large bodies: let each read take up to a relay chunk (Beast sizes reads by the buffer's
-  // capacity), instead of many 8 KiB reads and writes.
-  if (!no_body && (upstream_chunked || !upstream_has_length || rp.content_length().value_or(0) > kReadChunk))
-    conn.buffer.reserve(std::min(kRelayChunk, conn.buffer.max_size()));
+  const bool upstream_chunked = rscan.chunked;
+  const bool upstream_has_length = rscan.has_content_length;
+  // A body that ends when the upstream closes (no length, not chunked) leaves nothing to reuse.
+  const bool upstream_keep_alive =
+      (no_body || upstream_chunked || upstream_has_length) &&
+      (rscan.version_minor == 1 ? !res.has_token("connection", "close")
+                                : res.has_token("connection", "keep-alive"));
 
-  // Content-Length bodies are relayed as raw bytes, without the parser: the bytes buffered behind
+  // Content-Length bodies are relayed as raw bytes, without a parser: the bytes buffered behind
   // the head first, then reads of at most what is left (nothing past the body is ever read, so
   // an over-long response is detected by the pool). Chunked and close-delimited bodies go
-  // through Beast's parser, which checks the chunk framing.
+  // through Beast's parser, given a synthetic head, which checks the chunk framing.
   const bool raw_body = !no_body && !upstream_chunked && upstream_has_length;
-  std::uint64_t raw_left = raw_body ? *rp.content_length() : 0;
-  const auto body_done = [&] { return raw_body ? raw_left == 0 : rp.is_done(); };
+  std::uint64_t raw_left = raw_body ? rscan.content_length : 0;
+  std::optional<http::response_parser<http::buffer_body>> rp;
+  if (!no_body && !raw_body) {
+    static constexpr std::string_view kChunkedHead = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    static constexpr std::string_view kUntilCloseHead = "HTTP/1.1 200 OK\r\n\r\n";
+    rp.emplace();
+    rp->body_limit(boost::none);
+    boost::system::error_code ec;
+    rp->put(net::buffer(upstream_chunked ? kChunkedHead : kUntilCloseHead), ec);
+  }
+  const auto body_done = [&] { return no_body || (raw_body ? raw_left == 0 : rp->is_done()); };
 
   // Rate-limit information the upstream reported (headers), for merging (spec §6).
   ex_.upstream_limit = ratelimit::parse_upstream_headers(
-      res[core::hdr::kRateLimitLimit], res[core::hdr::kRateLimitRemaining],
-      res[core::hdr::kRateLimitReset], res[http::field::retry_after],
+      res.get(core::hdr::kRateLimitLimit), res.get(core::hdr::kRateLimitRemaining),
+      res.get(core::hdr::kRateLimitReset), res.get("retry-after"),
       worker_.shared().clock.now_ns() / 1'000'000'000);
 
   // --- Error responses are buffered (up to the cap) and rewritten before anything is sent.
   const auto& popts = cfg.problem;
   bool rewrite = status >= 400 && route.problem.normalize && !no_body;
-  if (rewrite && rp.content_length() && *rp.content_length() > popts.max_error_body) rewrite = false;
+  if (rewrite && upstream_has_length && rscan.content_length > popts.max_error_body) rewrite = false;
+  bool chunk_out = false;
+  if (!no_body && (upstream_chunked || !upstream_has_length)) {
+    // Unknown length: chunk it for HTTP/1.1 clients; a 1.0 client reads until close.
+    if (scan.version_minor == 1) chunk_out = true;
+    else keep_alive = false;
+  }
+  if (rewrite) {
+    // The body reads below may move the connection buffer: keep a copy of this (small) head.
+    error_head_.assign(res.bytes);
+    res.bytes = error_head_;
+  } else {
+    build_response_head(rt, res, rscan, false, chunk_out, keep_alive);
+  }
+  conn.buffer.consume(rscan.head_bytes);
+  // Large bodies: let each read take up to a relay chunk, instead of many 8 KiB reads.
+  if (!no_body && (!upstream_has_length || rscan.content_length > kReadChunk))
+    conn.buffer.reserve(std::min(kRelayChunk, conn.buffer.max_size()));
+
   std::size_t prefix = 0;  // bytes of ex_.error_body already read, to relay first
+  bool rewritten = false;
   if (rewrite) {
     auto& body = ex_.error_body;
     body.clear();
@@ -658,8 +718,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       const std::size_t old = body.size();
       // Size each read by what is announced (or a small step): zero-filling a 64 KiB string
       // for a 200-byte error body would cost more than the rewrite itself.
-      const auto announced = rp.content_length();
-      const std::size_t want = announced ? static_cast<std::size_t>(*announced) - old + 1 : kReadChunk;
+      const std::size_t want = raw_body ? static_cast<std::size_t>(raw_left) + 1 : kReadChunk;
       const std::size_t room = std::min({kRelayChunk, cap + 1 - old, std::max<std::size_t>(want, 1)});
       body.resize(old + room);
       if (raw_body) {
@@ -671,12 +730,12 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
         }
         continue;
       }
-      res.body().data = body.data() + old;
-      res.body().size = room;
+      rp->get().body().data = body.data() + old;
+      rp->get().body().size = room;
       conn.stream.arm(up_cfg.timeout);
-      auto [ec, n] = co_await http::async_read_some(conn.stream.socket(), conn.buffer, rp, kNoThrow);
+      auto [ec, n] = co_await http::async_read_some(conn.stream.socket(), conn.buffer, *rp, kNoThrow);
       if (ec == http::error::need_buffer) ec = {};
-      body.resize(old + (room - res.body().size));
+      body.resize(old + (room - rp->get().body().size));
       if (ec) {
         failed = true;
         break;
@@ -691,13 +750,13 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     if (body_done()) {
       problem::Input in;
       in.status = status;
-      in.content_type = res[http::field::content_type];
-      in.content_encoding = res[http::field::content_encoding];
-      in.amzn_error_type = res[core::hdr::kAmznErrorType];
+      in.content_type = res.get("content-type");
+      in.content_encoding = res.get("content-encoding");
+      in.amzn_error_type = res.get(core::hdr::kAmznErrorType);
       // Retry-After as parsed above (HTTP-dates and fractions as whole seconds from now), so the
-      // body's retryAfter agrees with the Retry-After header set_rate_limit_headers writes.
+      // body's retryAfter agrees with the Retry-After header the rate-limit fields carry.
       char retry_buf[24];
-      in.retry_after_header = res[http::field::retry_after];
+      in.retry_after_header = res.get("retry-after");
       if (ex_.upstream_limit.retry_after_s) {
         const auto r = std::to_chars(retry_buf, retry_buf + sizeof retry_buf, *ex_.upstream_limit.retry_after_s);
         in.retry_after_header = std::string_view(retry_buf, static_cast<std::size_t>(r.ptr - retry_buf));
@@ -714,7 +773,8 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       prefix = body.size();  // over the cap: passed through untouched
       obs::bump(route_counters.oversized_errors);
     }
-    if (prefix == 0 && ex_.normalized.rewritten) {
+    rewritten = prefix == 0 && ex_.normalized.rewritten;
+    if (rewritten) {
       auto& out = ex_.normalized;
       ex_.dialect = problem::dialect_name(out.dialect);
       ex_.code = out.code;
@@ -732,37 +792,13 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       if (out.retry_after) from_body.retry_after_s = *out.retry_after;
       ratelimit::merge_missing(ex_.upstream_limit, from_body);
     }
+    build_response_head(rt, res, rscan, rewritten, !rewritten && chunk_out, keep_alive);
   }
-
-  // --- The response head for the client: the upstream's, transformed in place.
-  strip_hop_by_hop(res);
-  const bool rewritten = rewrite && prefix == 0 && ex_.normalized.rewritten;
-  if (rewritten) {
-    for (auto f : {http::field::content_encoding, http::field::etag, http::field::last_modified,
-                   http::field::content_md5, http::field::digest})
-      res.erase(f);
-    res.erase("Content-Digest");
-    res.erase("Repr-Digest");
-    res.set(http::field::content_type, ex_.normalized.content_type);
-    res.content_length(ex_.normalized.body.size());
-  } else if (!no_body) {
-    if (upstream_chunked || !upstream_has_length) {
-      // Unknown length: chunk it for HTTP/1.1 clients; a 1.0 client reads until close.
-      if (scan.version_minor == 1) res.chunked(true);
-      else keep_alive = false;
-    }
-  }
-  res.set(cfg.request_id.header, ex_.request_id);
-  set_rate_limit_headers(rt, res);
-  res.version(11);
-  res.keep_alive(keep_alive);
 
   // --- Relay the body (or the rewritten one). The head goes out with the first piece.
-  down_head_.clear();
-  append_response_head(res, down_head_);
-  MessageWriter rsr(down_head_, no_body            ? MessageWriter::Framing::none
-                                : res.chunked()    ? MessageWriter::Framing::chunked
-                                                   : MessageWriter::Framing::length);
+  MessageWriter rsr(down_head_, no_body                  ? MessageWriter::Framing::none
+                                : !rewritten && chunk_out ? MessageWriter::Framing::chunked
+                                                          : MessageWriter::Framing::length);
   bool upstream_ok = true;
   bool client_ok = true;
   std::size_t prefix_sent = 0;
@@ -787,20 +823,20 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       piece = relay.data();
       last = raw_left == 0;
     } else if (!body_done()) {
-      res.body().data = relay.data();
-      res.body().size = kRelayChunk;
+      rp->get().body().data = relay.data();
+      rp->get().body().size = kRelayChunk;
       conn.stream.arm(up_cfg.timeout);
-      auto [ec, n] = co_await http::async_read_some(conn.stream.socket(), conn.buffer, rp, kNoThrow);
+      auto [ec, n] = co_await http::async_read_some(conn.stream.socket(), conn.buffer, *rp, kNoThrow);
       if (ec == http::error::need_buffer) ec = {};
       if (ec) {
         upstream_ok = false;
         break;
       }
-      const std::size_t got = kRelayChunk - res.body().size;
-      if (got == 0 && !rp.is_done()) continue;
+      const std::size_t got = kRelayChunk - rp->get().body().size;
+      if (got == 0 && !rp->is_done()) continue;
       piece = relay.data();
       piece_size = got;
-      last = rp.is_done();
+      last = rp->is_done();
     }
     const auto bufs = rsr.next(piece, piece_size, last);
     if (!bufs.empty()) {
@@ -828,23 +864,62 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   }
   if (!client_ok) {
     ex_.error = "client_closed";
-    if (body_done() && rp.keep_alive()) pool.release(std::move(acquired.conn));
+    if (body_done() && upstream_keep_alive) pool.release(std::move(acquired.conn));
     else pool.discard(std::move(acquired.conn));
     co_return Outcome::close;
   }
   // A 204 that declared a body, or a 204/304 with Transfer-Encoding, broke framing: whatever it
   // meant to send may still arrive and would be read as the next request's response.
   const bool declared_bodyless_body =
-      (status == 204 && (upstream_chunked || (upstream_has_length && res[http::field::content_length] != "0"))) ||
+      (status == 204 && (upstream_chunked || (upstream_has_length && rscan.content_length != 0))) ||
       (status == 304 && upstream_chunked);
-  if (body_done() && rp.keep_alive() && parser.is_done() && !declared_bodyless_body)
+  if (body_done() && upstream_keep_alive && request_done && !declared_bodyless_body)
     pool.release(std::move(acquired.conn));
   else pool.discard(std::move(acquired.conn));
   update_pool_gauges();
   co_return keep_alive ? Outcome::keep_alive : Outcome::close;
 }
 
-void Session::set_rate_limit_headers(const Runtime& rt, http::fields& f) {
+void Session::build_response_head(const Runtime& rt, const HeadView& res, const HeadScan& rscan,
+                                  bool rewritten, bool chunk_out, bool keep_alive) {
+  const auto& cfg = rt.config;
+  rate_limit_fields(rt);
+  down_head_.clear();
+  down_head_.append("HTTP/1.1 ", 9);
+  down_head_.append(res.bytes.substr(9, 3));  // the status code, as scanned
+  down_head_.push_back(' ');
+  const std::string_view reason = res.bytes.substr(rscan.reason_off, rscan.reason_len);
+  if (!reason.empty()) down_head_.append(reason);
+  else down_head_.append(http::obsolete_reason(static_cast<http::status>(rscan.status)));
+  down_head_.append("\r\n", 2);
+  skip_.clear();
+  skip_.add_hop_by_hop(res);
+  skip_.add(cfg.request_id.header);
+  for (const auto& f : rl_fields_) skip_.add(f.name);
+  if (rewritten) {
+    for (std::string_view n : {"content-type", "content-length", "content-encoding", "etag",
+                               "last-modified", "content-md5", "digest", "content-digest",
+                               "repr-digest"})
+      skip_.add(n);
+  }
+  append_fields_except(res, skip_, down_head_);
+  skip_.clear();
+  if (rewritten) {
+    append_field(down_head_, "Content-Type", ex_.normalized.content_type);
+    char len[24];
+    const auto r = std::to_chars(len, len + sizeof len, ex_.normalized.body.size());
+    append_field(down_head_, "Content-Length", std::string_view(len, static_cast<std::size_t>(r.ptr - len)));
+  } else if (chunk_out) {
+    append_field(down_head_, "Transfer-Encoding", "chunked");
+  }
+  append_field(down_head_, cfg.request_id.header, ex_.request_id);
+  for (const auto& f : rl_fields_) append_field(down_head_, f.name, f.value);
+  if (!keep_alive) append_field(down_head_, "Connection", "close");
+  down_head_.append("\r\n", 2);
+}
+
+void Session::rate_limit_fields(const Runtime& rt) {
+  rl_fields_.clear();
   const ratelimit::Decision* gw = ex_.decision ? &*ex_.decision : nullptr;
   const ratelimit::UpstreamLimit* up = ex_.upstream_limit.any() ? &ex_.upstream_limit : nullptr;
   if (!gw && !up) return;
@@ -854,12 +929,14 @@ void Session::set_rate_limit_headers(const Runtime& rt, http::fields& f) {
     const auto& policy = route->rate_limit;  // the effective policy (loader applied the default)
     if (policy) window_s = std::chrono::duration_cast<std::chrono::seconds>(policy->window).count();
   }
-  thread_local std::vector<ratelimit::HeaderField> fields;
-  fields.clear();
   ratelimit::build_headers(gw, up, route ? std::string_view(route->name) : std::string_view("default"),
                            window_s, rt.config.rate_limit_headers,
-                           worker_.shared().clock.now_ns() / 1'000'000'000, fields);
-  for (const auto& h : fields) f.set(h.name, h.value);
+                           worker_.shared().clock.now_ns() / 1'000'000'000, rl_fields_);
+}
+
+void Session::set_rate_limit_headers(const Runtime& rt, http::fields& f) {
+  rate_limit_fields(rt);
+  for (const auto& h : rl_fields_) f.set(h.name, h.value);
 }
 
 net::awaitable<void> Session::local_reply(const Runtime& rt, core::GatewayError e, bool close) {

@@ -3,17 +3,25 @@
 // Properties, beyond "no crash, no out-of-bounds read, no UB" (ASan + UBSan):
 //  1. The scanner is deterministic and only looks at `buf`: a verdict on a prefix that ends
 //     after the head is the same as on the whole input.
-//  2. An `ok` request head also parses with Beast's request_parser (the proxy parses it with
-//     Beast right after), and both agree on the framing: chunked or not, and the Content-Length.
+//  2. An `ok` request head also parses with Beast's request_parser, and both agree on the
+//     framing (chunked or not, the Content-Length), on the start line (method, target; status,
+//     reason) and on every field: the spans the proxy forwards from are, in order, exactly the
+//     names and values Beast parses. The scanner is the proxy's only head parser, so Beast is
+//     the independent second opinion here.
 //  3. The same for an `ok` response head with Beast's response_parser.
 //  4. `head_bytes` of an ok verdict lies within the input and ends with CRLFCRLF.
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/http.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdint>
+#include <string>
+#include <utility>
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
+#include <vector>
 
 #include "proxy/head_scanner.hpp"
 
@@ -35,7 +43,7 @@ void check_head_bytes(std::string_view in, const HeadScan& s) {
 }
 
 template <bool isRequest>
-void check_with_beast(std::string_view in, const HeadScan& s) {
+void check_with_beast(std::string_view in, const HeadScan& s, const std::vector<problemgate::proxy::FieldSpan>& spans) {
   check_head_bytes(in, s);
   http::parser<isRequest, http::empty_body> p;
   p.header_limit(static_cast<std::uint32_t>(s.head_bytes + 1));
@@ -58,6 +66,32 @@ void check_with_beast(std::string_view in, const HeadScan& s) {
   } else if (!s.chunked && cl && *cl != 0 && isRequest) {
     fail("Beast sees a Content-Length the scanner missed");
   }
+  const auto& h = p.get();
+  if constexpr (isRequest) {
+    if (h.method_string() != head.substr(0, s.method_len)) fail("method differs from Beast's");
+    if (h.target() != head.substr(s.target_off, s.target_len)) fail("target differs from Beast's");
+  } else {
+    if (static_cast<int>(h.result_int()) != s.status) fail("status differs from Beast's");
+    if (h.reason() != head.substr(s.reason_off, s.reason_len) && s.reason_len != 0)
+      fail("reason differs from Beast's");
+  }
+  // Beast groups lines of the same name together; the scanner keeps the wire order. Both keep
+  // the order among lines of one name, which is the order that carries meaning (RFC 9110 §5.3),
+  // so compare the two lists stably sorted by lower-cased name.
+  using Line = std::pair<std::string, std::string>;
+  auto lower = [](std::string_view v) {
+    std::string out(v);
+    for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+  };
+  std::vector<Line> theirs, ours;
+  for (const auto& f : h) theirs.emplace_back(lower(f.name_string()), std::string(f.value()));
+  for (const auto& sp : spans)
+    ours.emplace_back(lower(head.substr(sp.name_off, sp.name_len)), std::string(head.substr(sp.value_off, sp.value_len)));
+  auto by_name = [](const Line& a, const Line& b) { return a.first < b.first; };
+  std::stable_sort(theirs.begin(), theirs.end(), by_name);
+  std::stable_sort(ours.begin(), ours.end(), by_name);
+  if (theirs != ours) fail("the scanner's fields differ from Beast's");
 }
 
 }  // namespace
@@ -69,16 +103,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view in(buf, size);
   // Small limits so the fuzzer reaches them; the defaults too.
   for (const HeadLimits limits : {HeadLimits{64, 256, 8}, HeadLimits{}}) {
-    const HeadScan rq = problemgate::proxy::scan_request_head(in, limits);
+    std::vector<problemgate::proxy::FieldSpan> spans;
+    const HeadScan rq = problemgate::proxy::scan_request_head(in, limits, &spans);
     if (rq.verdict == HeadVerdict::ok) {
-      check_with_beast<true>(in, rq);
+      check_with_beast<true>(in, rq, spans);
       const HeadScan again = problemgate::proxy::scan_request_head(in.substr(0, rq.head_bytes), limits);
       if (again.verdict != HeadVerdict::ok || again.head_bytes != rq.head_bytes)
         fail("request verdict depends on bytes after the head");
     }
-    const HeadScan rs = problemgate::proxy::scan_response_head(in, limits);
+    const HeadScan rs = problemgate::proxy::scan_response_head(in, limits, &spans);
     if (rs.verdict == HeadVerdict::ok) {
-      check_with_beast<false>(in, rs);
+      check_with_beast<false>(in, rs, spans);
       if (rs.verdict == HeadVerdict::not_implemented) fail("response scans never say 501");
     }
   }
