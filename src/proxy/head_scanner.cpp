@@ -3,6 +3,10 @@
 #include <array>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace problemgate::proxy {
 
 namespace {
@@ -27,6 +31,29 @@ constexpr std::array<unsigned char, 256> kClasses = make_classes();
 
 constexpr bool is_tchar(unsigned char c) noexcept { return kClasses[c] & kTchar; }
 constexpr bool is_field_byte(unsigned char c) noexcept { return kClasses[c] & kFieldByte; }
+
+/// The first byte in [p, end) that may not appear in a field value (a control other than HTAB,
+/// or DEL; CR ends a well-formed value), or `end`. Values are most of a head's bytes, so on
+/// x86-64 this looks at 16 bytes per step.
+const char* skip_field_bytes(const char* p, const char* end) noexcept {
+#if defined(__SSE2__)
+  const __m128i k1f = _mm_set1_epi8(0x1F);
+  const __m128i ktab = _mm_set1_epi8('\t');
+  const __m128i kdel = _mm_set1_epi8(0x7F);
+  const __m128i zero = _mm_setzero_si128();
+  while (end - p >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i ctl = _mm_cmpeq_epi8(_mm_subs_epu8(v, k1f), zero);  // v <= 0x1F (unsigned)
+    const __m128i bad = _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(v, ktab), ctl),
+                                     _mm_cmpeq_epi8(v, kdel));
+    const int mask = _mm_movemask_epi8(bad);
+    if (mask != 0) return p + __builtin_ctz(static_cast<unsigned>(mask));
+    p += 16;
+  }
+#endif
+  while (p < end && is_field_byte(static_cast<unsigned char>(*p))) ++p;
+  return p;
+}
 
 constexpr char lower(char c) noexcept {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
@@ -141,39 +168,40 @@ void note_content_length(std::string_view value, FieldFacts& f) noexcept {
 /// and 64 bytes for the ", <peer address>" the session appends to X-Forwarded-For.
 constexpr std::size_t kMaxFieldLine = 65535 - 2 - 64;
 
-/// Checks the field lines in [pos, end) (end points at the final CRLF of the head).
+/// Checks the field lines from `pos` to the end of `head` (which ends with the blank line), in
+/// one pass per line: name bytes against the token table up to the colon, value bytes against
+/// the field-byte table up to the CRLF (a control byte, bare CR or NUL stops it short).
 HeadVerdict scan_fields(std::string_view head, std::size_t pos, const HeadLimits& limits,
                         FieldFacts& facts, std::vector<FieldSpan>* spans) noexcept {
   if (spans) spans->clear();
   std::size_t fields = 0;
-  while (pos < head.size()) {
-    const std::size_t eol = head.find("\r\n", pos);
-    if (eol == std::string_view::npos) return HeadVerdict::malformed;
-    if (eol == pos) return HeadVerdict::ok;  // the empty line ending the head
-    std::string_view line = head.substr(pos, eol - pos);
-    pos = eol + 2;
+  const char* const base = head.data();
+  const char* const end = base + head.size();
+  const char* p = base + pos;
+  for (;;) {
+    if (end - p < 2) return HeadVerdict::malformed;
+    if (p[0] == '\r') return p[1] == '\n' ? HeadVerdict::ok : HeadVerdict::malformed;  // blank line
+    const char* const line = p;
     if (++fields > limits.max_fields) return HeadVerdict::too_large;
-    if (line.front() == ' ' || line.front() == '\t') return HeadVerdict::malformed;  // obs-fold
-    const std::size_t colon = line.find(':');
-    if (colon == std::string_view::npos || colon == 0) return HeadVerdict::malformed;
-    std::string_view name = line.substr(0, colon);
-    for (unsigned char c : name)
-      if (!is_tchar(c)) return HeadVerdict::malformed;  // also rejects space before colon
-    std::string_view value = line.substr(colon + 1);
-    // Beast stores a field's name and value lengths in 16 bits and throws past that (out of
-    // the parser, ending the session without a response); the session also appends to
-    // X-Forwarded-For. Any longer field is 431 here, with room left for that append.
-    if (line.size() > kMaxFieldLine) return HeadVerdict::too_large;
-    for (unsigned char c : value) {
-      // field-vchar / obs-text / SP / HTAB only: no NUL, CR, LF or other controls.
-      if (!is_field_byte(c)) return HeadVerdict::malformed;
-    }
-    value = trim_ows(value);
+    if (*p == ' ' || *p == '\t') return HeadVerdict::malformed;  // obs-fold
+    while (p < end && is_tchar(static_cast<unsigned char>(*p))) ++p;
+    // Also rejects an empty name and space before the colon.
+    if (p == line || p == end || *p != ':') return HeadVerdict::malformed;
+    std::string_view name(line, static_cast<std::size_t>(p - line));
+    const char* const value_begin = ++p;
+    // field-vchar / obs-text / SP / HTAB only: no NUL, CR, LF or other controls.
+    p = skip_field_bytes(p, end);
+    if (end - p < 2 || p[0] != '\r' || p[1] != '\n') return HeadVerdict::malformed;
+    // Beast stores a field's name and value lengths in 16 bits and throws past that; the
+    // session also appends to X-Forwarded-For. Any longer field is 431, with room left.
+    if (static_cast<std::size_t>(p - line) > kMaxFieldLine) return HeadVerdict::too_large;
+    std::string_view value = trim_ows(std::string_view(value_begin, static_cast<std::size_t>(p - value_begin)));
+    p += 2;
     if (spans) {
       try {
-        spans->push_back(FieldSpan{static_cast<std::uint32_t>(name.data() - head.data()),
+        spans->push_back(FieldSpan{static_cast<std::uint32_t>(name.data() - base),
                                    static_cast<std::uint32_t>(name.size()),
-                                   static_cast<std::uint32_t>(value.data() - head.data()),
+                                   static_cast<std::uint32_t>(value.data() - base),
                                    static_cast<std::uint32_t>(value.size())});
       } catch (...) {
         return HeadVerdict::too_large;
@@ -199,7 +227,6 @@ HeadVerdict scan_fields(std::string_view head, std::size_t pos, const HeadLimits
         break;
     }
   }
-  return HeadVerdict::malformed;
 }
 
 /// Applies the framing rules shared by requests and responses.

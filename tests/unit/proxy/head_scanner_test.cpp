@@ -138,3 +138,29 @@ TEST_SUITE("proxy.head_scanner") {
     CHECK(req("GET / HTTP/1.1\r\nHost: x\r\n" + ok_line + "v\r\n\r\n", big) == HeadVerdict::too_large);
   }
 }
+
+TEST_SUITE("proxy.head_scanner.values") {
+  TEST_CASE("every byte position of a long value is checked (vector and tail paths)") {
+    // Values longer than 16 bytes go through the 16-byte-step path; a bad byte at any position,
+    // in the first block, a later block or the tail, must still be found.
+    const std::string good(70, 'v');
+    for (std::size_t at = 0; at < good.size(); ++at) {
+      for (char bad : {'\0', '\x01', '\x0b', '\x1f', '\x7f', '\r', '\n'}) {
+        std::string value = good;
+        value[at] = bad;
+        const std::string raw = "GET / HTTP/1.1\r\nHost: a\r\nX-V: " + value + "\r\n\r\n";
+        CHECK_MESSAGE(problemgate::proxy::scan_request_head(raw, {}).verdict ==
+                          problemgate::proxy::HeadVerdict::malformed,
+                      "byte " << int(static_cast<unsigned char>(bad)) << " at " << at);
+      }
+      std::string tabbed = good;
+      tabbed[at] = '\t';
+      std::string high = good;
+      high[at] = '\xff';  // obs-text is allowed
+      for (const auto& v : {tabbed, high}) {
+        const std::string raw = "GET / HTTP/1.1\r\nHost: a\r\nX-V: " + v + "\r\n\r\n";
+        CHECK(problemgate::proxy::scan_request_head(raw, {}).verdict == problemgate::proxy::HeadVerdict::ok);
+      }
+    }
+  }
+}
