@@ -201,7 +201,9 @@ upstreams_unused: 1
 
     def test_reload_20_times_under_load_loses_nothing(self):
         demo = DemoApi()
+        self.addCleanup(demo.stop)
         gw = Gateway(config(demo.url))
+        self.addCleanup(gw.stop)
         admin_port = gw.admin_port()
         stop = threading.Event()
         results = {"ok": 0, "bad": [], "errors": []}
@@ -255,8 +257,6 @@ upstreams_unused: 1
         self.assertEqual(results["errors"], [])
         self.assertEqual(results["bad"], [])
         self.assertGreater(results["ok"], 100)
-        gw.stop()
-        demo.stop()
 
 
 class Readiness(unittest.TestCase):
