@@ -96,18 +96,36 @@ class Gateway:
         for line in self.proc.stdout:
             self.log_lines.append(line)
 
-    def access_log(self, wait_for=None, timeout=5.0):
-        """Parsed access-log lines; waits until one has requestId == wait_for."""
-        deadline = time.time() + timeout
+    def access_log(self, wait_for=None, timeout=20.0):
+        """Parsed access-log lines; waits until there is a line for the request id `wait_for`
+        (or for every id, when it is a list). Lines of different connections can be written by
+        different worker threads in any order, so wait for each id that is checked."""
+        want = [] if wait_for is None else ([wait_for] if isinstance(wait_for, str) else list(wait_for))
+        deadline = time.monotonic() + timeout
         while True:
             entries = []
             for line in list(self.log_lines):
                 line = line.strip()
                 if line.startswith("{"):
                     entries.append(json.loads(line))
-            if wait_for is None or any(e.get("requestId") == wait_for for e in entries) or time.time() > deadline:
+            seen = {e.get("requestId") for e in entries}
+            if all(w in seen for w in want) or time.monotonic() > deadline:
                 return entries
             time.sleep(0.02)
+
+    def admin_port(self, timeout=20.0):
+        """The admin listener's real port, from the 'admin listening on HOST:PORT' line (so the
+        config can say `admin: { listen: 127.0.0.1:0 }` instead of racing for a free port)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.log_lines):
+                m = re.match(r"admin listening on (\S+):(\d+)", line.strip())
+                if m:
+                    return int(m.group(2))
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.01)
+        raise RuntimeError(f"problemgate did not print 'admin listening on': {self.log_lines[:5]}")
 
     def request(self, method, path, headers=None, body=None, timeout=10.0):
         return http_request("127.0.0.1", self.port, method, path, headers, body, timeout)
@@ -250,8 +268,10 @@ class RawClient:
             r.body, self.buf = self.buf, b""
         return r
 
-    def is_closed(self, timeout=2.0):
-        """True when the peer closed the connection (EOF) within timeout."""
+    def is_closed(self, timeout=10.0):
+        """True when the peer closed the connection (EOF) within timeout. Returns as soon as it
+        closes, so a generous timeout costs nothing when it does; asserting that a connection
+        stays open needs an explicit short timeout."""
         self.sock.settimeout(timeout)
         try:
             while True:
@@ -398,6 +418,25 @@ class ScriptedUpstream:
             self.sock.close()
         except OSError:
             pass
+
+
+def refused_port():
+    """(socket, port): a port that refuses connections for as long as the socket stays open.
+    The socket is bound but never listens, so connect() gets a RST, and nothing else can take
+    the port in the meantime (a port closed after bind() can be reused by a parallel test)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    return s, s.getsockname()[1]
+
+
+def wait_until(pred, timeout=20.0, step=0.01):
+    """Polls pred() until it is true or `timeout` seconds passed; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
 
 
 def response_bytes(status, body=b"", headers=None, reason="X"):

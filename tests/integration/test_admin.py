@@ -11,7 +11,7 @@ import threading
 import time
 import unittest
 
-from harness import DemoApi, Gateway, RawClient, http_request
+from harness import DemoApi, Gateway, RawClient, ScriptedUpstream, http_request, response_bytes, wait_until
 
 
 def free_port():
@@ -22,7 +22,9 @@ def free_port():
     return port
 
 
-def config(demo_url, admin_port, extra_routes=""):
+def config(demo_url, admin_port=0, extra_routes=""):
+    """admin_port 0: the admin listener takes a free port itself (Gateway.admin_port() reads
+    it), so no other process can take it between choosing and binding it."""
     return f"""
 listen: 127.0.0.1:0
 threads: 2
@@ -51,8 +53,8 @@ class AdminEndpoints(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.demo = DemoApi()
-        cls.admin_port = free_port()
-        cls.gw = Gateway(config(cls.demo.url, cls.admin_port))
+        cls.gw = Gateway(config(cls.demo.url))
+        cls.admin_port = cls.gw.admin_port()
 
     @classmethod
     def tearDownClass(cls):
@@ -64,7 +66,9 @@ class AdminEndpoints(unittest.TestCase):
 
     def test_healthz_and_readyz(self):
         self.assertEqual(self.admin("GET", "/healthz")[0], 200)
-        self.assertEqual(self.admin("GET", "/readyz")[0], 200)
+        # /readyz may say 503 in the instant between the admin listener starting and the workers
+        # running (right: not ready yet); once started it must say 200.
+        self.assertTrue(wait_until(lambda: self.admin("GET", "/readyz")[0] == 200, timeout=20, step=0.02))
         self.assertEqual(self.admin("GET", "/nope")[0], 404)
         self.assertEqual(self.admin("POST", "/healthz")[0], 405)
 
@@ -158,8 +162,8 @@ scrape_configs:
 class Reload(unittest.TestCase):
     def test_sighup_and_post_reload_swap_routes_and_reject_bad_files(self):
         demo = DemoApi()
-        admin_port = free_port()
-        gw = Gateway(config(demo.url, admin_port))
+        gw = Gateway(config(demo.url))
+        admin_port = gw.admin_port()
         try:
             self.assertEqual(gw.request("GET", "/extra/ok")[0], 404)  # upstream 404 via "/"
             extra = """  - name: extra
@@ -174,8 +178,11 @@ upstreams_unused: 1
             self.assertEqual(status, 422)
             self.assertIn(b"/routes/2/upstream", body)
             self.assertEqual(gw.request("GET", "/ok")[0], 200)
-            # Valid: a route that sends /gone to an upstream that refuses.
-            dead = free_port()
+            # Valid: a route that sends /gone to an upstream that refuses (bound, not listening).
+            dead_sock = socket.socket()
+            self.addCleanup(dead_sock.close)
+            dead_sock.bind(("127.0.0.1", 0))
+            dead = dead_sock.getsockname()[1]
             good = config(demo.url, admin_port, f"""  - name: gone
     match: {{ prefix: /gone }}
     upstream: dead
@@ -183,9 +190,7 @@ upstreams_unused: 1
             with open(gw.config_path, "w") as f:
                 f.write(good)
             gw.proc.send_signal(signal.SIGHUP)
-            deadline = time.time() + 5
-            while time.time() < deadline and gw.request("GET", "/gone/x")[0] != 502:
-                time.sleep(0.05)
+            wait_until(lambda: gw.request("GET", "/gone/x")[0] == 502, timeout=20, step=0.05)
             self.assertEqual(gw.request("GET", "/gone/x")[0], 502)
             _, _, metrics = http_request("127.0.0.1", admin_port, "GET", "/metrics")
             self.assertRegex(metrics.decode(), r'problemgate_config_reloads_total\{result="failure"\} 1')
@@ -196,8 +201,10 @@ upstreams_unused: 1
 
     def test_reload_20_times_under_load_loses_nothing(self):
         demo = DemoApi()
-        admin_port = free_port()
-        gw = Gateway(config(demo.url, admin_port))
+        self.addCleanup(demo.stop)
+        gw = Gateway(config(demo.url))
+        self.addCleanup(gw.stop)
+        admin_port = gw.admin_port()
         stop = threading.Event()
         results = {"ok": 0, "bad": [], "errors": []}
         lock = threading.Lock()
@@ -234,9 +241,15 @@ upstreams_unused: 1
 """
                 with open(gw.config_path, "w") as f:
                     f.write(config(demo.url, admin_port, extra))
+                with lock:
+                    before = results["ok"]
                 status, _, body = http_request("127.0.0.1", admin_port, "POST", "/reload")
                 self.assertEqual(status, 200, body)
-                time.sleep(0.05)
+                # Let requests run against this config before the next swap: however slow the
+                # machine, every reload overlaps traffic (a fixed pause did not guarantee it).
+                self.assertTrue(wait_until(lambda: results["ok"] >= before + 8 or results["bad"] or results["errors"],
+                                           timeout=30),
+                                f"no requests completed after reload {i}")
         finally:
             stop.set()
             for t in threads:
@@ -244,27 +257,53 @@ upstreams_unused: 1
         self.assertEqual(results["errors"], [])
         self.assertEqual(results["bad"], [])
         self.assertGreater(results["ok"], 100)
-        gw.stop()
-        demo.stop()
 
 
 class Readiness(unittest.TestCase):
     def test_readyz_is_503_while_draining(self):
-        demo = DemoApi()
-        admin_port = free_port()
-        gw = Gateway(config(demo.url, admin_port))
-        t = threading.Thread(target=lambda: gw.request("GET", "/slow?ms=1500"))
+        # The upstream holds the in-flight request until the test has seen /readyz say 503, so
+        # the drain lasts as long as the test needs, however slow the machine.
+        arrived, release = threading.Event(), threading.Event()
+
+        def handler(req, idx):
+            arrived.set()
+            release.wait(60)
+            return response_bytes(200, b"slow")
+
+        up = ScriptedUpstream(handler)
+        self.addCleanup(up.stop)
+        self.addCleanup(release.set)
+        gw = Gateway(config(up.url).replace("timeout: 5s", "timeout: 60s"))
+        self.addCleanup(gw.stop)
+        admin_port = gw.admin_port()
+        # Ready once started (a 503 in the instant before the workers run is right, too).
+        self.assertTrue(wait_until(lambda: http_request("127.0.0.1", admin_port, "GET", "/readyz")[0] == 200,
+                                   timeout=20, step=0.02))
+        result = {}
+
+        def slow():
+            try:
+                result["r"] = gw.request("GET", "/slow", timeout=60)
+            except Exception as e:  # noqa: BLE001 - reported below
+                result["r"] = (repr(e),)
+
+        t = threading.Thread(target=slow)
         t.start()
-        time.sleep(0.3)
+        self.assertTrue(arrived.wait(20), "the request never reached the upstream")
         gw.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
-        status, _, body = http_request("127.0.0.1", admin_port, "GET", "/readyz")
-        self.assertEqual(status, 503, body)
+        seen = []
+
+        def ready_status():
+            seen.append(http_request("127.0.0.1", admin_port, "GET", "/readyz")[0])
+            return seen[-1] == 503
+
+        self.assertTrue(wait_until(ready_status, timeout=20, step=0.02), f"/readyz answered {seen[-5:]}")
         self.assertEqual(http_request("127.0.0.1", admin_port, "GET", "/healthz")[0], 200)
-        t.join(timeout=10)
-        self.assertEqual(gw.proc.wait(timeout=10), 0)
-        gw.stop()
-        demo.stop()
+        self.assertIsNone(gw.proc.poll(), "still draining while the request is in flight")
+        release.set()
+        t.join(timeout=30)
+        self.assertEqual(result["r"][0], 200)
+        self.assertEqual(gw.proc.wait(timeout=30), 0)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ import time
 import unittest
 
 from harness import (REQUEST_ID_RE, DemoApi, Gateway, RawClient, ScriptedUpstream, assert_problem,
-                     http_request, request_full, response_bytes, sidecar_config)
+                     http_request, refused_port, request_full, response_bytes, sidecar_config,
+                     wait_until)
 
 
 class GatewayWithDemo(unittest.TestCase):
@@ -135,15 +136,16 @@ class GatewayWithDemo(unittest.TestCase):
 
 class GatewayErrors(unittest.TestCase):
     def test_upstream_refused_is_502(self):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()  # nothing listens there now
-        gw = Gateway(sidecar_config(f"http://127.0.0.1:{port}"))
+        s, port = refused_port()  # bound, never listening: connect() is refused
+        self.addCleanup(s.close)
+        # A long connect timeout, so "answered at once, not after the connect timeout" has room
+        # on a loaded machine.
+        gw = Gateway(sidecar_config(f"http://127.0.0.1:{port}").replace("connect_timeout: 1s",
+                                                                         "connect_timeout: 10s"))
         try:
-            t0 = time.time()
+            t0 = time.monotonic()
             status, headers, body = gw.request("GET", "/x?q=1")
-            self.assertLess(time.time() - t0, 1.5)
+            self.assertLess(time.monotonic() - t0, 5.0)
             p = assert_problem(self, status, headers, body, 502, "upstream_unavailable", "upstream_down")
             self.assertEqual(p["instance"], "/x")
             self.assertEqual(headers["proxy-status"], "problemgate; error=connection_refused")
@@ -158,12 +160,14 @@ class GatewayErrors(unittest.TestCase):
         demo = DemoApi()
         gw = Gateway(sidecar_config(demo.url).replace("timeout: 2s", "timeout: 1s"))
         try:
-            t0 = time.time()
+            t0 = time.monotonic()
             status, headers, body = gw.request("GET", "/slow?ms=5000")
-            elapsed = time.time() - t0
+            elapsed = time.monotonic() - t0
             assert_problem(self, status, headers, body, 504, "upstream_unavailable", "upstream_timeout")
+            # Not before the 1 s timeout; the upper bound is generous for a loaded machine but
+            # stays well below the upstream's 5 s.
             self.assertGreaterEqual(elapsed, 0.9)
-            self.assertLess(elapsed, 1.6)
+            self.assertLess(elapsed, 3.0)
         finally:
             gw.stop()
             demo.stop()
@@ -205,11 +209,13 @@ class GatewayErrors(unittest.TestCase):
         demo = DemoApi()
         gw = Gateway(sidecar_config(demo.url).replace("header_timeout: 2s", "header_timeout: 1s"))
         try:
+            t0 = time.monotonic()  # the header timer cannot start before the connection exists
             c = RawClient(gw.port)
             c.send(b"GET / HTTP/1.1\r\nHo")
-            t0 = time.time()
             r = c.read_response()
-            self.assertLess(time.time() - t0, 2.0)
+            elapsed = time.monotonic() - t0
+            self.assertGreaterEqual(elapsed, 0.9)
+            self.assertLess(elapsed, 3.0)
             hdrs = {k.lower(): v for k, v in r.headers}
             assert_problem(self, r.status, hdrs, r.body, 408, "request_timeout")
             self.assertTrue(c.is_closed())
@@ -246,10 +252,8 @@ routes:
             demo.stop()
 
     def test_accept_json_negotiates_application_json(self):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
+        s, port = refused_port()
+        self.addCleanup(s.close)
         gw = Gateway(sidecar_config(f"http://127.0.0.1:{port}"))
         try:
             status, headers, body = gw.request("GET", "/", {"Accept": "application/json"})
@@ -262,28 +266,50 @@ routes:
 
 class GracefulDrain(unittest.TestCase):
     def test_sigterm_lets_in_flight_requests_finish(self):
-        demo = DemoApi()
-        gw = Gateway(sidecar_config(demo.url))
+        # The upstream holds the in-flight request's answer until the drain has begun, so the
+        # request is in flight during the drain however slow the machine is.
+        arrived, release = threading.Event(), threading.Event()
+
+        def handler(req, idx):
+            if b" /slow " in req.split(b"\r\n", 1)[0]:
+                arrived.set()
+                release.wait(60)
+                return response_bytes(200, b"slow")
+            return response_bytes(200, b"ok")
+
+        up = ScriptedUpstream(handler)
+        self.addCleanup(up.stop)
+        self.addCleanup(release.set)
+        gw = Gateway(sidecar_config(up.url).replace("    timeout: 2s", "    timeout: 60s"))
+        self.addCleanup(gw.stop)
         result = {}
 
         def slow():
-            result["r"] = gw.request("GET", "/slow?ms=1200")
+            try:
+                result["r"] = gw.request("GET", "/slow", timeout=60)
+            except Exception as e:  # noqa: BLE001 - reported below
+                result["error"] = repr(e)
 
         t = threading.Thread(target=slow)
         t.start()
-        time.sleep(0.3)
-        idle = RawClient(gw.port)  # an idle keep-alive connection must not hold the drain up
-        t0 = time.time()
+        self.assertTrue(arrived.wait(20), "the request never reached the upstream")
+        # An idle keep-alive connection (one request done) must not hold the drain up.
+        idle = RawClient(gw.port)
+        self.addCleanup(idle.close)
+        idle.send(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(idle.read_response().status, 200)
         gw.proc.send_signal(signal.SIGTERM)
-        t.join(timeout=10)
-        code = gw.proc.wait(timeout=10)
-        self.assertEqual(result["r"][0], 200)
+        self.assertTrue(idle.is_closed(20), "the idle connection is closed when the drain begins")
+        self.assertIsNone(gw.proc.poll(), "the gateway waits for the in-flight request")
+        t0 = time.monotonic()
+        release.set()
+        t.join(timeout=30)
+        code = gw.proc.wait(timeout=30)
+        self.assertEqual(result.get("r", result.get("error"))[0], 200)
+        self.assertEqual(result["r"][2], b"slow")
         self.assertEqual(code, 0)
-        self.assertLess(time.time() - t0, 5)
-        self.assertTrue(idle.is_closed())
-        idle.close()
-        gw.stop()
-        demo.stop()
+        # It exits once the request is done, far sooner than the 30 s drain deadline.
+        self.assertLess(time.monotonic() - t0, 10)
 
 
 
@@ -320,17 +346,21 @@ class IdleUpstreamConnections(unittest.TestCase):
 
             t = threading.Thread(target=client)
             t.start()
+            srv.settimeout(20)
             conn, _ = srv.accept()
-            conn.settimeout(5)
+            conn.settimeout(20)
             data = b""
             while b"\r\n\r\n" not in data:
                 data += conn.recv(65536)
+            # The connection cannot go idle in the pool before the gateway has this response.
+            t0 = time.monotonic()
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            t.join(timeout=5)
+            t.join(timeout=20)
             self.assertEqual(result["r"][0], 200)
-            t0 = time.time()
             self.assertEqual(conn.recv(1), b"", "the gateway closes the idle pooled connection")
-            self.assertLess(time.time() - t0, 3.5)
+            elapsed = time.monotonic() - t0
+            self.assertGreaterEqual(elapsed, 0.9, "not before idle_timeout (1 s)")
+            self.assertLess(elapsed, 6.0)
             conn.close()
         finally:
             gw.stop()

@@ -9,11 +9,12 @@ import json
 import os
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
 from harness import (GATEWAY_BIN, SHARED_DIR, DemoApi, Gateway, RawClient, ScriptedUpstream,
-                     assert_problem, request_full, response_bytes, sidecar_config)
+                     assert_problem, request_full, response_bytes, sidecar_config, wait_until)
 
 CORPUS = os.path.join(SHARED_DIR, "corpus", "seed-dialects.json")
 TYPE_BASE = "https://docs.example.com/errors#"
@@ -80,14 +81,17 @@ class Corpus(unittest.TestCase):
 
     def test_every_corpus_case(self):
         self.assertGreater(len(self.cases), 0)
-        for i, case in enumerate(self.cases):
+        # Every request first, then the checks: access-log lines are flushed once a second, so
+        # waiting for each case's line in turn spent about a second per case.
+        responses = [request_full(self.gw.port, case["request"]["method"], case["request"]["path"],
+                                  {"X-Case": str(i)}) for i, case in enumerate(self.cases)]
+        for case, r in zip(self.cases, responses):
             with self.subTest(case=case["name"]):
-                self.check_case(i, case)
+                self.check_case(case, r)
 
-    def check_case(self, i, case):
+    def check_case(self, case, r):
         req, up, exp = case["request"], case["upstream"], case["expect"]
         status = up["status"]
-        r = request_full(self.gw.port, req["method"], req["path"], {"X-Case": str(i)})
         h = hdrs(r)
         p = problem_of(self, r, status, exp["code"])
         self.assertEqual(h["content-type"], "application/problem+json")
@@ -304,7 +308,10 @@ class ChunkedFraming(unittest.TestCase):
         c = RawClient(gw.port)
         self.addCleanup(c.close)
         c.send(b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
-        time.sleep(0.15)  # the gateway relays the data chunk before the terminator exists
+        # The gateway relays the data chunk before the terminator exists: wait until it has
+        # (a fixed pause did not guarantee it on a loaded machine).
+        self.assertTrue(wait_until(lambda: b"5\r\nhello\r\n" in b"".join(up.received)),
+                        "the data chunk was not relayed before the body ended")
         c.send(b"0\r\n\r\n")
         self.assertEqual(c.read_response().status, 200)
         c.send(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -317,6 +324,7 @@ class ChunkedFraming(unittest.TestCase):
         self.assertTrue(up.requests[1].startswith(b"GET /next "))
 
     def test_response_terminator_in_its_own_segment(self):
+        relayed = threading.Event()
 
         def answer(req, i):
             if b" /split " not in req.split(b"\r\n", 1)[0]:
@@ -325,7 +333,7 @@ class ChunkedFraming(unittest.TestCase):
             def send(sock):
                 sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
                              b"5\r\nhello\r\n")
-                time.sleep(0.15)
+                relayed.wait(20)  # the client has the data chunk: the last one comes in its own read
                 sock.sendall(b"0\r\n\r\n")
                 time.sleep(0.3)  # keep the connection open a moment, as a keep-alive upstream would
             return send
@@ -337,6 +345,9 @@ class ChunkedFraming(unittest.TestCase):
         c = RawClient(gw.port)
         self.addCleanup(c.close)
         c.send(b"GET /split HTTP/1.1\r\nHost: x\r\n\r\n")
+        while b"5\r\nhello\r\n" not in c.buf:
+            c._fill()
+        relayed.set()
         r = c.read_response()
         self.assertEqual((r.status, r.body), (200, b"hello"))
         c.send(b"GET /second HTTP/1.1\r\nHost: x\r\n\r\n")
