@@ -33,6 +33,16 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
+/// Where a request body comes from: Content-Length bytes (raw) or Beast's chunk decoder.
+struct RequestBody {
+  std::optional<http::request_parser<http::buffer_body>> chunks;
+  std::uint64_t left = 0;  ///< Content-Length bytes still to read
+  bool done = true;
+};
+
+/// Why reading a request body stopped early.
+enum class BodyError { none, client_closed, timeout, too_large, malformed };
+
 constexpr auto kNoThrow = net::as_tuple(net::use_awaitable);
 constexpr std::size_t kRelayChunk = 64 * 1024;
 constexpr std::size_t kReadChunk = 8 * 1024;
@@ -113,6 +123,7 @@ struct Exchange {
   std::string subcode;
   std::string hidden_detail;
   std::string error_body;
+  std::string request_body;  // the buffered part of the request body (limits.request_buffer_bytes)
   problem::Output normalized;
 
   void reset() {
@@ -176,6 +187,10 @@ private:
   /// from the connection's buffer when it holds some, else one read. 0 on error or early close.
   net::awaitable<std::size_t> read_raw(upstream::Connection& conn, std::chrono::milliseconds timeout,
                                        char* dst, std::size_t cap, std::uint64_t& left);
+  /// Up to `cap` bytes of the request body into `dst` (0 with `body.done` false: only chunk
+  /// framing was read). Sets `err` when the body cannot be read to its end.
+  net::awaitable<std::size_t> read_body_piece(const Runtime& rt, RequestBody& body, char* dst,
+                                              std::size_t cap, BodyError& err);
   /// The request head's bytes are done with: drop them from the read buffer (views end here).
   void consume_head() {
     buffer_.consume(head_pending_);
@@ -370,8 +385,13 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
   }
 
   const Outcome outcome = co_await forward(rt, scan, req, keep_alive);
-  // An upload grew the read buffer: give the memory back while the connection idles.
+  // An upload grew the read buffer or the body buffer: give the memory back while the
+  // connection idles.
   if (buffer_.size() == 0 && buffer_.capacity() > kReadChunk) buffer_.shrink_to_fit();
+  if (ex_.request_body.capacity() > kReadChunk) {
+    ex_.request_body.clear();
+    ex_.request_body.shrink_to_fit();
+  }
   co_return outcome;
 }
 
@@ -448,26 +468,66 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   // --- Where the request body comes from: Content-Length bodies are relayed as raw bytes (the
   // buffered ones first); chunked ones are decoded by Beast's parser, which enforces the chunk
   // framing and the body limit, given a synthetic head (ours was checked and forwarded above).
-  std::optional<http::request_parser<http::buffer_body>> chunks;
-  std::uint64_t body_left = scan.chunked ? 0 : scan.content_length;
-  bool request_done = !scan.chunked && body_left == 0;
+  RequestBody body;
+  body.left = scan.chunked ? 0 : scan.content_length;
+  body.done = !scan.chunked && body.left == 0;
   if (scan.chunked) {
     static constexpr std::string_view kChunkedHead =
         "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
-    chunks.emplace();
-    if (body_limit > 0) chunks->body_limit(body_limit);
-    else chunks->body_limit(boost::none);
+    body.chunks.emplace();
+    if (body_limit > 0) body.chunks->body_limit(body_limit);
+    else body.chunks->body_limit(boost::none);
     boost::system::error_code ec;
-    chunks->put(net::buffer(kChunkedHead), ec);
+    body.chunks->put(net::buffer(kChunkedHead), ec);
   }
-
-  RelayBuffer relay(worker_);
   if (scan.chunked || scan.content_length > kReadChunk) {
     buffer_.max_size(std::max(buffer_.max_size(), kRelayChunk + kReadChunk));
     buffer_.reserve(kRelayChunk);
   }
-  upstream::Acquired acquired;
   bool continue_sent = false;
+  // A body error from the client: the matching canonical reply (or none when it left).
+  auto fail_body = [&](BodyError e) -> net::awaitable<Outcome> {
+    if (e == BodyError::client_closed) {
+      ex_.error = "client_closed";  // nobody left to answer
+      co_return Outcome::close;
+    }
+    co_await local_reply(rt, e == BodyError::too_large ? core::GatewayError::payload_too_large
+                             : e == BodyError::timeout ? core::GatewayError::request_timeout
+                                                       : core::GatewayError::malformed_request,
+                         true);
+    co_return Outcome::close;
+  };
+
+  // --- Request buffering (nginx's proxy_request_buffering): the body, up to
+  // limits.request_buffer_bytes, is read before an upstream connection is taken, so a slow
+  // sender holds only its own connection, never one of the upstream's pooled ones. A larger
+  // body streams on from there.
+  std::string& buffered = ex_.request_body;
+  buffered.clear();
+  const std::size_t buffer_cap = cfg.limits.request_buffer_bytes;
+  if (!body.done && buffer_cap > 0) {
+    if (expect_continue) {
+      // The client waits for this before sending the body it is about to be asked for.
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      client_.arm(cfg.limits.write_timeout);
+      auto [ec, n] = co_await net::async_write(client_.socket(), net::buffer(kContinue), kNoThrow);
+      continue_sent = true;
+      if (ec) co_return co_await fail_body(BodyError::client_closed);
+    }
+    while (!body.done && buffered.size() < buffer_cap) {
+      const std::size_t old = buffered.size();
+      std::size_t room = buffer_cap - old;
+      if (!body.chunks) room = static_cast<std::size_t>(std::min<std::uint64_t>(room, body.left));
+      buffered.resize(old + room);
+      BodyError err = BodyError::none;
+      const std::size_t got = co_await read_body_piece(rt, body, buffered.data() + old, room, err);
+      buffered.resize(old + got);
+      if (err != BodyError::none) co_return co_await fail_body(err);
+    }
+  }
+
+  RelayBuffer relay(worker_);
+  upstream::Acquired acquired;
   // At most two attempts: a second one only when a reused connection failed before the
   // upstream answered anything and the request had no body (spec: retry only when nothing
   // can have been executed twice by our doing).
@@ -505,7 +565,6 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
                                             : MessageWriter::Framing::length);
     bool upstream_failed = false;
     bool client_failed = false;
-    core::GatewayError client_error = core::GatewayError::malformed_request;
     if (has_body && expect_continue && !continue_sent) {
       // We answer Expect ourselves (as nginx does) once the request is known to go upstream.
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -518,59 +577,26 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
         co_return Outcome::close;
       }
     }
+    bool buffered_sent = buffered.empty();
+    BodyError body_error = BodyError::none;
     for (;;) {
       const char* piece = nullptr;
       std::size_t piece_size = 0;
-      if (!request_done) {
-        std::size_t got = 0;
-        client_.arm(cfg.limits.body_idle_timeout);
-        if (chunks) {
-          auto& p = *chunks;
-          p.get().body().data = relay.data();
-          p.get().body().size = kRelayChunk;
-          auto [ec, n] = co_await http::async_read_some(client_.socket(), buffer_, p, kNoThrow);
-          if (ec == http::error::need_buffer) ec = {};
-          if (ec) {
-            client_failed = true;
-            if (ec == http::error::body_limit) {
-              client_error = core::GatewayError::payload_too_large;
-            } else if (client_.timed_out()) {
-              client_error = core::GatewayError::request_timeout;
-            } else if (ec == http::error::end_of_stream || ec == net::error::eof ||
-                       ec == http::error::partial_message || ec == net::error::connection_reset) {
-              ex_.error = "client_closed";  // nobody left to answer
-            } else {
-              client_error = core::GatewayError::malformed_request;  // bad chunk framing
-            }
-            break;
-          }
-          got = kRelayChunk - p.get().body().size;
-          request_done = p.is_done();
-        } else {
-          const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(kRelayChunk, body_left));
-          if (buffer_.size() > 0) {
-            got = std::min(want, buffer_.size());
-            std::memcpy(relay.data(), buffer_.data().data(), got);
-            buffer_.consume(got);
-          } else {
-            auto [ec, n] = co_await client_.socket().async_read_some(net::buffer(relay.data(), want), kNoThrow);
-            if (ec) {
-              client_failed = true;
-              if (client_.timed_out()) client_error = core::GatewayError::request_timeout;
-              else ex_.error = "client_closed";  // closed or reset mid-body: nobody left to answer
-              break;
-            }
-            got = n;
-          }
-          body_left -= got;
-          request_done = body_left == 0;
+      if (!buffered_sent) {
+        piece = buffered.data();
+        piece_size = buffered.size();
+        buffered_sent = true;
+      } else if (!body.done) {
+        const std::size_t got = co_await read_body_piece(rt, body, relay.data(), kRelayChunk, body_error);
+        if (body_error != BodyError::none) {
+          client_failed = true;
+          break;
         }
-        ex_.bytes_in += got;
-        if (got == 0 && !request_done) continue;  // only framing was parsed
+        if (got == 0 && !body.done) continue;  // only framing was parsed
         piece = relay.data();
         piece_size = got;
       }
-      const auto bufs = sr.next(piece, piece_size, request_done);
+      const auto bufs = sr.next(piece, piece_size, body.done && buffered_sent);
       if (!bufs.empty()) {
         conn.stream.arm(up_cfg.timeout);
         auto [ec, n] = co_await net::async_write(conn.stream.socket(), bufs, kNoThrow);
@@ -583,9 +609,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     }
     if (client_failed) {
       pool.discard(std::move(acquired.conn));
-      if (ex_.error == "client_closed") co_return Outcome::close;
-      co_await local_reply(rt, client_error, true);
-      co_return Outcome::close;
+      co_return co_await fail_body(body_error);
     }
 
     // --- Read the response head (interim 1xx responses are dropped).
@@ -710,32 +734,32 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   std::size_t prefix = 0;  // bytes of ex_.error_body already read, to relay first
   bool rewritten = false;
   if (rewrite) {
-    auto& body = ex_.error_body;
-    body.clear();
+    auto& err_body = ex_.error_body;
+    err_body.clear();
     const std::size_t cap = popts.max_error_body;
     bool failed = false;
-    while (!body_done() && body.size() <= cap) {
-      const std::size_t old = body.size();
+    while (!body_done() && err_body.size() <= cap) {
+      const std::size_t old = err_body.size();
       // Size each read by what is announced (or a small step): zero-filling a 64 KiB string
       // for a 200-byte error body would cost more than the rewrite itself.
       const std::size_t want = raw_body ? static_cast<std::size_t>(raw_left) + 1 : kReadChunk;
       const std::size_t room = std::min({kRelayChunk, cap + 1 - old, std::max<std::size_t>(want, 1)});
-      body.resize(old + room);
+      err_body.resize(old + room);
       if (raw_body) {
-        const std::size_t got = co_await read_raw(conn, up_cfg.timeout, body.data() + old, room, raw_left);
-        body.resize(old + got);
+        const std::size_t got = co_await read_raw(conn, up_cfg.timeout, err_body.data() + old, room, raw_left);
+        err_body.resize(old + got);
         if (got == 0) {
           failed = true;
           break;
         }
         continue;
       }
-      rp->get().body().data = body.data() + old;
+      rp->get().body().data = err_body.data() + old;
       rp->get().body().size = room;
       conn.stream.arm(up_cfg.timeout);
       auto [ec, n] = co_await http::async_read_some(conn.stream.socket(), conn.buffer, *rp, kNoThrow);
       if (ec == http::error::need_buffer) ec = {};
-      body.resize(old + (room - rp->get().body().size));
+      err_body.resize(old + (room - rp->get().body().size));
       if (ec) {
         failed = true;
         break;
@@ -761,16 +785,16 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
         const auto r = std::to_chars(retry_buf, retry_buf + sizeof retry_buf, *ex_.upstream_limit.retry_after_s);
         in.retry_after_header = std::string_view(retry_buf, static_cast<std::size_t>(r.ptr - retry_buf));
       }
-      in.body = body;
+      in.body = err_body;
       in.instance = ex_.path;
       in.request_id = ex_.request_id;
       in.accept = ex_.accept;
       ex_.normalized = worker_.normalizer().normalize(in, popts, route.problem);
       if (!ex_.normalized.rewritten) {
-        prefix = body.size();
+        prefix = err_body.size();
       }
     } else {
-      prefix = body.size();  // over the cap: passed through untouched
+      prefix = err_body.size();  // over the cap: passed through untouched
       obs::bump(route_counters.oversized_errors);
     }
     rewritten = prefix == 0 && ex_.normalized.rewritten;
@@ -873,7 +897,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   const bool declared_bodyless_body =
       (status == 204 && (upstream_chunked || (upstream_has_length && rscan.content_length != 0))) ||
       (status == 304 && upstream_chunked);
-  if (body_done() && upstream_keep_alive && request_done && !declared_bodyless_body)
+  if (body_done() && upstream_keep_alive && body.done && !declared_bodyless_body)
     pool.release(std::move(acquired.conn));
   else pool.discard(std::move(acquired.conn));
   update_pool_gauges();
@@ -1022,6 +1046,50 @@ net::awaitable<std::size_t> Session::read_raw(upstream::Connection& conn,
     got = n;
   }
   left -= got;
+  co_return got;
+}
+
+net::awaitable<std::size_t> Session::read_body_piece(const Runtime& rt, RequestBody& body,
+                                                     char* dst, std::size_t cap, BodyError& err) {
+  err = BodyError::none;
+  client_.arm(rt.config.limits.body_idle_timeout);
+  std::size_t got = 0;
+  if (body.chunks) {
+    auto& p = *body.chunks;
+    p.get().body().data = dst;
+    p.get().body().size = cap;
+    auto [ec, n] = co_await http::async_read_some(client_.socket(), buffer_, p, kNoThrow);
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) {
+      if (ec == http::error::body_limit) err = BodyError::too_large;
+      else if (client_.timed_out()) err = BodyError::timeout;
+      else if (ec == http::error::end_of_stream || ec == net::error::eof ||
+               ec == http::error::partial_message || ec == net::error::connection_reset)
+        err = BodyError::client_closed;
+      else err = BodyError::malformed;  // bad chunk framing
+      co_return 0;
+    }
+    got = cap - p.get().body().size;
+    body.done = p.is_done();
+  } else {
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(cap, body.left));
+    if (buffer_.size() > 0) {
+      got = std::min(want, buffer_.size());
+      std::memcpy(dst, buffer_.data().data(), got);
+      buffer_.consume(got);
+    } else {
+      auto [ec, n] = co_await client_.socket().async_read_some(net::buffer(dst, want), kNoThrow);
+      if (ec) {
+        // Closed or reset mid-body: nobody left to answer.
+        err = client_.timed_out() ? BodyError::timeout : BodyError::client_closed;
+        co_return 0;
+      }
+      got = n;
+    }
+    body.left -= got;
+    body.done = body.left == 0;
+  }
+  ex_.bytes_in += got;
   co_return got;
 }
 

@@ -514,7 +514,8 @@ class Regressions(unittest.TestCase):
         # an empty chunk ("0\r\n\r\n") and then the real last chunk: the upstream saw a second,
         # bogus request "0\r\n\r\n..." after every such upload (a request desync).
         up = ScriptedUpstream(lambda req, idx: OK)
-        gw = Gateway(sidecar_config(up.url))
+        # Streaming (request_buffer_bytes: 0): the body must be relayed before it ends.
+        gw = Gateway(sidecar_config(up.url, limits="  request_buffer_bytes: 0\n"))
         try:
             c = RawClient(gw.port)
             c.send(b"POST /up HTTP/1.1\r\nHost: x\r\nX-Request-Id: reg-1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")

@@ -143,6 +143,88 @@ class R2BodyLimit(unittest.TestCase):
             up.stop()
 
 
+class RequestBuffering(unittest.TestCase):
+    """R4's slow-POST defence: a body up to limits.request_buffer_bytes is read before an
+    upstream connection is taken, so slow senders cannot starve the upstream pool."""
+
+    def test_slow_sender_holds_no_upstream_connection(self):
+        up = ok_upstream()
+        self.addCleanup(up.stop)
+        # One worker, one upstream connection: a sender that held it would make the GET a 503.
+        gw = Gateway(sidecar_config(up.url, upstream_extra="    max_connections: 1\n").replace(
+            "threads: 2", "threads: 1").replace("body_idle_timeout: 2s", "body_idle_timeout: 30s"))
+        self.addCleanup(gw.stop)
+        slow = RawClient(gw.port, timeout=30)
+        self.addCleanup(slow.close)
+        slow.send(b"POST /slow HTTP/1.1\r\nHost: x\r\nX-Request-Id: slow-1\r\nContent-Length: 10\r\n\r\nhello")
+        for i in range(3):
+            status, _, _ = gw.request("GET", f"/meanwhile/{i}")
+            self.assertEqual(status, 200, "a half-sent body must not hold the only upstream connection")
+        self.assertFalse(any(b"/slow" in d for d in up.received), "nothing of the slow request went upstream yet")
+        slow.send(b"world")
+        r = slow.read_response()
+        self.assertEqual(r.status, 200)
+        reqs = [q for d in up.received for q in cross_check(d)[0]]
+        slow_reqs = [q for q in reqs if q.get("X-Request-Id") == "slow-1"]
+        self.assertEqual(len(slow_reqs), 1)
+        self.assertEqual(slow_reqs[0].body, b"helloworld")
+        self.assertEqual(slow_reqs[0].get("Content-Length"), "10")
+
+    def test_body_larger_than_the_buffer_streams_on(self):
+        up = ok_upstream()
+        self.addCleanup(up.stop)
+        gw = Gateway(sidecar_config(up.url, limits="  request_buffer_bytes: 1KiB\n").replace(
+            "body_idle_timeout: 2s", "body_idle_timeout: 30s"))
+        self.addCleanup(gw.stop)
+        c = RawClient(gw.port, timeout=30)
+        self.addCleanup(c.close)
+        first, rest = b"a" * 3000, b"b" * 2000
+        c.send(b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + first)
+        # Past the buffer the body streams: the upstream sees the first part before the rest exists.
+        self.assertTrue(wait_for(lambda: sum(d.count(b"a") for d in up.received) >= 1024),
+                        "a body over request_buffer_bytes is not held back")
+        c.send(rest)
+        self.assertEqual(c.read_response().status, 200)
+        reqs = [q for d in up.received for q in cross_check(d)[0]]
+        self.assertEqual([q.body for q in reqs], [first + rest])
+
+    def test_chunked_body_buffered_with_one_last_chunk(self):
+        up = ok_upstream()
+        self.addCleanup(up.stop)
+        gw = Gateway(sidecar_config(up.url))
+        self.addCleanup(gw.stop)
+        c = RawClient(gw.port, timeout=30)
+        self.addCleanup(c.close)
+        c.send(b"POST /up HTTP/1.1\r\nHost: x\r\nX-Request-Id: ch-1\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n")
+        time.sleep(0.2)
+        self.assertFalse(any(b"/up" in d for d in up.received), "buffered until the body is complete")
+        c.send(b"6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n")
+        self.assertEqual(c.read_response().status, 200)
+        data = b"".join(up.received)
+        reqs, leftover = cross_check(data)
+        self.assertEqual([q.body for q in reqs], [b"hello world"])
+        self.assertEqual(data.count(b"0\r\n\r\n"), 1, data)
+        self.assertNotIn(b"ext=1", data)
+        self.assertNotIn(b"X-Trailer", data)
+        self.assertEqual(leftover, b"")
+
+    def test_expect_continue_is_answered_before_buffering(self):
+        up = ok_upstream()
+        self.addCleanup(up.stop)
+        gw = Gateway(sidecar_config(up.url))
+        self.addCleanup(gw.stop)
+        c = RawClient(gw.port, timeout=10)
+        self.addCleanup(c.close)
+        c.send(b"PUT /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
+        interim = c.read_response()
+        self.assertEqual(interim.status, 100)
+        c.send(b"data")
+        self.assertEqual(c.read_response().status, 200)
+        reqs = [q for d in up.received for q in cross_check(d)[0]]
+        self.assertEqual([q.body for q in reqs], [b"data"])
+        self.assertFalse(any(q.get("Expect") for q in reqs), "Expect is answered here, not forwarded")
+
+
 class R5ConnectionCap(unittest.TestCase):
     def test_r5_cap_with_idle_connections(self):
         up = ok_upstream()

@@ -30,6 +30,9 @@ struct Limits {
   std::size_t max_header_bytes = 32 * 1024;  ///< -> 431
   std::size_t max_header_fields = 100;       ///< -> 431
   std::uint64_t max_body_bytes = 0;          ///< 0 = unlimited (streams); else -> 413
+  /// Body bytes read before an upstream connection is taken (nginx proxy_request_buffering):
+  /// a slow sender holds only its own connection; larger bodies stream after this much.
+  std::size_t request_buffer_bytes = 16 * 1024;
   Duration header_timeout{10'000};           ///< absolute deadline for the head -> 408
   Duration body_idle_timeout{30'000};        ///< between body reads
   Duration idle_timeout{60'000};             ///< keep-alive idle
