@@ -134,7 +134,10 @@ def r3_slowloris(args):
         base = wrk(url, args.wrk_seconds)
         time.sleep(1)
         fds0 = fd_count(gw.proc.pid)  # warm: the upstream pool holds its idle connections
-        slow = subprocess.Popen(["slowhttptest", "-H", "-c", str(args.slow_conns), "-r", "500", "-i", "2",
+        # The attack tool runs at nice 19: on this 2-core box it would otherwise take most of a
+        # core from the proxy under test (a real attacker's CPU is not the proxy's), and the row
+        # would measure the machine's CPU rather than the proxy's resilience.
+        slow = subprocess.Popen(["nice", "-n", "19", "slowhttptest", "-H", "-c", str(args.slow_conns), "-r", "500", "-i", "2",
                                  "-l", str(args.wrk_seconds + 10), "-u", url, "-g", "-o",
                                  os.path.join(gw.dir, "slow")], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, cwd=gw.dir)
@@ -146,6 +149,7 @@ def r3_slowloris(args):
         fds1 = fd_count(gw.proc.pid)
         left = client_conns(gw.port)
         ok = (under["p99_ms"] <= 2 * max(base["p99_ms"], 1.0) and under["socket_errors"] == 0 and
+              under["non2xx"] == 0 and
               under["rps"] >= 0.7 * base["rps"] and left == 0 and fds1 - fds0 <= 5)
         row("R3", f"baseline {base['rps']:.0f} rps p99 {base['p99_ms']:.2f} ms; under slowloris "
             f"({args.slow_conns} conns, {fds_mid - fds0} held) {under['rps']:.0f} rps p99 {under['p99_ms']:.2f} ms, "
@@ -156,7 +160,7 @@ def r3_slowloris(args):
         res = []
         for mode, extra in (("-B", ["-s", "65536"]), ("-X", ["-k", "1", "-w", "1", "-y", "1", "-n", "1", "-z", "1"])):
             u = f"http://127.0.0.1:{gw.port}/1m"
-            p = subprocess.Popen(["slowhttptest", mode, "-c", str(min(args.slow_conns, 500)), "-r", "200",
+            p = subprocess.Popen(["nice", "-n", "19", "slowhttptest", mode, "-c", str(min(args.slow_conns, 500)), "-r", "200",
                                   "-i", "2", "-l", str(args.wrk_seconds + 10), "-u", u] + extra,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=gw.dir)
             time.sleep(3)
@@ -170,9 +174,13 @@ def r3_slowloris(args):
         worst = max(peak for _, _, peak in res)
         # Upstream connections released by the slow readers stay pooled (idle, up to the pool
         # size) until reused or past upstream idle_timeout at the next acquire: counted apart.
-        ok4 = all(w["socket_errors"] == 0 and w["rps"] >= 0.7 * base["rps"] for _, w, _ in res) and \
+        # Every request of the legitimate load must succeed too: before request buffering, slow
+        # POSTs held the upstream pool and wrk's requests came back 503.
+        ok4 = all(w["socket_errors"] == 0 and w["non2xx"] == 0 and w["rps"] >= 0.7 * base["rps"]
+                  for _, w, _ in res) and \
             worst - rss0 < 256 * 1024 and left2 == 0
-        row("R4", "; ".join(f"{m}: {w['rps']:.0f} rps p99 {w['p99_ms']:.2f} ms, {w['socket_errors']} errs"
+        row("R4", "; ".join(f"{m}: {w['rps']:.0f} rps ({w['rps'] / base['rps']:.0%}) p99 {w['p99_ms']:.2f} ms, "
+                            f"{w['socket_errors']} errs, {w['non2xx']} non-2xx"
                             for m, w, _ in res) + f"; RSS {rss0}->{worst} KiB; client conns left {left2}; fds {fds0}->{fds2} (pooled upstream conns)", ok4,
             "(<=500 slow conns; RSS bound 256 MiB)")
     finally:
