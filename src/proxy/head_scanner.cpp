@@ -1,5 +1,7 @@
 #include "proxy/head_scanner.hpp"
 
+#include "proxy/head_view.hpp"  // iequals
+
 #include <array>
 #include <cstring>
 
@@ -53,17 +55,6 @@ const char* skip_field_bytes(const char* p, const char* end) noexcept {
 #endif
   while (p < end && is_field_byte(static_cast<unsigned char>(*p))) ++p;
   return p;
-}
-
-constexpr char lower(char c) noexcept {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
 }
 
 std::string_view trim_ows(std::string_view s) noexcept {

@@ -33,6 +33,8 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
+constexpr auto kNoThrow = net::as_tuple(net::use_awaitable);
+
 /// Where a request body comes from: Content-Length bytes (raw) or Beast's chunk decoder.
 struct RequestBody {
   std::optional<http::request_parser<http::buffer_body>> chunks;
@@ -43,7 +45,41 @@ struct RequestBody {
 /// Why reading a request body stopped early.
 enum class BodyError { none, client_closed, timeout, too_large, malformed };
 
-constexpr auto kNoThrow = net::as_tuple(net::use_awaitable);
+/// Up to `cap` bytes of a Content-Length body into `dst`, never more than `left` (which it
+/// decrements): the bytes already buffered behind the head first, else one read under
+/// `timeout`. Nothing past the body is ever read. Used for both directions. 0 with `ec` set on
+/// a failed read (the socket's timed_out() tells a deadline from a close).
+net::awaitable<std::size_t> read_bounded(upstream::DeadlineSocket& s, beast::flat_buffer& buffer,
+                                         config::Duration timeout, char* dst, std::size_t cap,
+                                         std::uint64_t& left, boost::system::error_code& ec) {
+  ec = {};
+  const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(cap, left));
+  if (want == 0) co_return 0;
+  std::size_t got = 0;
+  if (buffer.size() > 0) {
+    got = std::min(want, buffer.size());
+    std::memcpy(dst, buffer.data().data(), got);
+    buffer.consume(got);
+  } else {
+    s.arm(timeout);
+    auto [rec, n] = co_await s.socket().async_read_some(net::buffer(dst, want), kNoThrow);
+    if (rec) {
+      ec = rec;
+      co_return 0;
+    }
+    got = n;
+  }
+  left -= got;
+  co_return got;
+}
+
+/// The body limit of a route: its own, else the global one (0 = none).
+std::uint64_t body_limit_of(const config::Route& route, const config::Config& cfg) {
+  return route.max_body_bytes ? *route.max_body_bytes : cfg.limits.max_body_bytes;
+}
+
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
 constexpr std::size_t kRelayChunk = 64 * 1024;
 constexpr std::size_t kReadChunk = 8 * 1024;
 constexpr auto kLingerTimeout = std::chrono::seconds(2);
@@ -183,10 +219,6 @@ private:
     co_return close ? Outcome::close : Outcome::keep_alive;
   }
   net::awaitable<void> lingering_close();
-  /// Up to `cap` bytes of a Content-Length body (never more than `left`, which it decrements):
-  /// from the connection's buffer when it holds some, else one read. 0 on error or early close.
-  net::awaitable<std::size_t> read_raw(upstream::Connection& conn, std::chrono::milliseconds timeout,
-                                       char* dst, std::size_t cap, std::uint64_t& left);
   /// Up to `cap` bytes of the request body into `dst` (0 with `body.done` false: only chunk
   /// framing was read). Sets `err` when the body cannot be read to its end.
   net::awaitable<std::size_t> read_body_piece(const Runtime& rt, RequestBody& body, char* dst,
@@ -360,8 +392,7 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
   }
 
   const auto& route = *ex_.route;
-  const std::uint64_t body_limit =
-      route.max_body_bytes ? *route.max_body_bytes : cfg.limits.max_body_bytes;
+  const std::uint64_t body_limit = body_limit_of(route, cfg);
   if (body_limit > 0 && scan.has_content_length && scan.content_length > body_limit) {
     // Answered from Content-Length before reading a byte of the body (413 early).
     co_await local_reply(rt, core::GatewayError::payload_too_large, true);
@@ -411,8 +442,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   const bool is_head = ex_.method == "HEAD";
   const bool idempotent = is_idempotent(ex_.method);
   const bool expect_continue = iequals(req.get("expect"), "100-continue");
-  const std::uint64_t body_limit =
-      route.max_body_bytes ? *route.max_body_bytes : cfg.limits.max_body_bytes;
+  const std::uint64_t body_limit = body_limit_of(route, cfg);
 
   // --- The upstream request head, written straight from the client's: its fields in order,
   // minus hop-by-hop ones and those this proxy sets.
@@ -508,7 +538,6 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   if (!body.done && buffer_cap > 0) {
     if (expect_continue) {
       // The client waits for this before sending the body it is about to be asked for.
-      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       client_.arm(cfg.limits.write_timeout);
       auto [ec, n] = co_await net::async_write(client_.socket(), net::buffer(kContinue), kNoThrow);
       continue_sent = true;
@@ -567,7 +596,6 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     bool client_failed = false;
     if (has_body && expect_continue && !continue_sent) {
       // We answer Expect ourselves (as nginx does) once the request is known to go upstream.
-      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       client_.arm(cfg.limits.write_timeout);
       auto [ec, n] = co_await net::async_write(client_.socket(), net::buffer(kContinue), kNoThrow);
       continue_sent = true;
@@ -746,7 +774,9 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       const std::size_t room = std::min({kRelayChunk, cap + 1 - old, std::max<std::size_t>(want, 1)});
       err_body.resize(old + room);
       if (raw_body) {
-        const std::size_t got = co_await read_raw(conn, up_cfg.timeout, err_body.data() + old, room, raw_left);
+        boost::system::error_code ec;
+        const std::size_t got = co_await read_bounded(conn.stream, conn.buffer, up_cfg.timeout,
+                                                      err_body.data() + old, room, raw_left, ec);
         err_body.resize(old + got);
         if (got == 0) {
           failed = true;
@@ -839,7 +869,9 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       prefix_sent = prefix;
       last = body_done();
     } else if (raw_body && raw_left > 0) {
-      piece_size = co_await read_raw(conn, up_cfg.timeout, relay.data(), kRelayChunk, raw_left);
+      boost::system::error_code ec;
+      piece_size = co_await read_bounded(conn.stream, conn.buffer, up_cfg.timeout, relay.data(),
+                                         kRelayChunk, raw_left, ec);
       if (piece_size == 0) {
         upstream_ok = false;
         break;
@@ -1029,32 +1061,12 @@ void Session::finish_exchange() {
   ex_.request_id.clear();
 }
 
-net::awaitable<std::size_t> Session::read_raw(upstream::Connection& conn,
-                                              config::Duration timeout, char* dst,
-                                              std::size_t cap, std::uint64_t& left) {
-  const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(cap, left));
-  if (want == 0) co_return 0;
-  std::size_t got = 0;
-  if (conn.buffer.size() > 0) {
-    got = std::min(want, conn.buffer.size());
-    std::memcpy(dst, conn.buffer.data().data(), got);
-    conn.buffer.consume(got);
-  } else {
-    conn.stream.arm(timeout);
-    auto [ec, n] = co_await conn.stream.socket().async_read_some(net::buffer(dst, want), kNoThrow);
-    if (ec) co_return 0;
-    got = n;
-  }
-  left -= got;
-  co_return got;
-}
-
 net::awaitable<std::size_t> Session::read_body_piece(const Runtime& rt, RequestBody& body,
                                                      char* dst, std::size_t cap, BodyError& err) {
   err = BodyError::none;
-  client_.arm(rt.config.limits.body_idle_timeout);
   std::size_t got = 0;
   if (body.chunks) {
+    client_.arm(rt.config.limits.body_idle_timeout);
     auto& p = *body.chunks;
     p.get().body().data = dst;
     p.get().body().size = cap;
@@ -1072,21 +1084,13 @@ net::awaitable<std::size_t> Session::read_body_piece(const Runtime& rt, RequestB
     got = cap - p.get().body().size;
     body.done = p.is_done();
   } else {
-    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(cap, body.left));
-    if (buffer_.size() > 0) {
-      got = std::min(want, buffer_.size());
-      std::memcpy(dst, buffer_.data().data(), got);
-      buffer_.consume(got);
-    } else {
-      auto [ec, n] = co_await client_.socket().async_read_some(net::buffer(dst, want), kNoThrow);
-      if (ec) {
-        // Closed or reset mid-body: nobody left to answer.
-        err = client_.timed_out() ? BodyError::timeout : BodyError::client_closed;
-        co_return 0;
-      }
-      got = n;
+    boost::system::error_code ec;
+    got = co_await read_bounded(client_, buffer_, rt.config.limits.body_idle_timeout, dst, cap, body.left, ec);
+    if (ec) {
+      // Closed or reset mid-body: nobody left to answer.
+      err = client_.timed_out() ? BodyError::timeout : BodyError::client_closed;
+      co_return 0;
     }
-    body.left -= got;
     body.done = body.left == 0;
   }
   ex_.bytes_in += got;
