@@ -26,12 +26,12 @@ std::string index_key(std::size_t i) {
 
 bool is_parent_key(std::string_view key) noexcept { return key == "non_field_errors" || key == "__all__"; }
 
-std::string entry_code_or(std::optional<std::string_view> raw, std::string_view default_code) {
+std::string entry_code_or(std::optional<std::string_view> raw, DefaultFieldCode& default_code) {
   if (raw) {
     std::string c = subcode_for(*raw);
     if (!c.empty()) return c;
   }
-  return std::string(default_code);
+  return std::string(default_code.get());
 }
 
 /// FastAPI `loc`, GraphQL `path`: strings and indices joined by '.'.
@@ -73,12 +73,12 @@ std::optional<std::string> entry_path(JsonObject e) {
   return std::nullopt;
 }
 
-void add_messages(JsonArray list, const std::string& path, std::string_view default_code,
+void add_messages(JsonArray list, const std::string& path, DefaultFieldCode& default_code,
                   std::vector<FieldError>& out, int depth) {
   std::size_t index = 0;
   for (JsonElement item : list) {
     if (auto s = as_string(item)) {
-      out.push_back({path, std::string(default_code), std::string(*s)});
+      out.push_back({path, std::string(default_code.get()), std::string(*s)});
     } else if (auto o = as_object(item)) {
       // DRF ErrorDetail-style {"message", "code"} items, else a nested map at this list index.
       if (auto msg = first_text(*o, "message", "msg", "detail")) {
@@ -102,9 +102,12 @@ std::optional<std::string_view> entry_code(JsonObject e) noexcept {
   return code_member(e, "reason");
 }
 
-std::string default_field_code(std::string_view body_code) {
-  std::string c = subcode_for(body_code);
-  return c.empty() ? std::string(kDefaultFieldCode) : c;
+std::string_view DefaultFieldCode::get() {
+  if (!code_) {
+    std::string c = subcode_for(body_code_);
+    code_ = c.empty() ? std::string(kDefaultFieldCode) : std::move(c);
+  }
+  return *code_;
 }
 
 bool is_field_map(JsonObject o, int depth) noexcept {
@@ -127,13 +130,13 @@ bool is_field_map(JsonObject o, int depth) noexcept {
   return true;
 }
 
-void flatten_field_map(JsonObject o, const std::string& prefix, std::string_view default_code,
+void flatten_field_map(JsonObject o, const std::string& prefix, DefaultFieldCode& default_code,
                        std::vector<FieldError>& out, int depth) {
   if (depth > kMaxFieldDepth) return;
   for (auto field : o) {
     const std::string path = is_parent_key(field.key) ? prefix : join_path(prefix, field.key);
     if (auto s = as_string(field.value)) {
-      out.push_back({path, std::string(default_code), std::string(*s)});
+      out.push_back({path, std::string(default_code.get()), std::string(*s)});
     } else if (auto a = as_array(field.value)) {
       add_messages(*a, path, default_code, out, depth);
     } else if (auto nested = as_object(field.value)) {
@@ -142,7 +145,7 @@ void flatten_field_map(JsonObject o, const std::string& prefix, std::string_view
   }
 }
 
-void errors_from_array(JsonArray a, std::string_view default_code, std::vector<FieldError>& out) {
+void errors_from_array(JsonArray a, DefaultFieldCode& default_code, std::vector<FieldError>& out) {
   for (JsonElement item : a) {
     auto e = as_object(item);
     if (!e) continue;
@@ -155,7 +158,7 @@ void errors_from_array(JsonArray a, std::string_view default_code, std::vector<F
   }
 }
 
-void errors_from_google_details(JsonArray details, std::string_view default_code,
+void errors_from_google_details(JsonArray details, DefaultFieldCode& default_code,
                                 std::vector<FieldError>& out) {
   for (JsonElement item : details) {
     auto d = as_object(item);
@@ -177,7 +180,7 @@ void errors_from_google_details(JsonArray details, std::string_view default_code
   }
 }
 
-void collect_field_errors(JsonObject o, std::string_view default_code, std::vector<FieldError>& out) {
+void collect_field_errors(JsonObject o, DefaultFieldCode& default_code, std::vector<FieldError>& out) {
   if (auto fields = object_member(o, "fields")) flatten_field_map(*fields, {}, default_code, out);
   if (auto errors = member(o, "errors")) {
     if (auto map = as_object(*errors)) {

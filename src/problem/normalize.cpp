@@ -131,7 +131,7 @@ struct Normalizer::Impl {
                     Output& out) {
     Problem p;
     p.status = in.status;
-    p.code = catalog_entry(in.status, opts).code;
+    p.code = catalog_code(in.status, opts);
     p.instance = std::string(in.instance);
     p.request_id = std::string(in.request_id);
 

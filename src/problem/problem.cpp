@@ -15,11 +15,9 @@ void append_int(std::string& out, std::int64_t v) {
   out.append(buf, r.ptr);
 }
 
-void member(std::string& out, std::string_view name, std::string_view value) {
-  out.push_back(',');
-  out.push_back('"');
-  out.append(name);
-  out += "\":";
+// `key` is the member's whole prefix, `,"name":` (one append per member, not four).
+void member(std::string& out, std::string_view key, std::string_view value) {
+  out += key;
   core::append_json_string(out, value);
 }
 
@@ -29,14 +27,14 @@ void write_problem(const Problem& p, std::string& out) {
   out.reserve(out.size() + 256 + p.extensions.size());
   out += "{\"type\":";
   core::append_json_string(out, p.type);
-  member(out, "title", p.title);
+  member(out, ",\"title\":", p.title);
   out += ",\"status\":";
   append_int(out, p.status);
-  if (p.detail) member(out, "detail", *p.detail);
-  if (!p.instance.empty()) member(out, "instance", p.instance);
-  if (!p.code.empty()) member(out, "code", p.code);
-  if (!p.subcode.empty() && p.subcode != p.code) member(out, "subcode", p.subcode);
-  if (!p.request_id.empty()) member(out, "requestId", p.request_id);
+  if (p.detail) member(out, ",\"detail\":", *p.detail);
+  if (!p.instance.empty()) member(out, ",\"instance\":", p.instance);
+  if (!p.code.empty()) member(out, ",\"code\":", p.code);
+  if (!p.subcode.empty() && p.subcode != p.code) member(out, ",\"subcode\":", p.subcode);
+  if (!p.request_id.empty()) member(out, ",\"requestId\":", p.request_id);
   if (!p.errors.empty()) {
     out += ",\"errors\":[";
     bool first = true;
@@ -112,8 +110,20 @@ std::string_view reason_phrase(int status) noexcept {
   }
 }
 
-CatalogEntry catalog_entry(int status, const Options& options) {
-  if (auto it = options.catalog.find(status); it != options.catalog.end()) return it->second;
+namespace {
+
+/// The catalog row as views into the options or static strings: building the row's two strings
+/// for every rewritten error would be two allocations, usually discarded.
+struct CatalogRow {
+  std::string_view code;
+  std::string_view title;
+};
+
+CatalogRow catalog_row(int status, const Options& options) {
+  if (!options.catalog.empty()) {
+    if (auto it = options.catalog.find(status); it != options.catalog.end())
+      return {it->second.code, it->second.title};
+  }
   switch (status) {
     case 400:
     case 422: return {"validation_error", "Validation failed"};
@@ -139,16 +149,25 @@ CatalogEntry catalog_entry(int status, const Options& options) {
   return {"internal_error", "Internal server error"};
 }
 
+}  // namespace
+
+CatalogEntry catalog_entry(int status, const Options& options) {
+  const CatalogRow row = catalog_row(status, options);
+  return {std::string(row.code), std::string(row.title)};
+}
+
+std::string_view catalog_code(int status, const Options& options) { return catalog_row(status, options).code; }
+
 void fill_type_and_title(Problem& p, const Options& options) {
   if (options.type_base) {
     p.type = *options.type_base + p.code;
     // The catalog title of the code: look the code up by status first (the usual case).
-    auto entry = catalog_entry(p.status, options);
-    p.title = entry.code == p.code ? entry.title : std::string(reason_phrase(p.status));
+    const CatalogRow entry = catalog_row(p.status, options);
+    p.title = entry.code == p.code ? entry.title : reason_phrase(p.status);
     if (entry.code != p.code) {
       // A rule or legacy table moved the parent code: find that code's own title.
       for (int s : {400, 401, 403, 404, 405, 406, 408, 409, 410, 412, 413, 415, 429, 500, 502}) {
-        auto e = catalog_entry(s, options);
+        const CatalogRow e = catalog_row(s, options);
         if (e.code == p.code) {
           p.title = e.title;
           break;
@@ -157,7 +176,7 @@ void fill_type_and_title(Problem& p, const Options& options) {
     }
   } else {
     p.type = "about:blank";
-    p.title = std::string(reason_phrase(p.status));
+    p.title = reason_phrase(p.status);
   }
 }
 

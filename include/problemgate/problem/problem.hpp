@@ -44,6 +44,8 @@ std::string_view reason_phrase(int status) noexcept;
 
 /// The catalog row for `status` (spec §3.1), with `options.catalog` overrides applied.
 CatalogEntry catalog_entry(int status, const Options& options);
+/// The catalog code of `status` alone, without building the row: catalog_entry(...).code.
+std::string_view catalog_code(int status, const Options& options);
 
 /// Fills `type` and `title` from code/status the way spec §2 says for a body that has no
 /// upstream type/title: type_base + code, or about:blank with the reason phrase.

@@ -15,7 +15,8 @@ bool read_detail(JsonObject root, Extract& out) {
     ex.detail = std::string(*s);
   } else if (auto list = as_array(*d)) {
     // FastAPI: [{loc, msg, type}]; each entry's type is its code.
-    errors_from_array(*list, default_field_code(code.value_or("")), ex.errors);
+    DefaultFieldCode list_code{code.value_or("")};
+    errors_from_array(*list, list_code, ex.errors);
     for (JsonElement item : *list) {
       auto e = as_object(item);
       if (!e) continue;
@@ -32,7 +33,8 @@ bool read_detail(JsonObject root, Extract& out) {
     return false;  // null, numbers, booleans: not this dialect
   }
   if (code) ex.upstream_code = std::string(*code);
-  collect_field_errors(root, default_field_code(ex.upstream_code), ex.errors);
+  DefaultFieldCode field_code{ex.upstream_code};
+  collect_field_errors(root, field_code, ex.errors);
   out = std::move(ex);
   return true;
 }

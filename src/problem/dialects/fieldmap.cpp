@@ -7,7 +7,8 @@ namespace problemgate::problem::internal {
 bool read_fieldmap(JsonObject root, Extract& out) {
   if (!is_field_map(root)) return false;
   Extract ex;
-  flatten_field_map(root, {}, default_field_code({}), ex.errors);
+  DefaultFieldCode field_code{{}};
+  flatten_field_map(root, {}, field_code, ex.errors);
   out = std::move(ex);
   return true;
 }

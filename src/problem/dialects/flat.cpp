@@ -27,7 +27,7 @@ bool read_flat(JsonObject root, Extract& out) {
   ex.rate_limit.retry_after = int_member(root, "retry_after");
   if (ex.rate_limit.retry_after && *ex.rate_limit.retry_after >= 0) ex.retry_after = ex.rate_limit.retry_after;
 
-  const std::string field_code = default_field_code(ex.upstream_code);
+  DefaultFieldCode field_code{ex.upstream_code};
   if (auto details = member(root, "details")) {
     if (auto list = as_array(*details)) {
       errors_from_array(*list, field_code, ex.errors);

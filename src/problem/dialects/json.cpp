@@ -36,7 +36,7 @@ bool read_json(JsonObject root, Extract& out) {
   if (!detail && first_error) detail = first_text(*first_error, "detail", "message", "title");
   if (detail) ex.detail = std::string(*detail);
 
-  const std::string field_code = default_field_code(ex.upstream_code);
+  DefaultFieldCode field_code{ex.upstream_code};
   collect_field_errors(root, field_code, ex.errors);
   if (k8s_status) {
     if (auto details = object_member(root, "details")) {

@@ -40,10 +40,10 @@ bool read_nested(JsonObject root, Extract& out) {
   if (!detail) detail = first_text(root, "message", "detail");
   if (detail) ex.detail = std::string(*detail);
 
-  const std::string field_code = default_field_code(ex.upstream_code);
+  DefaultFieldCode field_code{ex.upstream_code};
   if (auto param = text_member(*error, "param")) {  // Stripe: one entry for the offending param
     std::string c = code ? subcode_for(*code) : std::string();
-    ex.errors.push_back({std::string(*param), c.empty() ? field_code : c,
+    ex.errors.push_back({std::string(*param), c.empty() ? std::string(field_code.get()) : std::move(c),
                          detail ? std::optional<std::string>(std::string(*detail)) : std::nullopt});
   }
   if (auto details = member(*error, "details")) {

@@ -60,7 +60,7 @@ bool read_problem(JsonObject root, const DialectInput& in, Extract& out) {
   }
   if (auto r = int_member(root, "retryAfter"); r && *r >= 0) ex.retry_after = r;
 
-  const std::string field_code = default_field_code(ex.upstream_code);
+  DefaultFieldCode field_code{ex.upstream_code};
   if (auto errors = member(root, "errors")) {
     if (auto list = as_array(*errors)) {
       errors_from_array(*list, field_code, ex.errors);

@@ -374,6 +374,37 @@ TEST_SUITE("problem.normalize") {
     CHECK(r.body["title"] == "Resource not found");
   }
 
+  TEST_CASE("catalog overrides reach code, type and title; catalog_code agrees with catalog_entry") {
+    pp::Options opts;
+    opts.type_base = "https://errors.example.com/";
+    opts.catalog[404] = {"no_such_thing", "No such thing"};
+    for (int s : {400, 401, 403, 404, 409, 418, 429, 500, 502, 503, 599})
+      CHECK(pp::catalog_code(s, opts) == pp::catalog_entry(s, opts).code);
+    CHECK(pp::catalog_code(404, opts) == "no_such_thing");
+    CHECK(pp::catalog_code(404, {}) == "resource_not_found");
+    pgtest::Call c;
+    c.status = 404;
+    c.body = R"({"detail":"Not found."})";
+    auto r = pgtest::run(c, opts);
+    CHECK(r.body["code"] == "no_such_thing");
+    CHECK(r.body["type"] == "https://errors.example.com/no_such_thing");
+    CHECK(r.body["title"] == "No such thing");
+  }
+
+  TEST_CASE("field errors without their own code take the body's code, or invalid") {
+    pgtest::Call c;
+    c.status = 422;
+    c.body = R"({"error":{"code":"BAD_INPUT","message":"m","details":{"email":["is bad"],"age":["low"]}}})";
+    auto r = pgtest::run(c);
+    REQUIRE(r.body["errors"].size() == 2);
+    CHECK(r.body["errors"][0]["code"] == "bad_input");
+    CHECK(r.body["errors"][1]["code"] == "bad_input");
+    c.body = R"({"email":["is bad"]})";
+    auto f = pgtest::run(c);
+    REQUIRE(f.body["errors"].size() == 1);
+    CHECK(f.body["errors"][0]["code"] == "invalid");
+  }
+
   TEST_CASE("pinned dialect: used when it fits, else later dialects") {
     pp::RouteOptions route;
     route.dialect = Dialect::text;
