@@ -355,6 +355,24 @@ def check_contenders(args):
 # load
 
 
+def median_round(rounds):
+    """Per-figure medians over measured rounds; errors and non-2xx summed, rps range kept."""
+    if len(rounds) == 1:
+        return dict(rounds[0])
+    out = dict(rounds[len(rounds) // 2])
+    for key in ("rps", "p50", "p75", "p90", "p99", "cpu_us_req", "cpu_pct"):
+        vals = sorted(r[key] for r in rounds if r.get(key) is not None)
+        if vals:
+            out[key] = vals[len(vals) // 2]
+    for key in ("non2xx", "sock_err", "requests"):
+        out[key] = sum(r.get(key, 0) for r in rounds)
+    rps = [r["rps"] for r in rounds if r.get("rps")]
+    if rps:
+        out["rps_range"] = (min(rps), max(rps))
+    out["rounds"] = len(rounds)
+    return out
+
+
 def run_wrk(port, path, duration, conns, threads, out_file):
     url = f"http://127.0.0.1:{port}{path}"
     duration = max(1, int(round(duration)))  # wrk takes whole seconds
@@ -468,17 +486,24 @@ def measure(bench, kind, workers, scen, args, results_dir):
                 row["check"] += f"; {line[2]} idle conns failed"
         if args.warmup > 0:
             run_wrk(port, path, args.warmup, args.connections, args.threads, os.path.join(bench.tmp, "warmup.txt"))
-        t0 = time.monotonic()
-        c0 = cpu_ticks(pids) if pids else 0
-        res = run_wrk(port, path, args.duration, args.connections, args.threads,
-                      os.path.join(bench.tmp, f"wrk-{name}-{kind}-{workers}.txt"))
-        c1 = cpu_ticks(pids) if pids else 0
-        wall = time.monotonic() - t0
+        # Several measured rounds on the same warm server; each figure is the median over the
+        # rounds (a single 5 s run on a shared 2-core box swings by 10-20 %).
+        rounds = []
+        for k in range(args.rounds):
+            t0 = time.monotonic()
+            c0 = cpu_ticks(pids) if pids else 0
+            res = run_wrk(port, path, args.duration, args.connections, args.threads,
+                          os.path.join(bench.tmp, f"wrk-{name}-{kind}-{workers}-{k}.txt"))
+            c1 = cpu_ticks(pids) if pids else 0
+            wall = time.monotonic() - t0
+            if pids and res.get("requests"):
+                cpu_s = (c1 - c0) / CLK_TCK
+                res["cpu_us_req"] = cpu_s * 1e6 / res["requests"]
+                res["cpu_pct"] = 100.0 * cpu_s / wall
+            rounds.append(res)
+        res = median_round(rounds)
         row.update(res)
         if pids:
-            cpu_s = (c1 - c0) / CLK_TCK
-            row["cpu_us_req"] = cpu_s * 1e6 / res["requests"] if res.get("requests") else None
-            row["cpu_pct"] = 100.0 * cpu_s / wall
             row["hwm_kib"] = status_kib(pids, "VmHWM")
         if res.get("sock_err"):
             row["check"] += f"; {res['sock_err']} socket errors"
@@ -796,8 +821,10 @@ def versions(args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--duration", default=None, help="per run, e.g. 10s (default 5s, quick 2s)")
+    ap.add_argument("--duration", default=None, help="per measured run, e.g. 10s (default 3s, quick 2s)")
     ap.add_argument("--connections", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="measured runs per contender, figures are medians (default 3, quick 1)")
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
     ap.add_argument("--problemgate", default=os.path.join(ROOT, "build", "problemgate"))
     ap.add_argument("--only", default=None, help="comma list of contenders (default all)")
@@ -813,12 +840,15 @@ def main():
     ap.add_argument("--no-append", action="store_true", help="print only, do not append to RESULTS.md")
     args = ap.parse_args()
 
-    dur = args.duration or ("2s" if args.quick else "5s")
+    dur = args.duration or ("2s" if args.quick else "3s")
     m = re.fullmatch(r"(\d+(?:\.\d+)?)(s|m)?", dur)
     if not m:
         ap.error("--duration like 10s")
     args.duration = float(m.group(1)) * (60 if m.group(2) == "m" else 1)
     args.warmup = 0 if args.quick else 1  # wrk takes whole seconds
+    args.rounds = args.rounds or (1 if args.quick else 3)
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
     args.callgrind_requests = args.callgrind_requests or (500 if args.quick else 2000)
     args.micro_min_time = 0.05 if args.quick else 0.2
     args.micro_timeout = 60 if args.quick else 180
@@ -894,7 +924,7 @@ def main():
     arch, ncpu, cpu = machine_line()
     mode = "quick" if args.quick else "default"
     out = [f"## {started.strftime('%Y-%m-%d %H:%M UTC')} — {arch}, {ncpu} cores, {cpu}\n",
-           f"Mode {mode}: {args.duration:g}s per run" + (f" after a {args.warmup:g}s warm-up" if args.warmup else "") + f", wrk -t{args.threads} "
+           f"Mode {mode}: {args.rounds} measured run(s) of {args.duration:g}s per contender" + (f" after a {args.warmup:g}s warm-up" if args.warmup else "") + (", each figure the median over the runs" if args.rounds > 1 else "") + f", wrk -t{args.threads} "
            f"-c{args.connections} --latency, every contender started fresh per scenario; origin nginx 1 worker. "
            f"{versions(args)}. Load average at start {os.getloadavg()[0]:.2f}. wrk, origin and proxy share the {ncpu} cores (no pinning): compare CPU µs/req "
            f"across proxies, req/s only within this run.\n"]

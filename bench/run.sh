@@ -2,12 +2,14 @@
 # problemgate comparative benchmark — the one command.
 #
 # Usage:
-#   bench/run.sh [--quick] [--duration 10s] [--connections 50] [harness options...]
+#   bench/run.sh [--quick] [--duration 10s] [--rounds 3] [--connections 50] [harness options...]
 #
 #   --quick            ~3 minutes: 2 s runs, no warm-up, scenarios 2xx,
 #                      err-nested, 1mib, 2xx-idle1k, 2xx-ratelimit
-#   (default)          ~10 minutes: 5 s runs, every scenario
+#   (default)          ~15 minutes: 3 runs of 3 s per contender, medians
+#                      reported, every scenario
 #   --duration 10s     length of each measured wrk run (whole seconds)
+#   --rounds 3         measured runs per contender (figures are medians)
 #   --connections 50   wrk connections
 #   Other options go to bench/harness.py (see `bench/harness.py --help`), e.g.
 #   --only nginx,problemgate   --scenarios 2xx,1mib   --workers 1
