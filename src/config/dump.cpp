@@ -53,6 +53,7 @@ std::string dump_json(const Config& c) {
                  {"max_requests_per_connection", l.max_requests_per_connection},
                  {"max_connections", l.max_connections},
                  {"drain_timeout", duration(l.drain_timeout)}};
+  j["access_log"] = c.access_log;
   j["request_id"] = {{"header", c.request_id.header}, {"trust_incoming", c.request_id.trust_incoming}};
   Json trusted = Json::array();
   for (const auto& t : c.trusted_proxies) trusted.push_back(t.text);

@@ -71,6 +71,20 @@ private:
     return true;
   }
 
+  /// true/false, or the strings "on"/"off" (YAML 1.2 keeps a bare `off` a string).
+  bool on_off(const Json& j, const Path& p, bool& out) {
+    if (j.is_boolean()) {
+      out = j.get<bool>();
+      return true;
+    }
+    if (j.is_string() && (j.get_ref<const std::string&>() == "on" || j.get_ref<const std::string&>() == "off")) {
+      out = j.get_ref<const std::string&>() == "on";
+      return true;
+    }
+    diag_.error(p, "expected on, off, true or false, got " + describe(j));
+    return false;
+  }
+
   bool string(const Json& j, const Path& p, std::string& out) {
     if (!j.is_string() || j.get_ref<const std::string&>().empty()) {
       diag_.error(p, "expected a non-empty string, got " + describe(j));
@@ -566,7 +580,7 @@ void Parser::config(const Json& root, Config& out, std::vector<Path>& route_path
     return;
   }
   object(root, p, {"listen", "threads", "admin", "limits", "request_id", "trusted_proxies", "problem",
-                   "rate_limit_headers", "rate_limit", "upstreams", "routes"});
+                   "rate_limit_headers", "rate_limit", "access_log", "upstreams", "routes"});
   field(root, p, "listen", [&](auto& v, auto& vp) { listen(v, vp, out.listen); });
   field(root, p, "threads", [&](auto& v, auto& vp) { threads(v, vp, out.threads); });
   field(root, p, "admin", [&](auto& v, auto& vp) { admin(v, vp, out.admin); });
@@ -577,6 +591,7 @@ void Parser::config(const Json& root, Config& out, std::vector<Path>& route_path
   field(root, p, "rate_limit_headers", [&](auto& v, auto& vp) { rate_limit_headers(v, vp, out.rate_limit_headers); });
   // Before routes: a route without its own policy starts from this one.
   field(root, p, "rate_limit", [&](auto& v, auto& vp) { rate_limit(v, vp, out.rate_limit); });
+  field(root, p, "access_log", [&](auto& v, auto& vp) { on_off(v, vp, out.access_log); });
   field(root, p, "upstreams", [&](auto& v, auto& vp) { upstreams(v, vp, out.upstreams); });
   field(root, p, "routes", [&](const Json& v, const Path& vp) {
     if (!v.is_array()) {

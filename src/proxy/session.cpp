@@ -1057,7 +1057,7 @@ void Session::finish_exchange() {
   if (cls >= 1 && cls <= 5)
     obs::bump(rc.requests[static_cast<std::size_t>(obs::method_label(ex_.method))][static_cast<std::size_t>(cls - 1)]);
   rc.duration.observe(r.duration_ms / 1000.0);
-  worker_.shared().access_log.write(r, worker_.log_scratch());
+  if (rt->config.access_log) worker_.shared().access_log.write(r, worker_.log_scratch());
   ex_.request_id.clear();
 }
 

@@ -199,6 +199,31 @@ upstreams_unused: 1
             self.assertEqual(gw.stop(), 0)
             demo.stop()
 
+    def test_access_log_off_writes_no_lines_and_a_reload_turns_it_on(self):
+        demo = DemoApi()
+        self.addCleanup(demo.stop)
+        gw = Gateway(config(demo.url) + "access_log: off\n")
+        self.addCleanup(gw.stop)
+        admin_port = gw.admin_port()
+        quiet_ids = []
+        for path in ("/ok", "/missing"):
+            status, headers, _ = gw.request("GET", path)
+            self.assertIn(status, (200, 404))
+            quiet_ids.append(headers["x-request-id"])
+        _, _, metrics = http_request("127.0.0.1", admin_port, "GET", "/metrics")
+        self.assertRegex(metrics.decode(), r'problemgate_requests_total\{[^}]*\} [1-9]')  # still counted
+        with open(gw.config_path, "w") as f:
+            f.write(config(demo.url, admin_port) + "access_log: on\n")
+        self.assertEqual(http_request("127.0.0.1", admin_port, "POST", "/reload")[0], 200)
+        _, headers, _ = gw.request("GET", "/ok")
+        loud = headers["x-request-id"]
+        # The logger flushes at least once a second: the line of the request after the reload
+        # shows that lines are written, and the two before it never were.
+        entries = gw.access_log(wait_for=loud)
+        ids = {e.get("requestId") for e in entries}
+        self.assertIn(loud, ids)
+        self.assertFalse(ids & set(quiet_ids), entries)
+
     def test_reload_20_times_under_load_loses_nothing(self):
         demo = DemoApi()
         self.addCleanup(demo.stop)

@@ -110,6 +110,7 @@ struct Config {
   problem::Options problem;
   RateLimitHeaders rate_limit_headers;
   std::optional<RateLimitPolicy> rate_limit;  ///< default policy for routes without their own
+  bool access_log = true;  ///< one JSON line per request on stdout
   std::vector<Upstream> upstreams;
   std::vector<Route> routes;
   std::string source;  ///< file it came from, or "<flags>"

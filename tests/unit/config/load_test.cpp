@@ -73,6 +73,7 @@ TEST_SUITE("config.load") {
     CHECK(c.limits.max_requests_per_connection == 1000);
     CHECK(c.limits.max_connections == 4096);
     CHECK(c.limits.drain_timeout == Duration{30'000});
+    CHECK(c.access_log);
     CHECK(c.request_id.header == "X-Request-Id");
     CHECK(c.request_id.trust_incoming);
     CHECK(c.trusted_proxies.empty());
@@ -142,6 +143,7 @@ problem:
     OLD: { subcode: old_thing }
 rate_limit_headers: { format: both, reset: delta }
 rate_limit: { limit: 1000, window: 1m, key: route }
+access_log: off
 upstreams:
   a:
     url: http://a.internal:81/
@@ -186,6 +188,7 @@ routes:
     CHECK(c.limits.max_header_fields == 50);
     CHECK(c.limits.max_body_bytes == 10 * 1024 * 1024);
     CHECK(c.limits.request_buffer_bytes == 0);
+    CHECK_FALSE(c.access_log);
     CHECK(c.limits.header_timeout == Duration{5'000});
     CHECK(c.limits.body_idle_timeout == Duration{250});
     CHECK(c.limits.idle_timeout == Duration{120'000});
@@ -354,6 +357,7 @@ limits: { header_timeout: 10 seconds, bogus: 1 }
         {"duration unit", with("limits: { write_timeout: 1d }\n"), "/limits/write_timeout: invalid duration \"1d\""},
         {"count zero", with("limits: { max_connections: 0 }\n"), "/limits/max_connections: expected a whole number from 1"},
         {"bool", with("request_id: { trust_incoming: yes }\n"), "/request_id/trust_incoming: expected true or false, got \"yes\""},
+        {"access_log word", with("access_log: quiet\n"), "/access_log: expected on, off, true or false, got \"quiet\""},
         {"request id header", with("request_id: { header: \"X Request\" }\n"), "/request_id/header: \"X Request\" is not a valid header name"},
         {"trusted proxies not list", with("trusted_proxies: 10.0.0.0/8\n"), "/trusted_proxies: expected a list of CIDRs"},
         {"trusted proxy bad", with("trusted_proxies: [10.0.0.0/8, 10.0.0.0/40]\n"), "/trusted_proxies/1: invalid CIDR \"10.0.0.0/40\""},
