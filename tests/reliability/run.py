@@ -166,23 +166,29 @@ def attacker(cmd, cwd):
     the proxy idle) and the row measures the machine's CPU instead of the proxy: a real
     attacker's CPU is not on the proxy's host. Returns (process, how it was capped)."""
     p = subprocess.Popen(["nice", "-n", "19"] + cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
-    quota = ATTACKER_CPU_PERCENT * 1000
+    # A short period (10 ms, the quota then 1 ms): with the default 100 ms the tool would run
+    # 10 ms at a stretch and take a whole core from the proxy for that long, every period,
+    # which shows up in the p99 of the load being measured.
+    period = 10000
+    quota = ATTACKER_CPU_PERCENT * period // 100
     for base, files in (("/sys/fs/cgroup/cpu", ("cpu.cfs_period_us", "cpu.cfs_quota_us", "tasks")),
                         ("/sys/fs/cgroup", ("", "cpu.max", "cgroup.procs"))):
         d = os.path.join(base, "pg-battery-attacker")
         try:
             os.makedirs(d, exist_ok=True)
             if files[0]:
+                with open(os.path.join(d, files[1]), "w") as f:
+                    f.write("-1")  # lift the old quota first: a period below it is refused
                 with open(os.path.join(d, files[0]), "w") as f:
-                    f.write("100000")
+                    f.write(str(period))
                 with open(os.path.join(d, files[1]), "w") as f:
                     f.write(str(quota))
             else:
                 with open(os.path.join(d, files[1]), "w") as f:
-                    f.write(f"{quota} 100000")
+                    f.write(f"{quota} {period}")
             with open(os.path.join(d, files[2]), "w") as f:
                 f.write(str(p.pid))
-            return p, f"attacker capped at {ATTACKER_CPU_PERCENT}% CPU (cgroup) + nice 19"
+            return p, f"attacker capped at {ATTACKER_CPU_PERCENT}% CPU, {quota} us per {period} us (cgroup) + nice 19"
         except OSError:
             continue
     return p, "attacker at nice 19 only (no writable cpu cgroup)"
@@ -191,7 +197,7 @@ def attacker(cmd, cwd):
 def r3_slowloris(args):
     ng = Nginx()
     gw = Gateway(gw_config(ng.url, limits="  max_connections: 8192\n").replace(
-        "header_timeout: 2s", "header_timeout: 5s"))
+        "header_timeout: 2s", "header_timeout: 5s"), keep_access_log=False)
     try:
         url = f"http://127.0.0.1:{gw.port}/ok"
         base = wrk(url, args.wrk_seconds)
@@ -222,11 +228,12 @@ def r3_slowloris(args):
         # R4: slow body and slow read against a 1 MiB response.
         rss0 = rss_kib(gw.proc.pid)
         res = []
-        # -B: the gateway drops each slow POST at the 2 s body-idle deadline, so (as in R3) the
-        # attack opens rate x (test length) connections to keep ~500 held; -X: a slow reader is
+        # -B: the gateway drops each slow POST at its body-idle deadline (2 s; a POST lives about
+        # 4 s), so (as in R3) the attack opens rate x (test length) connections to keep ~500
+        # held; -X: a slow reader is
         # never idle (it takes a byte a second), so its 500 stay.
         n4 = min(args.slow_conns, 500)
-        for mode, total, rate, extra in (("-B", (n4 // 2) * (args.wrk_seconds + 30), n4 // 2, ["-s", "65536"]),
+        for mode, total, rate, extra in (("-B", (n4 // 4) * (args.wrk_seconds + 30), n4 // 4, ["-s", "65536"]),
                                           ("-X", n4, 200, ["-k", "1", "-w", "1", "-y", "1", "-n", "1", "-z", "1"])):
             u = f"http://127.0.0.1:{gw.port}/1m"
             p, _ = attacker(["slowhttptest", mode, "-c", str(total), "-r", str(rate),
@@ -293,7 +300,7 @@ def mixed_client(port, n, seed, counts, stop):
 
 def r7_long_mixed(args):
     demo = DemoApi()
-    gw = Gateway(gw_config(demo.url))
+    gw = Gateway(gw_config(demo.url), keep_access_log=False)
     try:
         # Warm up with the run's own mix and concurrency (4 clients): the upstream pool grows to
         # the number of concurrent requests per worker and keeps those connections, so a
@@ -347,7 +354,9 @@ def machine_cpu():
 
 def r8_soak(args):
     ng = Nginx()
-    gw = Gateway(gw_config(ng.url))
+    # The access log stays on (as in production); its lines are read and dropped: 30 minutes
+    # at ~15,000 rps are ~28 million lines, which this process kept in memory before.
+    gw = Gateway(gw_config(ng.url), keep_access_log=False)
     lua = os.path.join(gw.dir, "soak.lua")
     with open(lua, "w") as f:
         f.write('request = function() if math.random(100) == 1 then return wrk.format("GET", "/fail") '
@@ -373,14 +382,16 @@ def r8_soak(args):
         rss_drift = (max(x[3] for x in late) - min(x[3] for x in late)) / max(1, min(x[3] for x in late))
         p99s = [x[1] for x in late]
         med = sorted(p99s)[len(p99s) // 2]
-        p99_ok = all(p <= max(med * 1.2, med + 0.5) for p in p99s)
+        outside = [p for p in p99s if p > max(med * 1.2, med + 0.5)]
+        p99_ok = not outside
         worst = max(late, key=lambda x: x[1])
         busy_med = sorted(x[5] for x in late)[len(late) // 2]
         fds = [x[4] for x in late]  # the upstream pool fills during the first third
         ok = alive and rss_drift < 0.05 and max(fds) - min(fds) <= 5 and p99_ok and all(x[2] == 0 for x in windows)
         row("R8", f"{args.soak_minutes} min, max {full['rps']:.0f} rps, soak {sum(x[0] for x in windows) / len(windows):.0f} rps "
             f"with 1% 503s; RSS drift {rss_drift * 100:.1f}% over the last 2/3; fds {min(fds)}..{max(fds)} (last 2/3); "
-            f"p99 {min(p99s):.2f}..{max(p99s):.2f} ms (median {med:.2f}; worst window's machine busy {worst[5]:.0f}% "
+            f"p99 {min(p99s):.2f}..{max(p99s):.2f} ms (median {med:.2f}; {len(outside)} of {len(p99s)} windows outside the band "
+            f"{sorted(outside)[:5]}; worst window's machine busy {worst[5]:.0f}% "
             f"steal {worst[6]:.1f}%, median window busy {busy_med:.0f}%)", ok,
             "(shortened: --soak-minutes 30 for the full row; p99 band +-20% or +-0.5 ms)")
     finally:
