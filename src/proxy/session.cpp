@@ -1032,32 +1032,35 @@ net::awaitable<void> Session::local_reply(const Runtime& rt, core::GatewayError 
 void Session::finish_exchange() {
   if (ex_.request_id.empty()) return;
   const Runtime* rt = current_rt_;
-  obs::AccessRecord r;
-  r.time_ms = ex_.time_ms;
-  r.request_id = ex_.request_id;
-  r.method = ex_.method;
-  r.path = ex_.path;
-  r.status = ex_.status;
-  if (ex_.route) {
-    r.route = ex_.route->name;
-    r.upstream = ex_.route->upstream;
-  }
-  r.duration_ms = std::chrono::duration<double, std::milli>(steady::now() - ex_.started).count();
-  r.bytes_in = ex_.bytes_in;
-  r.bytes_out = ex_.bytes_out;
-  r.client = peer_ip_;
-  r.user_agent = ex_.user_agent;
-  r.error = ex_.error;
-  r.dialect = ex_.dialect;
-  r.code = ex_.code;
-  r.subcode = ex_.subcode;
-  r.hidden_detail = ex_.hidden_detail;
+  const double duration_ms = std::chrono::duration<double, std::milli>(steady::now() - ex_.started).count();
   auto& rc = worker_.route_counters(*rt, ex_.route);
   const int cls = ex_.status / 100;
   if (cls >= 1 && cls <= 5)
     obs::bump(rc.requests[static_cast<std::size_t>(obs::method_label(ex_.method))][static_cast<std::size_t>(cls - 1)]);
-  rc.duration.observe(r.duration_ms / 1000.0);
-  if (rt->config.access_log) worker_.shared().access_log.write(r, worker_.log_scratch());
+  rc.duration.observe(duration_ms / 1000.0);
+  if (rt->config.access_log) {
+    obs::AccessRecord r;
+    r.time_ms = ex_.time_ms;
+    r.request_id = ex_.request_id;
+    r.method = ex_.method;
+    r.path = ex_.path;
+    r.status = ex_.status;
+    if (ex_.route) {
+      r.route = ex_.route->name;
+      r.upstream = ex_.route->upstream;
+    }
+    r.duration_ms = duration_ms;
+    r.bytes_in = ex_.bytes_in;
+    r.bytes_out = ex_.bytes_out;
+    r.client = peer_ip_;
+    r.user_agent = ex_.user_agent;
+    r.error = ex_.error;
+    r.dialect = ex_.dialect;
+    r.code = ex_.code;
+    r.subcode = ex_.subcode;
+    r.hidden_detail = ex_.hidden_detail;
+    worker_.shared().access_log.write(r, worker_.log_scratch());
+  }
   ex_.request_id.clear();
 }
 
