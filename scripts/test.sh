@@ -21,7 +21,7 @@ else
 fi
 cmake -S . -B "$build_dir" -G Ninja "${extra[@]}" >/dev/null
 if [ ${#ctest_args[@]} -gt 0 ]; then
-  cmake --build "$build_dir" -j "$(nproc)" --target problemgate_ratelimit_tests problemgate problemgate-demo-api
+  cmake --build "$build_dir" -j "$(nproc)" --target problemgate_ratelimit_tests problemgate_obs_tests problemgate problemgate-demo-api
 else
   cmake --build "$build_dir" -j "$(nproc)"
 fi

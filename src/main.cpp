@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <iostream>
 
@@ -53,6 +54,9 @@ int main(int argc, char** argv) {
   auto* normalize = problemgate::cli::add_normalize_command(app, normalize_args);
 
   CLI11_PARSE(app, argc, argv);
+  // A log reader that went away (stdout/stderr a closed pipe) must fail a write, not kill the
+  // proxy (nginx ignores SIGPIPE too); sockets already use MSG_NOSIGNAL.
+  std::signal(SIGPIPE, SIG_IGN);
 
   if (!problemgate::obs::init_diagnostics(log_level)) {
     std::cerr << "error: unknown log level '" << log_level << "'\n";

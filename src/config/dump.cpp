@@ -46,6 +46,7 @@ std::string dump_json(const Config& c) {
                  {"max_header_fields", l.max_header_fields},
                  {"max_body_bytes", l.max_body_bytes},
                  {"request_buffer_bytes", l.request_buffer_bytes},
+                 {"access_log_buffer_bytes", l.access_log_buffer_bytes},
                  {"header_timeout", duration(l.header_timeout)},
                  {"body_idle_timeout", duration(l.body_idle_timeout)},
                  {"idle_timeout", duration(l.idle_timeout)},

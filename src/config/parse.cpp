@@ -131,7 +131,7 @@ private:
       return false;
     }
     if (*n < min) {
-      diag_.error(p, min == 1 ? std::string("must be greater than 0") : "must be at least " + std::to_string(min));
+      diag_.error(p, min == 1 ? std::string("must be greater than 0") : "must be at least " + std::to_string(min) + " bytes");
       return false;
     }
     if (*n > max) {
@@ -217,7 +217,7 @@ private:
     constexpr auto kMaxSize = std::numeric_limits<std::uint32_t>::max();
     constexpr auto kMaxCount = std::numeric_limits<std::uint32_t>::max();
     if (!object(j, p, {"max_request_line", "max_header_bytes", "max_header_fields", "max_body_bytes",
-                       "request_buffer_bytes", "header_timeout", "body_idle_timeout", "idle_timeout", "write_timeout",
+                       "request_buffer_bytes", "access_log_buffer_bytes", "header_timeout", "body_idle_timeout", "idle_timeout", "write_timeout",
                        "max_requests_per_connection", "max_connections", "drain_timeout"})) {
       return;
     }
@@ -230,6 +230,8 @@ private:
     // 0 = stream from the first byte; the cap bounds memory (max_connections x this).
     field(j, p, "request_buffer_bytes",
           [&](auto& v, auto& vp) { size(v, vp, out.request_buffer_bytes, 0, 64 * 1024 * 1024); });
+    field(j, p, "access_log_buffer_bytes",
+          [&](auto& v, auto& vp) { size(v, vp, out.access_log_buffer_bytes, 4 * 1024, 1024 * 1024 * 1024); });
     field(j, p, "header_timeout", [&](auto& v, auto& vp) { duration(v, vp, out.header_timeout); });
     field(j, p, "body_idle_timeout", [&](auto& v, auto& vp) { duration(v, vp, out.body_idle_timeout); });
     field(j, p, "idle_timeout", [&](auto& v, auto& vp) { duration(v, vp, out.idle_timeout); });

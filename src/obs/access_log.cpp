@@ -1,34 +1,28 @@
 #include "problemgate/obs/access_log.hpp"
 
-#include <spdlog/sinks/base_sink.h>
+#include <poll.h>
+#include <pthread.h>
+#include <unistd.h>
+
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <charconv>
-#include <cstdio>
+#include <condition_variable>
+#include <csignal>
+#include <cstring>
 #include <ctime>
 #include <mutex>
+#include <thread>
 
 #include "problemgate/core/json_escape.hpp"
 
 namespace problemgate::obs {
 
 namespace {
-
-/// stdout through stdio's buffer, flushed by spdlog's periodic flusher (and on exit) instead
-/// of after every line as spdlog's own stdout sink does: one write(2) per request would be a
-/// syscall under a lock shared by every worker.
-class BufferedStdoutSink final : public spdlog::sinks::base_sink<std::mutex> {
-public:
-  BufferedStdoutSink() { std::setvbuf(stdout, nullptr, _IOFBF, 64 * 1024); }
-
-protected:
-  void sink_it_(const spdlog::details::log_msg& msg) override {
-    std::fwrite(msg.payload.data(), 1, msg.payload.size(), stdout);
-    std::fputc('\n', stdout);
-  }
-  void flush_() override { std::fflush(stdout); }
-};
 
 // `key` is the member's whole prefix, `,"name":` (one append per member, not three).
 void field(std::string& out, std::string_view key, std::string_view value) {
@@ -79,23 +73,149 @@ void iso_time(std::string& out, std::int64_t ms) {
 
 }  // namespace
 
-AccessLog::AccessLog(bool enabled) {
+/// The lines waiting for the writer thread, and the thread.
+struct AccessLog::Queue {
+  // The writer is woken early once this much is waiting; otherwise it wakes once a second.
+  static constexpr std::size_t kWakeBytes = 64 * 1024;
+
+  int fd;
+  std::mutex mutex;
+  std::condition_variable wake;      // workers/close -> writer
+  std::condition_variable progress;  // writer -> flush()/close
+  std::string filling;               // appended to by workers, under `mutex`
+  std::atomic<std::size_t> cap;
+  std::atomic<std::uint64_t> dropped{0};
+  std::uint64_t appended = 0;  // lines appended so far
+  std::uint64_t handed = 0;    // lines handed to the descriptor (or dropped by a failure)
+  std::size_t filling_lines = 0;
+  bool flush_asked = false;
+  bool stop = false;
+  bool exited = false;
+  // Set by the close: from then on the writer never logs (it may outlive main() when stalled).
+  std::atomic<bool> closing{false};
+  bool broken = false;  // the descriptor failed (EPIPE, EBADF...): lines are counted, not written
+
+  Queue(int out, std::size_t bytes) : fd(out), cap(bytes) {}
+
+  std::size_t wake_bytes() const { return std::min(kWakeBytes, cap.load(std::memory_order_relaxed) / 2); }
+
+  void append(const std::string& line) {
+    std::lock_guard lock(mutex);
+    const std::size_t before = filling.size();
+    if (before + line.size() > cap.load(std::memory_order_relaxed)) {
+      dropped.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    filling += line;
+    ++filling_lines;
+    ++appended;
+    // One notify per 64 KiB (or half the cap), not per line: a wake-up per request would cost
+    // a futex call.
+    const std::size_t at = wake_bytes();
+    if (before < at && filling.size() >= at) wake.notify_one();
+  }
+
+  /// Writes all of `data`; false when the descriptor failed for good.
+  bool write_all(const std::string& data) {
+    const char* p = data.data();
+    std::size_t left = data.size();
+    while (left > 0) {
+      const ssize_t n = ::write(fd, p, left);
+      if (n > 0) {
+        p += n;
+        left -= static_cast<std::size_t>(n);
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        pollfd pfd{fd, POLLOUT, 0};
+        (void)::poll(&pfd, 1, 1000);  // a non-blocking descriptor inherited from the parent
+      } else {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  void run() {
+    // A closed pipe must fail the write with EPIPE, not kill the process.
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+    std::string writing;
+    std::uint64_t reported = 0;
+    auto last_report = std::chrono::steady_clock::now();
+    std::unique_lock lock(mutex);
+    for (;;) {
+      wake.wait_for(lock, std::chrono::seconds(1), [&] { return stop || flush_asked || filling.size() >= wake_bytes(); });
+      flush_asked = false;
+      writing.swap(filling);
+      const std::size_t lines = filling_lines;
+      filling_lines = 0;
+      const bool stopping = stop;
+      lock.unlock();
+      if (!writing.empty()) {
+        if (broken || !write_all(writing)) {
+          if (!broken && !closing.load()) spdlog::error("access log: writing to fd {} failed ({}); lines are dropped from now on", fd,
+                                     std::strerror(errno));
+          broken = true;
+          dropped.fetch_add(lines, std::memory_order_relaxed);
+        }
+        writing.clear();
+        if (writing.capacity() > cap.load(std::memory_order_relaxed)) std::string().swap(writing);
+      }
+      const std::uint64_t d = dropped.load(std::memory_order_relaxed);
+      const auto now = std::chrono::steady_clock::now();
+      if (d != reported && !broken && !closing.load() && now - last_report >= std::chrono::seconds(10)) {
+        spdlog::warn("access log: {} lines dropped since the last report: its reader is not keeping up "
+                     "(limits.access_log_buffer_bytes bounds what is queued)",
+                     d - reported);
+        reported = d;
+        last_report = now;
+      }
+      lock.lock();
+      handed += lines;
+      progress.notify_all();
+      if (stopping && filling.empty()) break;
+    }
+    exited = true;
+    progress.notify_all();
+  }
+};
+
+AccessLog::AccessLog(bool enabled, int fd, std::size_t queue_bytes) {
   if (!enabled) return;
-  auto sink = std::make_shared<BufferedStdoutSink>();
-  logger_ = std::make_shared<spdlog::logger>("access", std::move(sink));
-  logger_->set_pattern("%v");
-  logger_->set_level(spdlog::level::info);
-  // Lines are buffered and flushed at least once a second (nginx's `buffer= flush=1s`): one
-  // write per request would cost a syscall under a lock shared by every worker.
-  spdlog::register_logger(logger_);
-  spdlog::flush_every(std::chrono::seconds(1));
+  queue_ = std::make_shared<Queue>(fd, queue_bytes);
+  queue_->filling.reserve(std::min(queue_bytes, Queue::kWakeBytes * 2));
+  // The thread keeps the queue alive: when the reader is stalled at exit it is left behind
+  // blocked in write(2) (the process is exiting) instead of hanging the shutdown.
+  std::thread([q = queue_] { q->run(); }).detach();
 }
 
 AccessLog::~AccessLog() {
-  if (logger_) {
-    logger_->flush();
-    spdlog::drop("access");
-  }
+  if (!queue_) return;
+  queue_->closing.store(true);
+  std::unique_lock lock(queue_->mutex);
+  queue_->stop = true;
+  queue_->wake.notify_one();
+  queue_->progress.wait_for(lock, kCloseWait, [&] { return queue_->exited; });
+}
+
+void AccessLog::set_queue_bytes(std::size_t bytes) {
+  if (queue_) queue_->cap.store(bytes, std::memory_order_relaxed);
+}
+
+std::uint64_t AccessLog::dropped_lines() const {
+  return queue_ ? queue_->dropped.load(std::memory_order_relaxed) : 0;
+}
+
+bool AccessLog::flush(std::chrono::milliseconds timeout) {
+  if (!queue_) return true;
+  std::unique_lock lock(queue_->mutex);
+  const std::uint64_t target = queue_->appended;
+  queue_->flush_asked = true;
+  queue_->wake.notify_one();
+  return queue_->progress.wait_for(lock, timeout, [&] { return queue_->handed >= target || queue_->exited; });
 }
 
 void AccessLog::format(const AccessRecord& r, std::string& out) {
@@ -124,9 +244,10 @@ void AccessLog::format(const AccessRecord& r, std::string& out) {
 }
 
 void AccessLog::write(const AccessRecord& r, std::string& scratch) {
-  if (!logger_) return;
+  if (!queue_) return;
   format(r, scratch);
-  logger_->log(spdlog::source_loc{}, spdlog::level::info, spdlog::string_view_t(scratch.data(), scratch.size()));
+  scratch += '\n';
+  queue_->append(scratch);
 }
 
 bool init_diagnostics(std::string_view level) {

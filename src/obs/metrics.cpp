@@ -172,7 +172,7 @@ void histogram(std::string& out, std::string_view name, std::string_view route,
 
 }  // namespace
 
-std::string Metrics::render(std::uint64_t active_connections) const {
+std::string Metrics::render(std::uint64_t active_connections, std::uint64_t access_log_dropped) const {
   // Merge per-worker series by label set.
   struct RouteSum {
     std::array<std::array<std::uint64_t, 5>, static_cast<std::size_t>(MethodLabel::count)> requests{};
@@ -281,6 +281,9 @@ std::string Metrics::render(std::uint64_t active_connections) const {
   header(out, "problemgate_config_reloads_total", "counter", "Config reloads by result.");
   sample(out, "problemgate_config_reloads_total", {{"result", "success"}}, reloads_ok.load(std::memory_order_relaxed));
   sample(out, "problemgate_config_reloads_total", {{"result", "failure"}}, reloads_failed.load(std::memory_order_relaxed));
+  header(out, "problemgate_access_log_dropped_total", "counter",
+         "Access-log lines dropped because stdout's reader did not keep up (limits.access_log_buffer_bytes).");
+  sample(out, "problemgate_access_log_dropped_total", {}, access_log_dropped);
   return out;
 }
 

@@ -27,7 +27,7 @@ using tcp = net::ip::tcp;
 
 struct Server::Impl {
   explicit Impl(config::Config cfg)
-      : access_log(true),
+      : access_log(true, 1, cfg.limits.access_log_buffer_bytes),
         threads(cfg.worker_threads()),
         metrics(threads),
         shared{clock, access_log, metrics, {}},
@@ -104,7 +104,8 @@ void Server::start(std::ostream& out) {
     auto& im = *impl_;
     AdminHooks hooks;
     hooks.ready = [&im] { return im.started.load() && !im.stopping.load(); };
-    hooks.metrics = [&im] { return im.metrics.render(im.shared.connections.load(std::memory_order_relaxed)); };
+    hooks.metrics = [&im] { return im.metrics.render(im.shared.connections.load(std::memory_order_relaxed),
+                                                    im.access_log.dropped_lines()); };
     hooks.config_json = [&im] {
       std::lock_guard lock(im.runtime_mutex);
       return config::dump_json(im.runtime->config);
@@ -179,6 +180,7 @@ void Server::reload(config::Config config) {
     spdlog::warn("reload: listener addresses changed; they take effect only after a restart");
   if (config.worker_threads() != old.worker_threads())
     spdlog::warn("reload: thread count changed; it takes effect only after a restart");
+  im.access_log.set_queue_bytes(config.limits.access_log_buffer_bytes);
   auto rt = std::make_shared<const Runtime>(std::move(config), im.clock, im.runtime.get());
   im.runtime = rt;
   for (auto& w : im.workers) {

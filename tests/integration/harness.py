@@ -92,11 +92,14 @@ class Gateway:
                                      env=full_env)
         self.host, self.port = _read_listening_line(self.proc, "problemgate")
         self.log_lines = []
+        self._reading = threading.Event()  # cleared by pause_stdout(): the pipe is left unread
+        self._reading.set()
         self._reader = threading.Thread(target=self._read_stdout, daemon=True)
         self._reader.start()
 
     def _read_stdout(self):
         for line in self.proc.stdout:
+            self._reading.wait()
             if self.keep_access_log or not line.startswith("{"):
                 self.log_lines.append(line)
 
@@ -116,6 +119,14 @@ class Gateway:
             if all(w in seen for w in want) or time.monotonic() > deadline:
                 return entries
             time.sleep(0.02)
+
+    def pause_stdout(self):
+        """Stops reading the gateway's stdout (after the line in hand), as a stalled log
+        shipper would: the pipe fills and the gateway's writes to it block."""
+        self._reading.clear()
+
+    def resume_stdout(self):
+        self._reading.set()
 
     def admin_port(self, timeout=20.0):
         """The admin listener's real port, from the 'admin listening on HOST:PORT' line (so the
@@ -139,6 +150,7 @@ class Gateway:
         return s
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
+        self._reading.set()
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:

@@ -224,6 +224,48 @@ upstreams_unused: 1
         self.assertIn(loud, ids)
         self.assertFalse(ids & set(quiet_ids), entries)
 
+    def test_a_stalled_stdout_reader_costs_log_lines_never_requests(self):
+        # A log shipper that stops reading stdout must not stop the proxy (as a blocked log file
+        # stops nginx): past limits.access_log_buffer_bytes lines are dropped and counted.
+        demo = DemoApi()
+        self.addCleanup(demo.stop)
+        gw = Gateway(config(demo.url).replace("limits:\n", "limits:\n  access_log_buffer_bytes: 16KiB\n"))
+        self.addCleanup(gw.stop)
+        admin_port = gw.admin_port()
+        gw.pause_stdout()
+        c = RawClient(gw.port)
+        ids = []
+        # ~300 bytes a line: 4,000 lines are ~1.2 MiB, far past the 64 KiB pipe and the queue.
+        for i in range(4000):
+            if i % 500 == 499:  # under limits.max_requests_per_connection (1000)
+                c.close()
+                c = RawClient(gw.port)
+            c.send(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+            r = c.read_response()  # a stalled log would hang here (the RawClient times out)
+            self.assertEqual(r.status, 200, f"request {i}")
+            ids.append(r.header("x-request-id"))
+        _, _, metrics = http_request("127.0.0.1", admin_port, "GET", "/metrics")
+        m = re.search(r"^problemgate_access_log_dropped_total (\d+)$", metrics.decode(), re.M)
+        self.assertIsNotNone(m, metrics.decode()[-2000:])
+        dropped = int(m.group(1))
+        self.assertGreater(dropped, 0)
+        self.assertLess(dropped, 4000)
+        # The reader comes back: lines flow again, every one whole (access_log() parses each).
+        # (Until the queue has drained, a new line may still be dropped: retry for a while.)
+        gw.resume_stdout()
+        for _ in range(100):
+            c.send(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+            last = c.read_response().header("x-request-id")
+            entries = gw.access_log(wait_for=last, timeout=0.5)
+            logged = {e.get("requestId") for e in entries}
+            if last in logged:
+                break
+        self.assertIn(last, logged)
+        _, _, metrics = http_request("127.0.0.1", admin_port, "GET", "/metrics")
+        dropped = int(re.search(r"^problemgate_access_log_dropped_total (\d+)$", metrics.decode(), re.M).group(1))
+        # Every one of the 4,000 lines was either written or counted as dropped.
+        self.assertGreaterEqual(len(logged & set(ids)) + dropped, 4000)
+
     def test_reload_20_times_under_load_loses_nothing(self):
         demo = DemoApi()
         self.addCleanup(demo.stop)

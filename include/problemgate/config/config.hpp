@@ -33,6 +33,9 @@ struct Limits {
   /// Body bytes read before an upstream connection is taken (nginx proxy_request_buffering):
   /// a slow sender holds only its own connection; larger bodies stream after this much.
   std::size_t request_buffer_bytes = 16 * 1024;
+  /// Access-log lines queued for stdout; past it lines are dropped and counted, never waited
+  /// for (a stalled log reader must not stall requests).
+  std::size_t access_log_buffer_bytes = 1024 * 1024;
   Duration header_timeout{10'000};           ///< absolute deadline for the head -> 408
   Duration body_idle_timeout{30'000};        ///< between body reads
   Duration idle_timeout{60'000};             ///< keep-alive idle

@@ -1,12 +1,9 @@
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
-
-namespace spdlog {
-class logger;
-}
 
 namespace problemgate::obs {
 
@@ -31,27 +28,45 @@ struct AccessRecord {
   std::string_view hidden_detail;  ///< the upstream detail hidden from a 5xx client
 };
 
-/// Writes one JSON object per line to stdout through spdlog. Client-supplied values are
-/// escaped and capped (kMaxFieldBytes), so they can never break or bloat a line.
-/// Thread-safe (spdlog's stdout sink serialises lines).
+/// Writes one JSON object per line to a file descriptor (stdout) without ever making a
+/// request wait for it: workers append whole lines to a bounded in-memory queue and one writer
+/// thread drains it with write(2), at least once a second or as soon as 64 KiB are waiting
+/// (nginx's `buffer=64k flush=1s`). When the reader stops reading (a stalled pipe, a log
+/// shipper that died) the queue fills to its cap and further lines are dropped and counted:
+/// the proxy keeps serving and the log never holds a torn line. Client-supplied values are
+/// escaped and capped (kMaxFieldBytes), so they can never break or bloat a line. Thread-safe.
 class AccessLog {
 public:
   static constexpr std::size_t kMaxFieldBytes = 2048;
+  static constexpr std::size_t kDefaultQueueBytes = 1024 * 1024;
 
-  /// `enabled` false makes write() a no-op.
-  explicit AccessLog(bool enabled = true);
+  /// `enabled` false makes write() a no-op and starts no thread. Lines go to `fd`.
+  explicit AccessLog(bool enabled = true, int fd = 1, std::size_t queue_bytes = kDefaultQueueBytes);
+  /// Writes what is queued, waiting for a stalled reader at most `kCloseWait`.
   ~AccessLog();
   AccessLog(const AccessLog&) = delete;
   AccessLog& operator=(const AccessLog&) = delete;
 
-  /// Formats `r` into `scratch` (reused per worker to avoid allocations) and writes it.
+  /// Formats `r` into `scratch` (reused per worker to avoid allocations) and queues the line,
+  /// or drops it when the queue is full.
   void write(const AccessRecord& r, std::string& scratch);
+
+  /// The queue's cap (config limits.access_log_buffer_bytes; a reload applies it).
+  void set_queue_bytes(std::size_t bytes);
+  /// Lines dropped so far because the queue was full or the descriptor failed.
+  std::uint64_t dropped_lines() const;
+  /// Waits until every line queued before the call was handed to the descriptor, up to
+  /// `timeout`. Returns false on timeout (the reader is stalled).
+  bool flush(std::chrono::milliseconds timeout);
 
   /// The line write() would emit, without the newline. Exposed for tests.
   static void format(const AccessRecord& r, std::string& out);
 
+  static constexpr std::chrono::milliseconds kCloseWait{2000};
+
 private:
-  std::shared_ptr<spdlog::logger> logger_;
+  struct Queue;
+  std::shared_ptr<Queue> queue_;  // shared with the writer thread, which may outlive a stalled close
 };
 
 /// Configures the diagnostics logger (stderr) at `level` ("trace".."off"). Returns false for

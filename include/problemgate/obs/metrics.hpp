@@ -108,8 +108,9 @@ public:
   std::atomic<std::uint64_t> reloads_failed{0};
   std::atomic<std::uint64_t> connections_rejected{0};
 
-  /// `active_connections` is sampled by the caller (it lives with the server).
-  std::string render(std::uint64_t active_connections) const;
+  /// `active_connections` and `access_log_dropped` are sampled by the caller (they live with
+  /// the server).
+  std::string render(std::uint64_t active_connections, std::uint64_t access_log_dropped = 0) const;
 
 private:
   std::vector<std::unique_ptr<WorkerMetrics>> workers_;

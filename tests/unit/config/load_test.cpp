@@ -66,6 +66,7 @@ TEST_SUITE("config.load") {
     CHECK(c.limits.max_header_fields == 100);
     CHECK(c.limits.max_body_bytes == 0);
     CHECK(c.limits.request_buffer_bytes == 16 * 1024);
+    CHECK(c.limits.access_log_buffer_bytes == 1024 * 1024);
     CHECK(c.limits.header_timeout == Duration{10'000});
     CHECK(c.limits.body_idle_timeout == Duration{30'000});
     CHECK(c.limits.idle_timeout == Duration{60'000});
@@ -123,6 +124,7 @@ limits:
   max_header_fields: 50
   max_body_bytes: 10MiB
   request_buffer_bytes: 0
+  access_log_buffer_bytes: 256KiB
   header_timeout: 5s
   body_idle_timeout: 250ms
   idle_timeout: 2m
@@ -188,6 +190,7 @@ routes:
     CHECK(c.limits.max_header_fields == 50);
     CHECK(c.limits.max_body_bytes == 10 * 1024 * 1024);
     CHECK(c.limits.request_buffer_bytes == 0);
+    CHECK(c.limits.access_log_buffer_bytes == 256 * 1024);
     CHECK_FALSE(c.access_log);
     CHECK(c.limits.header_timeout == Duration{5'000});
     CHECK(c.limits.body_idle_timeout == Duration{250});
@@ -353,6 +356,7 @@ limits: { header_timeout: 10 seconds, bogus: 1 }
         {"size zero", with("limits: { max_request_line: 0 }\n"), "/limits/max_request_line: must be greater than 0"},
         {"size negative", with("limits: { max_body_bytes: -1 }\n"), "/limits/max_body_bytes: invalid size -1"},
         {"request buffer too large", with("limits: { request_buffer_bytes: 1GiB }\n"), "/limits/request_buffer_bytes: must be at most 67108864 bytes"},
+        {"access log buffer too small", with("limits: { access_log_buffer_bytes: 1KiB }\n"), "/limits/access_log_buffer_bytes: must be at least 4096 bytes"},
         {"duration zero", with("limits: { idle_timeout: 0s }\n"), "/limits/idle_timeout: must be greater than 0"},
         {"duration unit", with("limits: { write_timeout: 1d }\n"), "/limits/write_timeout: invalid duration \"1d\""},
         {"count zero", with("limits: { max_connections: 0 }\n"), "/limits/max_connections: expected a whole number from 1"},
