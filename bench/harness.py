@@ -373,10 +373,24 @@ def median_round(rounds):
     return out
 
 
-def run_wrk(port, path, duration, conns, threads, out_file):
+def pin(pids, cpus):
+    """Set the CPU affinity of every thread of `pids` (a process's threads keep their own mask)."""
+    for pid in pids:
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                os.sched_setaffinity(tid, cpus)
+            except OSError:
+                pass
+
+
+def run_wrk(port, path, duration, conns, threads, out_file, cpus=None):
     url = f"http://127.0.0.1:{port}{path}"
     duration = max(1, int(round(duration)))  # wrk takes whole seconds
-    cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{duration}s", "--latency",
+    cmd = (["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []) + ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{duration}s", "--latency",
            "-s", os.path.join(TEMPLATES, "wrk_report.lua"), url]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
     with open(out_file, "w") as f:
@@ -473,6 +487,16 @@ def measure(bench, kind, workers, scen, args, results_dir):
             server = bench.make(kind, workers, variant).start()
             port = server.port
             pids = server.pids
+        # --pin: the 1-worker proxy alone on CPU 0, wrk and the origin on CPU 1, so the
+        # loopback softirq work lands on the same side for every contender (see bench/README.md).
+        wrk_cpus = None
+        if args.pin and workers == 1 and pids:
+            wrk_cpus = {1}
+            pin(bench.origin.pids, wrk_cpus)
+            if pids:
+                pin(pids, {0})
+        elif args.pin:
+            pin(bench.origin.pids, set(range(os.cpu_count() or 1)))
         row["check"] = verify(kind, scen, port)
         if idle:
             idle_p = bench.reg.popen([sys.executable, os.path.join(HERE, "idle_conns.py"), "--port", str(port),
@@ -485,7 +509,8 @@ def measure(bench, kind, workers, scen, args, results_dir):
             if int(line[2]):
                 row["check"] += f"; {line[2]} idle conns failed"
         if args.warmup > 0:
-            run_wrk(port, path, args.warmup, args.connections, args.threads, os.path.join(bench.tmp, "warmup.txt"))
+            run_wrk(port, path, args.warmup, args.connections, args.threads, os.path.join(bench.tmp, "warmup.txt"),
+                    wrk_cpus)
         # Several measured rounds on the same warm server; each figure is the median over the
         # rounds (a single 5 s run on a shared 2-core box swings by 10-20 %).
         rounds = []
@@ -493,7 +518,7 @@ def measure(bench, kind, workers, scen, args, results_dir):
             t0 = time.monotonic()
             c0 = cpu_ticks(pids) if pids else 0
             res = run_wrk(port, path, args.duration, args.connections, args.threads,
-                          os.path.join(bench.tmp, f"wrk-{name}-{kind}-{workers}-{k}.txt"))
+                          os.path.join(bench.tmp, f"wrk-{name}-{kind}-{workers}-{k}.txt"), wrk_cpus)
             c1 = cpu_ticks(pids) if pids else 0
             wall = time.monotonic() - t0
             if pids and res.get("requests"):
@@ -826,6 +851,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=None,
                     help="measured runs per contender, figures are medians (default 3, quick 1)")
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
+    ap.add_argument("--pin", action="store_true",
+                    help="1-worker runs: the proxy on CPU 0, wrk and the origin on CPU 1")
     ap.add_argument("--problemgate", default=os.path.join(ROOT, "build", "problemgate"))
     ap.add_argument("--only", default=None, help="comma list of contenders (default all)")
     ap.add_argument("--scenarios", default=None, help="comma list of scenarios")
@@ -847,6 +874,8 @@ def main():
     args.duration = float(m.group(1)) * (60 if m.group(2) == "m" else 1)
     args.warmup = 0 if args.quick else 1  # wrk takes whole seconds
     args.rounds = args.rounds or (1 if args.quick else 3)
+    if args.pin and (os.cpu_count() or 1) < 2:
+        ap.error("--pin needs at least 2 CPUs")
     if args.rounds < 1:
         ap.error("--rounds must be at least 1")
     args.callgrind_requests = args.callgrind_requests or (500 if args.quick else 2000)
@@ -924,9 +953,9 @@ def main():
     arch, ncpu, cpu = machine_line()
     mode = "quick" if args.quick else "default"
     out = [f"## {started.strftime('%Y-%m-%d %H:%M UTC')} — {arch}, {ncpu} cores, {cpu}\n",
-           f"Mode {mode}: {args.rounds} measured run(s) of {args.duration:g}s per contender" + (f" after a {args.warmup:g}s warm-up" if args.warmup else "") + (", each figure the median over the runs" if args.rounds > 1 else "") + f", wrk -t{args.threads} "
+           f"Mode {mode}: {args.rounds} measured run(s) of {args.duration:g}s per contender" + (f" after a {args.warmup:g}s warm-up" if args.warmup else "") + (", each figure the median over the runs" if args.rounds > 1 else "") + (", --pin (1-worker proxies on CPU 0, wrk and the origin on CPU 1)" if args.pin else "") + f", wrk -t{args.threads} "
            f"-c{args.connections} --latency, every contender started fresh per scenario; origin nginx 1 worker. "
-           f"{versions(args)}. Load average at start {os.getloadavg()[0]:.2f}. wrk, origin and proxy share the {ncpu} cores (no pinning): compare CPU µs/req "
+           f"{versions(args)}. Load average at start {os.getloadavg()[0]:.2f}. wrk, origin and proxy share the {ncpu} cores{' (1-worker runs pinned as above)' if args.pin else ' (no pinning)'}: compare CPU µs/req "
            f"across proxies, req/s only within this run.\n"]
     if skipped:
         out.append("Skipped: " + "; ".join(f"**{k}** — {v}" for k, v in skipped.items()) + "\n")
