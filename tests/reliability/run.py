@@ -390,11 +390,42 @@ def machine_cpu():
     return sum(v), v[3] + v[4], v[7]
 
 
+def proc_cpu_ticks(pid):
+    """utime + stime of a process, in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        v = f.read().rsplit(")", 1)[1].split()
+    return int(v[11]) + int(v[12])
+
+
+def duration_buckets(admin_port):
+    """The gateway's own request-duration histogram (problemgate_request_duration_seconds),
+    summed over routes and statuses: {le: cumulative count}."""
+    out = {}
+    try:
+        with socket.create_connection(("127.0.0.1", admin_port), timeout=2) as s:
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            text = recv_until_closed(s)[0].decode("latin-1")
+    except OSError:
+        return out
+    for m in re.finditer(r'^problemgate_request_duration_seconds_bucket\{[^}]*le="([^"]+)"[^}]*\} (\d+)', text, re.M):
+        out[m.group(1)] = out.get(m.group(1), 0) + int(m.group(2))
+    return out
+
+
+def share_over(b0, b1, le):
+    """Share of the window's requests the gateway itself took longer than `le` seconds for."""
+    total = b1.get("+Inf", 0) - b0.get("+Inf", 0)
+    under = b1.get(le, 0) - b0.get(le, 0)
+    return (total - under) / total if total > 0 else 0.0
+
+
 def r8_soak(args):
     ng = Nginx()
     # The access log stays on (as in production); its lines are read and dropped: 30 minutes
     # at ~15,000 rps are ~28 million lines, which this process kept in memory before.
-    gw = Gateway(gw_config(ng.url), keep_access_log=False)
+    # The admin listener is on so each window can read the gateway's own duration histogram.
+    admin_port = free_port()
+    gw = Gateway(gw_config(ng.url).replace('listen: "off"', f"listen: 127.0.0.1:{admin_port}"), keep_access_log=False)
     lua = os.path.join(gw.dir, "soak.lua")
     with open(lua, "w") as f:
         f.write('request = function() if math.random(100) == 1 then return wrk.format("GET", "/fail") '
@@ -403,17 +434,23 @@ def r8_soak(args):
         url = f"http://127.0.0.1:{gw.port}/ok"
         full = wrk(url, 5, conns=20)
         windows = []
-        end = time.time() + args.soak_minutes * 60
+        start = time.time()
+        end = start + args.soak_minutes * 60
         while time.time() < end:
-            m0 = machine_cpu()
+            m0, c0, b0, t0 = machine_cpu(), proc_cpu_ticks(gw.proc.pid), duration_buckets(admin_port), time.time()
             w = wrk(url, 10, conns=2, script=lua)  # 2 connections: about half of max throughput here
-            m1 = machine_cpu()
+            m1, c1, b1 = machine_cpu(), proc_cpu_ticks(gw.proc.pid), duration_buckets(admin_port)
             dt = max(1, m1[0] - m0[0])
             # The machine's busy and steal share in the window: a p99 outlier with the machine
             # far busier than the soak itself makes it (or with steal) is the host, not the proxy.
             busy, steal = 100.0 * (dt - (m1[1] - m0[1])) / dt, 100.0 * (m1[2] - m0[2]) / dt
+            # And the gateway's own view of the window: its CPU per request, and the share of
+            # requests it itself held over 1 ms (head read to last byte written). A wrk p99
+            # outlier with neither moved happened outside the gateway's processing.
+            reqs = max(1, w["requests"])
+            cpu_us = (c1 - c0) * 1e6 / os.sysconf("SC_CLK_TCK") / reqs
             windows.append((w["rps"], w["p99_ms"], w["socket_errors"], rss_kib(gw.proc.pid), fd_count(gw.proc.pid),
-                            busy, steal))
+                            busy, steal, (t0 - start) / 60, cpu_us, share_over(b0, b1, "0.001")))
         alive = gw.proc.poll() is None
         third = max(1, len(windows) // 3)
         late = windows[third:]
@@ -424,13 +461,16 @@ def r8_soak(args):
         p99_ok = not outside
         worst = max(late, key=lambda x: x[1])
         busy_med = sorted(x[5] for x in late)[len(late) // 2]
+        cpu_med = sorted(x[8] for x in late)[len(late) // 2]
+        slow_med = sorted(x[9] for x in late)[len(late) // 2]
         fds = [x[4] for x in late]  # the upstream pool fills during the first third
         ok = alive and rss_drift < 0.05 and max(fds) - min(fds) <= 5 and p99_ok and all(x[2] == 0 for x in windows)
         row("R8", f"{args.soak_minutes} min, max {full['rps']:.0f} rps, soak {sum(x[0] for x in windows) / len(windows):.0f} rps "
             f"with 1% 503s; RSS drift {rss_drift * 100:.1f}% over the last 2/3; fds {min(fds)}..{max(fds)} (last 2/3); "
             f"p99 {min(p99s):.2f}..{max(p99s):.2f} ms (median {med:.2f}; {len(outside)} of {len(p99s)} windows outside the band "
-            f"{sorted(outside)[:5]}; worst window's machine busy {worst[5]:.0f}% "
-            f"steal {worst[6]:.1f}%, median window busy {busy_med:.0f}%)", ok,
+            f"{sorted(outside)[:5]}; worst window at minute {worst[7]:.1f}: {worst[0]:.0f} rps, machine busy {worst[5]:.0f}% "
+            f"steal {worst[6]:.1f}%, gateway {worst[8]:.1f} us CPU/req and {worst[9] * 100:.2f}% of requests over 1 ms "
+            f"by its own clock; median window: busy {busy_med:.0f}%, {cpu_med:.1f} us/req, {slow_med * 100:.2f}% over 1 ms)", ok,
             "(shortened: --soak-minutes 30 for the full row; p99 band +-20% or +-0.5 ms)")
     finally:
         gw.stop()
