@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs every build and test dependency of problemgate from Debian's packages.
+# Installs every build and test dependency of problemgate from Debian's packages, plus any
+# package named as an argument (tools of one script only, e.g. tests/reliability/run.sh's nginx).
 # Idempotent: does nothing when all packages are present.
 set -euo pipefail
 packages=(
@@ -8,6 +9,7 @@ packages=(
   libyaml-cpp-dev zlib1g-dev libpugixml-dev libcli11-dev libbenchmark-dev
   clang libclang-rt-14-dev
   python3-h11 python3-hypothesis slowhttptest wrk prometheus
+  "$@"
 )
 missing=()
 for p in "${packages[@]}"; do

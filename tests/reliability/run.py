@@ -255,13 +255,13 @@ def r3_slowloris(args):
                 # aimed at the bystander, 2.03 -> 3.34 ms aimed at the gateway; back at baseline
                 # within a second of SIGSTOPping the tool with its connections kept.
                 bystander = Nginx()
+                p = attack(bystander.port)
                 try:
-                    p = attack(bystander.port)
                     wait_held(bystander.port, int(n4 * 0.9))
                     ctrl = wrk(url, args.wrk_seconds)
+                finally:
                     p.terminate()
                     p.wait(10)
-                finally:
                     bystander.stop()
             p = attack(gw.port)
             wait_held(gw.port, int(n4 * 0.9))
@@ -425,7 +425,9 @@ def r8_soak(args):
     # at ~15,000 rps are ~28 million lines, which this process kept in memory before.
     # The admin listener is on so each window can read the gateway's own duration histogram.
     admin_port = free_port()
-    gw = Gateway(gw_config(ng.url).replace('listen: "off"', f"listen: 127.0.0.1:{admin_port}"), keep_access_log=False)
+    cfg = gw_config(ng.url)
+    assert 'listen: "off"' in cfg, "sidecar_config's admin block changed: R8 needs its metrics"
+    gw = Gateway(cfg.replace('listen: "off"', f"listen: 127.0.0.1:{admin_port}"), keep_access_log=False)
     lua = os.path.join(gw.dir, "soak.lua")
     with open(lua, "w") as f:
         f.write('request = function() if math.random(100) == 1 then return wrk.format("GET", "/fail") '

@@ -2,19 +2,12 @@
 # Runs the non-CI rows of the reliability battery and prints a table (see run.py --help).
 # Needs: a built tree (build/problemgate, build/problemgate-demo-api), wrk, slowhttptest and
 # python3-h11 (scripts/install-deps.sh installs them), and nginx (the rows' fast upstream,
-# installed here when missing).
+# which this script asks install-deps.sh for).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-bash "$here/../../scripts/install-deps.sh"
-if ! command -v nginx >/dev/null && ! [ -x /usr/sbin/nginx ]; then
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nginx-light >/dev/null ||
-    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nginx-light >/dev/null; }
-  # Debian starts the packaged service on :80; the battery starts its own instances.
-  command -v systemctl >/dev/null && $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true
-  $SUDO pkill -x nginx 2>/dev/null || true
-fi
+# Debian's nginx package may start its system service on :80; the rows never use it and do not
+# touch it (not ours to stop), as bench/run.sh.
+bash "$here/../../scripts/install-deps.sh" nginx
 export PATH="$PATH:/usr/sbin"
 build="${PROBLEMGATE_BUILD_DIR:-$here/../../build}"
 export PROBLEMGATE_BIN="${PROBLEMGATE_BIN:-$build/problemgate}"
