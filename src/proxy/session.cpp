@@ -21,6 +21,7 @@
 #include "proxy/head_scanner.hpp"
 #include "proxy/head_view.hpp"
 #include "proxy/message_writer.hpp"
+#include "proxy/splice_relay.hpp"
 #include "proxy/worker.hpp"
 
 namespace problemgate::proxy {
@@ -81,6 +82,9 @@ std::uint64_t body_limit_of(const config::Route& route, const config::Config& cf
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 constexpr std::size_t kRelayChunk = 64 * 1024;
+/// Content-Length bodies with at least this much left after the first read are spliced
+/// (splice_relay.hpp); below it, one read and one write cost less than the pipe round trip.
+constexpr std::uint64_t kSpliceMin = 64 * 1024;
 constexpr std::size_t kReadChunk = 8 * 1024;
 constexpr auto kLingerTimeout = std::chrono::seconds(2);
 constexpr std::size_t kLingerBytes = 256 * 1024;
@@ -868,6 +872,35 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       piece_size = prefix;
       prefix_sent = prefix;
       last = body_done();
+    } else if (raw_body && raw_left >= kSpliceMin && conn.buffer.size() == 0 && rsr.head_sent()) {
+      // A large Content-Length body, with the head and any buffered bytes already out: the
+      // kernel moves the rest socket to socket (splice), no copy through this process.
+      Pipe pipe = worker_.pipes().take();
+      if (pipe.valid()) {
+        const SpliceOutcome r = co_await splice_body(conn.stream, up_cfg.timeout, client_,
+                                                     cfg.limits.write_timeout, pipe, raw_left);
+        worker_.pipes().give(std::move(pipe));
+        ex_.bytes_out += r.bytes_out;
+        if (!r.from_ok) {
+          upstream_ok = false;
+          break;
+        }
+        if (!r.to_ok) {
+          client_ok = false;
+          break;
+        }
+        last = true;  // raw_left is 0: the message is complete (nothing left to frame)
+      } else {
+        boost::system::error_code ec;  // no pipe to be had (descriptors): copy instead
+        piece_size = co_await read_bounded(conn.stream, conn.buffer, up_cfg.timeout, relay.data(),
+                                           kRelayChunk, raw_left, ec);
+        if (piece_size == 0) {
+          upstream_ok = false;
+          break;
+        }
+        piece = relay.data();
+        last = raw_left == 0;
+      }
     } else if (raw_body && raw_left > 0) {
       boost::system::error_code ec;
       piece_size = co_await read_bounded(conn.stream, conn.buffer, up_cfg.timeout, relay.data(),

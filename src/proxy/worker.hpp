@@ -18,6 +18,7 @@
 #include "problemgate/upstream/pool.hpp"
 #include "proxy/client_stream.hpp"
 #include "proxy/runtime.hpp"
+#include "proxy/splice_relay.hpp"
 
 namespace problemgate::proxy {
 
@@ -65,6 +66,8 @@ public:
     if (b && relay_free_.size() < kMaxFreeRelayBuffers) relay_free_.push_back(std::move(b));
   }
   static constexpr std::size_t kMaxFreeRelayBuffers = 64;
+  /// Pipes for splicing large bodies socket to socket, recycled like relay buffers.
+  PipePool& pipes() noexcept { return pipes_; }
 
   void add_acceptor(boost::asio::ip::tcp::acceptor acceptor);
   /// Starts the accept loops.
@@ -103,6 +106,7 @@ private:
   problem::Normalizer normalizer_;
   std::string log_scratch_;
   std::vector<std::unique_ptr<char[]>> relay_free_;
+  PipePool pipes_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::unordered_set<ClientStream*> idle_;
   std::size_t sessions_ = 0;
