@@ -473,80 +473,139 @@ def verify(kind, scen, port):
     return "ok"
 
 
-def measure(bench, kind, workers, scen, args, results_dir):
-    name, path, status, idle, _, _ = scen
-    row = {"scenario": name, "kind": kind, "workers": workers}
-    server = None
-    idle_p = None
-    try:
-        if kind == "direct":
-            port = bench.origin_port
-            pids = None
-        else:
-            variant = "ratelimit" if name == "2xx-ratelimit" else None
-            server = bench.make(kind, workers, variant).start()
-            port = server.port
-            pids = server.pids
-        # --pin: the 1-worker proxy alone on CPU 0, wrk and the origin on CPU 1, so the
-        # loopback softirq work lands on the same side for every contender (see bench/README.md).
-        wrk_cpus = None
-        if args.pin and workers == 1 and pids:
-            wrk_cpus = {1}
-            pin(bench.origin.pids, wrk_cpus)
-            if pids:
-                pin(pids, {0})
-        elif args.pin:
+class ContenderRun:
+    """One contender (kind, workers) started for one scenario: its server, the idle connections
+    the scenario holds to it, and its measured rounds."""
+
+    def __init__(self, bench, kind, workers, scen, args):
+        self.bench, self.kind, self.workers, self.scen, self.args = bench, kind, workers, scen, args
+        self.row = {"scenario": scen[0], "kind": kind, "workers": workers}
+        self.server = None
+        self.idle_p = None
+        self.rounds = []
+        self.port = None
+        self.pids = None
+
+    def start(self):
+        name, path, status, idle, _, _ = self.scen
+        bench, args = self.bench, self.args
+        try:
+            if self.kind == "direct":
+                self.port = bench.origin_port
+            else:
+                variant = "ratelimit" if name == "2xx-ratelimit" else None
+                self.server = bench.make(self.kind, self.workers, variant).start()
+                self.port = self.server.port
+                self.pids = self.server.pids
+            self.row["check"] = verify(self.kind, self.scen, self.port)
+            if idle:
+                self.idle_p = bench.reg.popen(
+                    [sys.executable, os.path.join(HERE, "idle_conns.py"), "--port", str(self.port),
+                     "--count", str(idle), "--max-hold", str((args.rounds + 1) * 10 * (args.duration + args.warmup + 2) + 300)],
+                    stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
+                line = self.idle_p.stdout.readline().split()
+                if len(line) != 3 or line[0] != "READY":
+                    raise StartError(f"idle client failed: {line}")
+                self.row["idle_ok"] = int(line[1])
+                if int(line[2]):
+                    self.row["check"] += f"; {line[2]} idle conns failed"
+        except StartError as e:
+            self.fail(e)
+        return self
+
+    def fail(self, e):
+        self.row["error"] = str(e)
+        log(f"  {self.kind} w{self.workers}: {e}")
+        self.stop()
+
+    @property
+    def ok(self):
+        return "error" not in self.row
+
+    def wrk_cpus(self):
+        """--pin: the 1-worker proxy alone on CPU 0, wrk and the origin on CPU 1, so the loopback
+        softirq work lands on the same side for every contender (see bench/README.md). Applied
+        before each of its runs, since the rounds of several contenders interleave."""
+        args, bench = self.args, self.bench
+        if args.pin and self.workers == 1 and self.pids:
+            pin(bench.origin.pids, {1})
+            pin(self.pids, {0})
+            return {1}
+        if args.pin:
             pin(bench.origin.pids, set(range(os.cpu_count() or 1)))
-        row["check"] = verify(kind, scen, port)
-        if idle:
-            idle_p = bench.reg.popen([sys.executable, os.path.join(HERE, "idle_conns.py"), "--port", str(port),
-                                      "--count", str(idle), "--max-hold", str(args.duration * 3 + 120)],
-                                     stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
-            line = idle_p.stdout.readline().split()
-            if len(line) != 3 or line[0] != "READY":
-                raise StartError(f"idle client failed: {line}")
-            row["idle_ok"] = int(line[1])
-            if int(line[2]):
-                row["check"] += f"; {line[2]} idle conns failed"
-        if args.warmup > 0:
-            run_wrk(port, path, args.warmup, args.connections, args.threads, os.path.join(bench.tmp, "warmup.txt"),
-                    wrk_cpus)
-        # Several measured rounds on the same warm server; each figure is the median over the
-        # rounds (a single 5 s run on a shared 2-core box swings by 10-20 %).
-        rounds = []
-        for k in range(args.rounds):
-            t0 = time.monotonic()
-            c0 = cpu_ticks(pids) if pids else 0
-            res = run_wrk(port, path, args.duration, args.connections, args.threads,
-                          os.path.join(bench.tmp, f"wrk-{name}-{kind}-{workers}-{k}.txt"), wrk_cpus)
-            c1 = cpu_ticks(pids) if pids else 0
-            wall = time.monotonic() - t0
-            if pids and res.get("requests"):
-                cpu_s = (c1 - c0) / CLK_TCK
-                res["cpu_us_req"] = cpu_s * 1e6 / res["requests"]
-                res["cpu_pct"] = 100.0 * cpu_s / wall
-            rounds.append(res)
-        res = median_round(rounds)
-        row.update(res)
-        if pids:
-            row["hwm_kib"] = status_kib(pids, "VmHWM")
-        if res.get("sock_err"):
-            row["check"] += f"; {res['sock_err']} socket errors"
-        if status < 400 and res.get("non2xx"):
-            row["check"] += f"; {res['non2xx']} non-2xx"
-    except StartError as e:
-        row["error"] = str(e)
-        log(f"  {kind} w{workers}: {e}")
-    finally:
-        if idle_p is not None:
+        return None
+
+    def warm_up(self):
+        if self.ok and self.args.warmup > 0:
+            run_wrk(self.port, self.scen[1], self.args.warmup, self.args.connections, self.args.threads,
+                    os.path.join(self.bench.tmp, "warmup.txt"), self.wrk_cpus())
+
+    def run_round(self, k):
+        if not self.ok:
+            return
+        name, path = self.scen[0], self.scen[1]
+        args = self.args
+        cpus = self.wrk_cpus()
+        t0 = time.monotonic()
+        c0 = cpu_ticks(self.pids) if self.pids else 0
+        res = run_wrk(self.port, path, args.duration, args.connections, args.threads,
+                      os.path.join(self.bench.tmp, f"wrk-{name}-{self.kind}-{self.workers}-{k}.txt"), cpus)
+        c1 = cpu_ticks(self.pids) if self.pids else 0
+        wall = time.monotonic() - t0
+        if self.pids and res.get("requests"):
+            cpu_s = (c1 - c0) / CLK_TCK
+            res["cpu_us_req"] = cpu_s * 1e6 / res["requests"]
+            res["cpu_pct"] = 100.0 * cpu_s / wall
+        self.rounds.append(res)
+
+    def finish(self):
+        if self.ok and self.rounds:
+            res = median_round(self.rounds)
+            self.row.update(res)
+            if self.pids:
+                self.row["hwm_kib"] = status_kib(self.pids, "VmHWM")
+            if res.get("sock_err"):
+                self.row["check"] += f"; {res['sock_err']} socket errors"
+            if self.scen[2] < 400 and res.get("non2xx"):
+                self.row["check"] += f"; {res['non2xx']} non-2xx"
+        self.stop()
+        return self.row
+
+    def stop(self):
+        if self.idle_p is not None:
             try:
-                idle_p.stdin.close()
+                self.idle_p.stdin.close()
             except OSError:
                 pass
-            bench.reg.stop(idle_p, timeout=15)
-        if server is not None:
-            server.stop()
-    return row
+            self.bench.reg.stop(self.idle_p, timeout=15)
+            self.idle_p = None
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
+def measure_scenario(bench, runs, args):
+    """Measures every contender of a scenario with their rounds interleaved: all are started and
+    warmed, then round k runs each of them once, in an order rotated by k. A slow spell of the
+    shared machine (a neighbour's burst, a load average of 3 at start) then lands on every
+    contender's rounds, not on whichever happened to run during it; each figure is still the
+    median of a contender's own rounds."""
+    try:
+        for r in runs:
+            r.start()
+        for r in runs:
+            r.warm_up()
+        for k in range(args.rounds):
+            order = runs[k % len(runs):] + runs[:k % len(runs)] if runs else []
+            for r in order:
+                try:
+                    r.run_round(k)
+                except StartError as e:
+                    r.fail(e)
+        return [r.finish() for r in runs]
+    finally:
+        for r in runs:
+            r.stop()
 
 
 def idle_memory(bench, kind, args):
@@ -915,6 +974,7 @@ def main():
         for scen in scenarios:
             log(f"scenario {scen[0]}: {scen[5]}")
             allowed = scen[4] or kinds
+            runs = []
             for kind in kinds:
                 if kind not in allowed:
                     continue
@@ -922,11 +982,12 @@ def main():
                     if kind in skipped:
                         rows.append({"scenario": scen[0], "kind": kind, "workers": w, "skipped": "skipped: " + skipped[kind]})
                         continue
-                    r = measure(bench, kind, w, scen, args, results_dir)
-                    rows.append(r)
-                    if "error" not in r:
-                        log(f"  {kind:12s} w{w}: {r.get('rps', 0):9.0f} req/s  p99 {fms(r.get('p99'))} ms  "
-                            f"cpu {fnum(r.get('cpu_us_req'), '{:.1f}')} us/req  [{r.get('check')}]")
+                    runs.append(ContenderRun(bench, kind, w, scen, args))
+            for r in measure_scenario(bench, runs, args):
+                rows.append(r)
+                if "error" not in r:
+                    log(f"  {r['kind']:12s} w{r['workers']}: {r.get('rps', 0):9.0f} req/s  p99 {fms(r.get('p99'))} ms  "
+                        f"cpu {fnum(r.get('cpu_us_req'), '{:.1f}')} us/req  [{r.get('check')}]")
         if not args.no_idle_memory:
             log(f"memory per idle keep-alive connection ({args.idle_conns} connections, 1 worker)")
             for kind in kinds:
