@@ -17,7 +17,7 @@ import time
 import unittest
 
 from battery import (GENERATED_ID_RE, REQUEST_ID_PATTERN, check_problem_response, cross_check,
-                     problem_schema, recv_until_closed, rss_kib, validate_schema, wait_for)
+                     fd_count, problem_schema, recv_until_closed, rss_kib, validate_schema, wait_for)
 from harness import (DemoApi, Gateway, RawClient, ScriptedUpstream, refused_port, request_full,
                      response_bytes, sidecar_config)
 
@@ -728,6 +728,57 @@ class LargeBodies(unittest.TestCase):
             self.assertTrue(closed, "the gateway gave up on the stalled client")
             self.assertLess(len(data), total)
             self.assertTrue(wait_for(lambda: state["closed"] >= 1, 20), "the upstream connection was closed")
+        finally:
+            gw.stop()
+            up.stop()
+
+
+    def test_clients_aborting_large_downloads_leak_no_descriptors(self):
+        size = 1024 * 1024
+        body = body_of(size, 5)
+        up = ScriptedUpstream(lambda req, idx: b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + body)
+        gw = Gateway(sidecar_config(up.url))  # 2 workers
+        try:
+            r = request_full(gw.port, "GET", "/warm", timeout=30)
+            self.assertTrue(r.body == body)
+            time.sleep(0.5)
+            fds0 = fd_count(gw.proc.pid)
+            errors = []
+
+            def client(seed):
+                rnd = random.Random(seed)
+                for _ in range(12):
+                    try:
+                        s = socket.create_connection(("127.0.0.1", gw.port), timeout=30)
+                        s.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+                        full = rnd.random() < 0.25
+                        want = rnd.choice([1000, 100_000, 600_000])
+                        got = b""
+                        while len(got) < want or (full and not got.endswith(body[-1000:])):
+                            d = s.recv(65536)
+                            if not d:
+                                break
+                            got += d
+                        if full and got.partition(b"\r\n\r\n")[2] != body:
+                            errors.append(f"full read ended at {len(got)} bytes")
+                        s.close()  # mid-body for the others: the relay must end and clean up
+                    except OSError as e:
+                        errors.append(repr(e))
+
+            threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            self.assertEqual(errors, [])
+            # Every relay ends (write errors or the write timeout); what may stay: pooled
+            # upstream connections (one per concurrent request) and up to PipePool::kMaxIdle
+            # empty pipes (2 descriptors each) per worker.
+            allowed = fds0 + 8 + 2 * 16 * 2
+            self.assertTrue(wait_for(lambda: fd_count(gw.proc.pid) <= allowed, 30),
+                            f"fds {fds0} -> {fd_count(gw.proc.pid)} (allowed {allowed})")
+            r = request_full(gw.port, "GET", "/after", timeout=30)
+            self.assertTrue(r.body == body, "still intact afterwards")
         finally:
             gw.stop()
             up.stop()
