@@ -709,6 +709,65 @@ def callgrind(bench, args):
 
 
 # --------------------------------------------------------------------------
+# syscalls per request
+
+
+def syscalls(bench, kinds, args):
+    """System calls per proxied small 2xx request, per 1-worker proxy: `perf stat` counts the
+    raw_syscalls:sys_enter tracepoint on the proxy's processes during one wrk run. Unlike CPU
+    time, the count barely moves with the machine's noise, and on a VM where every system call
+    is expensive it explains most of the CPU differences between proxies."""
+    if not shutil.which("perf"):
+        return {"error": "perf not installed (linux-perf)"}
+    out = {}
+    for kind in kinds:
+        if kind == "direct":
+            continue
+        server = bench.make(kind, 1)
+        try:
+            server.start()
+            run_wrk(server.port, "/ok", 1, args.connections, args.threads, os.path.join(bench.tmp, "warmup.txt"))
+            stat_file = os.path.join(bench.tmp, f"perf-{kind}.txt")
+            perf = subprocess.Popen(["perf", "stat", "-x,", "-o", stat_file, "-e",
+                                     "raw_syscalls:sys_enter,syscalls:sys_enter_epoll_wait",
+                                     "-p", ",".join(str(p) for p in server.pids)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            time.sleep(0.5)
+            res = run_wrk(server.port, "/ok", args.duration, args.connections, args.threads,
+                          os.path.join(bench.tmp, f"wrk-syscalls-{kind}.txt"))
+            perf.send_signal(signal.SIGINT)
+            try:
+                _, err = perf.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                perf.kill()
+                _, err = perf.communicate()
+            counts = {}
+            try:
+                with open(stat_file) as f:
+                    for line in f:
+                        parts = line.strip().split(",")
+                        if len(parts) > 2 and parts[0].isdigit():
+                            counts[parts[2]] = int(parts[0])
+            except FileNotFoundError:
+                pass
+            total = counts.get("raw_syscalls:sys_enter")
+            if not total or not res.get("requests"):
+                out[kind] = {"error": f"perf counted nothing ({(err or '').strip()[:160]})"}
+                continue
+            # The run's requests: perf covers the whole run plus the 0.5 s before it, when
+            # nothing is sent.
+            n = res["requests"]
+            out[kind] = {"requests": n, "per_req": total / n,
+                         "epoll_wait_per_req": counts.get("syscalls:sys_enter_epoll_wait", 0) / n}
+            log(f"  {kind:12s}: {total / n:.2f} syscalls/request")
+        except (StartError, OSError) as e:
+            out[kind] = {"error": str(e)}
+        finally:
+            server.stop()
+    return out
+
+
+# --------------------------------------------------------------------------
 # micro-benchmarks
 
 
@@ -919,6 +978,7 @@ def main():
     ap.add_argument("--idle-conns", type=int, default=10000, help="for the memory-per-idle-connection test")
     ap.add_argument("--callgrind-requests", type=int, default=None)
     ap.add_argument("--no-callgrind", action="store_true")
+    ap.add_argument("--no-syscalls", action="store_true", help="skip the perf count of syscalls per request")
     ap.add_argument("--no-micro", action="store_true")
     ap.add_argument("--no-idle-memory", action="store_true")
     ap.add_argument("--tmp", default=None, help="work dir (run.sh passes its mktemp -d)")
@@ -967,7 +1027,7 @@ def main():
     for k, why in skipped.items():
         log(f"SKIP {k}: {why}")
 
-    rows, idle_rows, cg, micro = [], [], None, []
+    rows, idle_rows, cg, micro, sc = [], [], None, [], None
     try:
         bench = Bench(args, tmp, reg)
         bench.start_origin()
@@ -997,6 +1057,9 @@ def main():
                 idle_rows.append(r)
                 if r and "error" not in r:
                     log(f"  {kind:12s}: {r['ok']} conns, {fnum(r['kib_per_conn'], '{:.2f}')} KiB/conn")
+        if not args.no_syscalls:
+            log("syscalls per small 2xx request (1 worker, perf stat)")
+            sc = syscalls(bench, [k for k in kinds if k not in skipped], args)
         if not args.no_callgrind and "problemgate" in kinds:
             if "problemgate" in skipped:
                 cg = {"error": "skipped: " + skipped["problemgate"]}
@@ -1015,7 +1078,7 @@ def main():
     mode = "quick" if args.quick else "default"
     out = [f"## {started.strftime('%Y-%m-%d %H:%M UTC')} — {arch}, {ncpu} cores, {cpu}\n",
            f"Mode {mode}: {args.rounds} measured run(s) of {args.duration:g}s per contender" + (f" after a {args.warmup:g}s warm-up" if args.warmup else "") + (", each figure the median over the runs" if args.rounds > 1 else "") + (", --pin (1-worker proxies on CPU 0, wrk and the origin on CPU 1)" if args.pin else "") + f", wrk -t{args.threads} "
-           f"-c{args.connections} --latency, every contender started fresh per scenario; origin nginx 1 worker. "
+           f"-c{args.connections} --latency, every contender started fresh per scenario, rounds interleaved across contenders; origin nginx 1 worker. "
            f"{versions(args)}. Load average at start {os.getloadavg()[0]:.2f}. wrk, origin and proxy share the {ncpu} cores{' (1-worker runs pinned as above)' if args.pin else ' (no pinning)'}: compare CPU µs/req "
            f"across proxies, req/s only within this run.\n"]
     if skipped:
@@ -1038,6 +1101,15 @@ def main():
                            f"{r['rss1_kib'] / 1024:.1f} | {fnum(r['kib_per_conn'], '{:.2f}')} | "
                            f"{'yes' if r['still_serving'] else 'NO'} |\n")
         out.append("\n")
+    if sc:
+        out.append("### syscalls per small 2xx request (1 worker, `perf stat` on the proxy's processes)\n")
+        lines = ["| contender | syscalls / request | of which epoll_wait | requests counted |", "|---|---:|---:|---:|"]
+        for kind, r in sc.items():
+            if "error" in r:
+                lines.append(f"| {kind} | — | — | {r['error'][:160]} |")
+            else:
+                lines.append(f"| {kind} | {r['per_req']:.2f} | {r['epoll_wait_per_req']:.2f} | {r['requests']} |")
+        out.append("\n".join(lines) + "\n")
     if cg is not None:
         out.append("### callgrind: problemgate instructions per request (1 thread)\n")
         if "error" in cg:
@@ -1073,8 +1145,10 @@ def main():
     else:
         out.append(f"Plot: `bench/results/{os.path.basename(png)}`\n")
     with open(os.path.join(results_dir, f"results-{stamp}.json"), "w") as f:
-        json.dump({"rows": rows, "idle": idle_rows, "callgrind": cg, "micro": micro}, f, indent=1)
-    text = "\n".join(out) + "\n"
+        json.dump({"rows": rows, "idle": idle_rows, "callgrind": cg, "micro": micro, "syscalls": sc}, f, indent=1)
+    # Sections whose lines end with their own newline would otherwise get a blank line between
+    # table rows, which ends a Markdown table after its first row.
+    text = re.sub(r"(\|\n)\n(?=\|)", r"\1", "\n".join(out) + "\n")
     print(text)
     if not args.no_append:
         new = not os.path.exists(args.results)

@@ -13,12 +13,12 @@
 #   --connections 50   wrk connections
 #   Other options go to bench/harness.py (see `bench/harness.py --help`), e.g.
 #   --only nginx,problemgate   --scenarios 2xx,1mib   --workers 1
-#   --problemgate PATH         --no-callgrind --no-micro --no-idle-memory
+#   --problemgate PATH         --no-callgrind --no-micro --no-idle-memory --no-syscalls
 #   --no-append (print only; do not append to bench/RESULTS.md)
 #
 # What it does:
 #   1. installs wrk nginx haproxy libnginx-mod-http-lua lua-cjson gnuplot-nox
-#      valgrind with apt-get, only those missing;
+#      valgrind linux-perf with apt-get, only those missing;
 #   2. builds problemgate (build/, Release) unless PG_BENCH_NO_BUILD=1; if the
 #      build fails or the target does not exist yet, that contender is
 #      skipped with a message;
@@ -40,7 +40,7 @@ log() { echo "[run.sh] $*" >&2; }
 
 # ---- 1. packages -----------------------------------------------------------
 need=()
-for p in wrk nginx haproxy libnginx-mod-http-lua lua-cjson gnuplot-nox valgrind curl; do
+for p in wrk nginx haproxy libnginx-mod-http-lua lua-cjson gnuplot-nox valgrind linux-perf curl; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 # any gnuplot flavour will do
