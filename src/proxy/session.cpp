@@ -872,10 +872,12 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       piece_size = prefix;
       prefix_sent = prefix;
       last = body_done();
-    } else if (raw_body && raw_left >= kSpliceMin && conn.buffer.size() == 0 && rsr.head_sent()) {
+    } else if (raw_body && raw_left > 0) {
       // A large Content-Length body, with the head and any buffered bytes already out: the
-      // kernel moves the rest socket to socket (splice), no copy through this process.
-      Pipe pipe = worker_.pipes().take();
+      // kernel moves the rest socket to socket (splice), no copy through this process. With no
+      // pipe to be had (descriptors), or a small rest, it is read and written here.
+      Pipe pipe;
+      if (raw_left >= kSpliceMin && conn.buffer.size() == 0 && rsr.head_sent()) pipe = worker_.pipes().take();
       if (pipe.valid()) {
         const SpliceOutcome r = co_await splice_body(conn.stream, up_cfg.timeout, client_,
                                                      cfg.limits.write_timeout, pipe, raw_left);
@@ -891,7 +893,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
         }
         last = true;  // raw_left is 0: the message is complete (nothing left to frame)
       } else {
-        boost::system::error_code ec;  // no pipe to be had (descriptors): copy instead
+        boost::system::error_code ec;
         piece_size = co_await read_bounded(conn.stream, conn.buffer, up_cfg.timeout, relay.data(),
                                            kRelayChunk, raw_left, ec);
         if (piece_size == 0) {
@@ -901,16 +903,6 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
         piece = relay.data();
         last = raw_left == 0;
       }
-    } else if (raw_body && raw_left > 0) {
-      boost::system::error_code ec;
-      piece_size = co_await read_bounded(conn.stream, conn.buffer, up_cfg.timeout, relay.data(),
-                                         kRelayChunk, raw_left, ec);
-      if (piece_size == 0) {
-        upstream_ok = false;
-        break;
-      }
-      piece = relay.data();
-      last = raw_left == 0;
     } else if (!body_done()) {
       rp->get().body().data = relay.data();
       rp->get().body().size = kRelayChunk;

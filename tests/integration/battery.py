@@ -340,6 +340,19 @@ def recv_until_closed(sock, timeout=3.0, limit=1 << 24):
     return out, False
 
 
+def get_until_closed(port, path="/x", timeout=30):
+    """One GET on a fresh connection, read until the gateway closes it: (bytes, closed, seconds
+    until then). For answers that must end in a close (truncated bodies, timeouts)."""
+    s = socket.create_connection(("127.0.0.1", port))
+    try:
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+        t = time.monotonic()
+        data, closed = recv_until_closed(s, timeout=timeout)
+        return data, closed, time.monotonic() - t
+    finally:
+        s.close()
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:

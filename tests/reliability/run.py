@@ -24,7 +24,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
-from battery import HAVE_H11, StrictError, cross_check, fd_count, recv_until_closed, rss_kib  # noqa: E402
+from battery import (HAVE_H11, StrictError, cross_check, fd_count, get_until_closed,  # noqa: E402
+                     recv_until_closed, rss_kib)
 from harness import (DemoApi, Gateway, RawClient, ScriptedUpstream, request_full,  # noqa: E402
                      sidecar_config)
 
@@ -495,12 +496,7 @@ def u8_slow_body(args):
     up = ScriptedUpstream(lambda req, idx: slow)
     gw = Gateway(sidecar_config(up.url).replace("timeout: 2s", "timeout: 1s"))
     try:
-        s = socket.create_connection(("127.0.0.1", gw.port))
-        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        t = time.time()
-        data, closed = recv_until_closed(s, timeout=10)
-        el = time.time() - t
-        s.close()
+        data, closed, el = get_until_closed(gw.port, "/", timeout=10)
         body = data.partition(b"\r\n\r\n")[2]
         ok = closed and el < 1.0 * 1.5 + 0.5 and len(body) < 100
         row("U8", f"closed after {el:.2f}s with {len(body)}/100 body bytes (upstream 1 byte / 2 s, timeout 1 s)", ok,
