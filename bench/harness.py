@@ -612,7 +612,7 @@ def idle_memory(bench, kind, args):
     """RSS delta per idle keep-alive connection (1 worker)."""
     n = args.idle_conns
     if kind == "haproxy":
-        n = min(n, 9900)  # its maxconn (9990) is bounded by 2 fds/conn under the fd hard limit
+        n = min(n, 9900)  # its maxconn (9900) is bounded by 2 fds/conn (and its pipes) under the fd hard limit
     row = {"kind": kind, "target": n}
     server = None
     idle_p = None
