@@ -1,4 +1,5 @@
 #include "proxy/splice_relay.hpp"
+#include "support/loopback.hpp"
 
 #include <doctest/doctest.h>
 
@@ -30,17 +31,16 @@ namespace {
 /// and client ends are plain blocking sockets driven by the test's own threads.
 struct Relay {
   net::io_context ioc;
-  tcp::acceptor acceptor{ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)};
+  tcp::acceptor acceptor = problemgate::test::loopback_acceptor(ioc);
   tcp::socket origin{ioc}, client{ioc};
   std::optional<DeadlineSocket> from, to;
 
   Relay() {
     std::signal(SIGPIPE, SIG_IGN);  // as main() does: a write to a closed peer is an error code
-    tcp::socket a(ioc), b(ioc);
-    a.connect(acceptor.local_endpoint());
-    acceptor.accept(origin);
-    b.connect(acceptor.local_endpoint());
-    acceptor.accept(client);
+    auto [a, o] = problemgate::test::loopback_pair(ioc, acceptor);
+    auto [b, c] = problemgate::test::loopback_pair(ioc, acceptor);
+    origin = std::move(o);
+    client = std::move(c);
     a.non_blocking(true);
     b.non_blocking(true);
     from.emplace(std::move(a));

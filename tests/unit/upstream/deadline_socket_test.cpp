@@ -1,4 +1,5 @@
 #include "problemgate/upstream/deadline_socket.hpp"
+#include "support/loopback.hpp"
 
 #include <doctest/doctest.h>
 
@@ -21,16 +22,15 @@ namespace {
 /// the outcomes do not depend on how fast the machine is.
 struct Pair {
   net::io_context ioc;
-  tcp::acceptor acceptor{ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)};
+  tcp::acceptor acceptor = problemgate::test::loopback_acceptor(ioc);
   tcp::socket peer{ioc};
   std::optional<DeadlineSocket> ds;
   std::optional<boost::system::error_code> result;
   char byte = 0;
 
   Pair() {
-    tcp::socket client(ioc);
-    client.connect(acceptor.local_endpoint());
-    acceptor.accept(peer);
+    auto [client, accepted] = problemgate::test::loopback_pair(ioc, acceptor);
+    peer = std::move(accepted);
     ds.emplace(std::move(client));
   }
   void start_read() {
