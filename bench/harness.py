@@ -1089,18 +1089,18 @@ def main():
         out.append(scenario_table(srows))
     if idle_rows:
         out.append(f"### memory per idle keep-alive connection ({args.idle_conns} connections, 1 worker)\n")
-        out.append("| contender | connections held | RSS before MiB | RSS after MiB | KiB / connection | still serving |\n"
-                   "|---|---:|---:|---:|---:|---|\n")
+        lines = ["| contender | connections held | RSS before MiB | RSS after MiB | KiB / connection | still serving |",
+                 "|---|---:|---:|---:|---:|---|"]
         for r in idle_rows:
             if r is None:
                 continue
             if "error" in r:
-                out.append(f"| {r['kind']} | — | — | — | — | {r['error'][:160]} |\n")
+                lines.append(f"| {r['kind']} | — | — | — | — | {r['error'][:160]} |")
             else:
-                out.append(f"| {r['kind']} | {r['ok']} (failed {r['failed']}) | {r['rss0_kib'] / 1024:.1f} | "
-                           f"{r['rss1_kib'] / 1024:.1f} | {fnum(r['kib_per_conn'], '{:.2f}')} | "
-                           f"{'yes' if r['still_serving'] else 'NO'} |\n")
-        out.append("\n")
+                lines.append(f"| {r['kind']} | {r['ok']} (failed {r['failed']}) | {r['rss0_kib'] / 1024:.1f} | "
+                             f"{r['rss1_kib'] / 1024:.1f} | {fnum(r['kib_per_conn'], '{:.2f}')} | "
+                             f"{'yes' if r['still_serving'] else 'NO'} |")
+        out.append("\n".join(lines) + "\n")
     if sc:
         out.append("### syscalls per small 2xx request (1 worker, `perf stat` on the proxy's processes)\n")
         lines = ["| contender | syscalls / request | of which epoll_wait | requests counted |", "|---|---:|---:|---:|"]
@@ -1116,24 +1116,25 @@ def main():
             out.append(f"not measured: {cg['error']}\n")
         else:
             out.append(f"(total Ir of a run serving {cg['requests']} keep-alive requests − Ir of a run serving none) "
-                       f"/ {cg['requests']}\n\n| path | Ir / request |\n|---|---:|\n")
+                       f"/ {cg['requests']}\n")
+            lines = ["| path | Ir / request |", "|---|---:|"]
             for label in ("2xx", "error (nested 404)"):
-                out.append(f"| {label} | {cg[label]['ir_per_req']:,.0f} |\n")
-        out.append("\n")
+                lines.append(f"| {label} | {cg[label]['ir_per_req']:,.0f} |")
+            out.append("\n".join(lines) + "\n")
     if not args.no_micro:
         out.append("### micro-benchmarks (build-bench/bench/*_bench)\n")
         if not micro:
             out.append("none found: build-bench/bench/ has no *_bench binaries (bench/CMakeLists.txt absent or build failed)\n")
         else:
-            out.append("| binary | benchmark | time | CPU | iterations | items/s |\n|---|---|---:|---:|---:|---:|\n")
+            lines = ["| binary | benchmark | time | CPU | iterations | items/s |", "|---|---|---:|---:|---:|---:|"]
             for b in micro:
                 if "error" in b:
-                    out.append(f"| {b['binary']} | error: {b['error'][:120]} | | | | |\n")
+                    lines.append(f"| {b['binary']} | error: {b['error'][:120]} | | | | |")
                 else:
                     ips = b.get("items_per_second")
-                    out.append(f"| {b['binary']} | {b['name']} | {b['real']:.1f} {b['unit']} | {b['cpu']:.1f} {b['unit']} "
-                               f"| {b['iterations']} | {'' if ips is None else f'{ips:,.0f}'} |\n")
-        out.append("\n")
+                    lines.append(f"| {b['binary']} | {b['name']} | {b['real']:.1f} {b['unit']} | {b['cpu']:.1f} {b['unit']} "
+                                 f"| {b['iterations']} | {'' if ips is None else f'{ips:,.0f}'} |")
+            out.append("\n".join(lines) + "\n")
     t = targets(rows, idle_rows)
     if t:
         out.append("### targets (bench/README.md)\n")
@@ -1146,9 +1147,9 @@ def main():
         out.append(f"Plot: `bench/results/{os.path.basename(png)}`\n")
     with open(os.path.join(results_dir, f"results-{stamp}.json"), "w") as f:
         json.dump({"rows": rows, "idle": idle_rows, "callgrind": cg, "micro": micro, "syscalls": sc}, f, indent=1)
-    # Sections whose lines end with their own newline would otherwise get a blank line between
-    # table rows, which ends a Markdown table after its first row.
-    text = re.sub(r"(\|\n)\n(?=\|)", r"\1", "\n".join(out) + "\n")
+    # Each element of `out` is one block (a heading, a paragraph, a whole table): joined with a
+    # blank line between blocks, never inside a table, which would end it after one row.
+    text = "\n".join(out) + "\n"
     print(text)
     if not args.no_append:
         new = not os.path.exists(args.results)
