@@ -257,7 +257,7 @@ private:
   NameSet skip_;
   std::size_t head_pending_ = 0;  // bytes of the current request head still in buffer_
   const Runtime* current_rt_ = nullptr;  // the snapshot of the request in progress (kept alive by run())
-  bool idle_ = false;
+  IdleClient idle_{client_};  // linked while waiting for the next request (drain closes it)
   bool last_request_ = false;  // max_requests_per_connection reached with this request
 };
 
@@ -306,8 +306,7 @@ net::awaitable<Session::HeadResult> Session::read_head(const Runtime& rt, HeadSc
   } else {
     if (worker_.draining()) co_return HeadResult::closed;
     client_.arm(limits.idle_timeout);
-    worker_.mark_idle(&client_);
-    idle_ = true;
+    worker_.mark_idle(idle_);
   }
   for (;;) {
     if (buffer_.size() > 0) {
@@ -324,10 +323,7 @@ net::awaitable<Session::HeadResult> Session::read_head(const Runtime& rt, HeadSc
     auto [ec, n] = co_await client_.socket().async_read_some(
         buffer_.prepare(std::min(kReadChunk, buffer_.max_size() - buffer_.size())), kNoThrow);
     if (ec) {
-      if (idle_) {
-        worker_.mark_busy(&client_);
-        idle_ = false;
-      }
+      Worker::mark_busy(idle_);
       // A deadline that passes mid-head earns a 408; an idle or closed connection just ends.
       if (client_.timed_out() && started) {
         ex_.started = steady::now();
@@ -341,17 +337,11 @@ net::awaitable<Session::HeadResult> Session::read_head(const Runtime& rt, HeadSc
     buffer_.commit(n);
     if (!started) {
       started = true;
-      if (idle_) {
-        worker_.mark_busy(&client_);
-        idle_ = false;
-      }
+      Worker::mark_busy(idle_);
       client_.arm(limits.header_timeout);  // absolute head deadline from the first byte
     }
   }
-  if (idle_) {
-    worker_.mark_busy(&client_);
-    idle_ = false;
-  }
+  Worker::mark_busy(idle_);
   client_.disarm();
   ex_.reset();
   ex_.started = steady::now();
@@ -577,7 +567,12 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   HeadScan rscan;
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (attempt > 0) obs::bump(uc.retries);
-    acquired = co_await pool.acquire(attempt == 0);
+    acquired = {};
+    if (attempt == 0) {
+      acquired.conn = pool.take_idle();
+      acquired.reused = acquired.conn != nullptr;
+    }
+    if (!acquired.conn) acquired = co_await pool.connect();
     if (acquired.conn) obs::bump(acquired.reused ? uc.reuses : uc.connects);
     if (!acquired.conn) {
       count_failure(acquired.error == upstream::AcquireError::timeout     ? obs::UpstreamFailure::timeout

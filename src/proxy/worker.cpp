@@ -143,7 +143,7 @@ void Worker::begin_drain(std::chrono::milliseconds deadline) {
     boost::system::error_code ignored;
     a->close(ignored);
   }
-  for (auto* s : idle_) s->cancel();
+  for (auto& c : idle_) c.stream.cancel();
   for (auto& [name, pool] : pools_by_name_) pool->close_idle();
   if (sessions_ == 0) return;
   drain_timer_.expires_after(deadline);

@@ -2,12 +2,12 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/intrusive/list.hpp>
 
 #include <atomic>
 #include <memory>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "problemgate/core/clock.hpp"
@@ -22,6 +22,15 @@
 
 namespace problemgate::proxy {
 
+
+/// A client connection waiting for its next request. It is linked into its worker's idle list
+/// so a drain can close it; linking and unlinking allocate nothing, as they happen on every
+/// request, and a session that ends while idle unlinks itself.
+struct IdleClient
+    : boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>> {
+  explicit IdleClient(ClientStream& s) : stream(s) {}
+  ClientStream& stream;
+};
 
 /// State shared by all workers of one Server. Everything here is thread-safe.
 struct Shared {
@@ -80,8 +89,10 @@ public:
   // Session bookkeeping for drain.
   void session_started() noexcept { ++sessions_; }
   void session_ended();
-  void mark_idle(ClientStream* s) { idle_.insert(s); }
-  void mark_busy(ClientStream* s) { idle_.erase(s); }
+  void mark_idle(IdleClient& c) {
+    if (!c.is_linked()) idle_.push_back(c);
+  }
+  static void mark_busy(IdleClient& c) noexcept { c.unlink(); }
 
 private:
   boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
@@ -108,7 +119,7 @@ private:
   std::vector<std::unique_ptr<char[]>> relay_free_;
   PipePool pipes_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
-  std::unordered_set<ClientStream*> idle_;
+  boost::intrusive::list<IdleClient, boost::intrusive::constant_time_size<false>> idle_;
   std::size_t sessions_ = 0;
   bool draining_ = false;
   boost::asio::steady_timer drain_timer_{ioc_};

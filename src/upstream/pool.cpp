@@ -37,9 +37,9 @@ UpstreamPool::UpstreamPool(net::any_io_executor ex, config::Upstream upstream)
 
 UpstreamPool::~UpstreamPool() = default;
 
-net::awaitable<Acquired> UpstreamPool::acquire(bool allow_reuse) {
+std::unique_ptr<Connection> UpstreamPool::take_idle() {
   const auto now = std::chrono::steady_clock::now();
-  while (allow_reuse && !idle_.empty()) {
+  while (!idle_.empty()) {
     auto conn = std::move(idle_.back());
     idle_.pop_back();
     const auto idle_for = now - conn->idle_since;
@@ -51,8 +51,12 @@ net::awaitable<Acquired> UpstreamPool::acquire(bool allow_reuse) {
       continue;
     }
     ++reuses_;
-    co_return Acquired{std::move(conn), AcquireError::none, true};
+    return conn;
   }
+  return nullptr;
+}
+
+net::awaitable<Acquired> UpstreamPool::connect() {
   if (open_ >= upstream_.max_connections) co_return Acquired{nullptr, AcquireError::exhausted, false};
   ++open_;
   auto conn = std::make_unique<Connection>(ex_);

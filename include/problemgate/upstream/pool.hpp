@@ -40,9 +40,13 @@ public:
   UpstreamPool(boost::asio::any_io_executor ex, config::Upstream upstream);
   ~UpstreamPool();
 
-  /// An idle connection (most recently used first), else a new one within connect_timeout.
-  /// Fails with `exhausted` when max_connections are open (idle + in use).
-  boost::asio::awaitable<Acquired> acquire(bool allow_reuse = true);
+  /// The most recently used idle connection that is still usable, or nullptr. Never suspends:
+  /// reuse is the common case, and a coroutine frame per request is a heap allocation (Asio
+  /// recycles only frames up to 1,020 bytes).
+  std::unique_ptr<Connection> take_idle();
+  /// A new connection within connect_timeout. Fails with `exhausted` when max_connections are
+  /// open (idle + in use).
+  boost::asio::awaitable<Acquired> connect();
 
   /// Returns a connection whose last response was fully read and allows keep-alive.
   void release(std::unique_ptr<Connection> conn);
