@@ -299,7 +299,7 @@ class Bench:
         log(f"origin nginx on 127.0.0.1:{self.origin_port} (pid {self.origin.p.pid}, 1 worker)")
 
     # ---- contenders ----
-    def make(self, kind, workers, variant=None, port=None, valgrind=None, binary=None):
+    def make(self, kind, workers, variant=None, port=None, valgrind=None):
         """Returns a not-yet-started Server for a contender."""
         self.seq += 1
         name = f"{kind.replace('+', '-')}-w{workers}-{self.seq}"
@@ -327,7 +327,7 @@ class Bench:
                 rl = "    rate_limit: { limit: 100000000, window: 60s, key: client_ip }"
             conf = render("problemgate.yaml", f"{t}/{name}.yaml", PORT=port,
                           ORIGIN_PORT=self.origin_port, WORKERS=workers, RATE_LIMIT=rl)
-            cmd = [binary or self.a.problemgate, "--config", conf]
+            cmd = [self.a.problemgate, "--config", conf]
             timeout = 15.0
             if valgrind:
                 cmd = valgrind + cmd
@@ -670,20 +670,15 @@ def http_loop(port, path, n):
 
 def callgrind(bench, args):
     """Instructions per request for problemgate's 2xx and error paths:
-    (Ir of a run serving N requests - Ir of a run serving none) / N. On the epoll build
-    (--problemgate-epoll): valgrind does not follow io_uring's shared rings, and an io_uring
-    build under it never sees a completion. Our code on the request path is the same on both."""
+    (Ir of a run serving N requests - Ir of a run serving none) / N."""
     if not shutil.which("valgrind"):
         return {"error": "valgrind not installed"}
-    binary = args.problemgate_epoll
-    if not (binary and os.access(binary, os.X_OK)):
-        return {"error": f"no epoll build at {binary} (cmake -DPROBLEMGATE_IO_URING=OFF)"}
     n = args.callgrind_requests
     out = {"requests": n}
     for label, path in (("baseline", None), ("2xx", "/ok"), ("error (nested 404)", "/nested")):
         cg_file = os.path.join(bench.tmp, f"callgrind.{label.split()[0]}.out")
         vg = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={cg_file}"]
-        server = bench.make("problemgate", 1, valgrind=vg, binary=binary)
+        server = bench.make("problemgate", 1, valgrind=vg)
         try:
             server.start()  # readiness probe = 1 request to /ok, also in the baseline
             t0 = time.time()
@@ -960,8 +955,7 @@ def versions(args):
                              text=True, timeout=10).stdout.strip()
     except Exception:
         rev = "?"
-    pg = first([args.problemgate, "--version"]) if args.problemgate else "problemgate ?"
-    return ", ".join(v) + f"; {pg}, tree {rev}"  # --version names the I/O backend
+    return ", ".join(v) + f"; problemgate tree {rev}"
 
 
 # --------------------------------------------------------------------------
@@ -978,8 +972,6 @@ def main():
     ap.add_argument("--pin", action="store_true",
                     help="1-worker runs: the proxy on CPU 0, wrk and the origin on CPU 1")
     ap.add_argument("--problemgate", default=os.path.join(ROOT, "build", "problemgate"))
-    ap.add_argument("--problemgate-epoll", default=os.path.join(ROOT, "build-epoll", "problemgate"),
-                    help="an epoll build (-DPROBLEMGATE_IO_URING=OFF), for callgrind")
     ap.add_argument("--only", default=None, help="comma list of contenders (default all)")
     ap.add_argument("--scenarios", default=None, help="comma list of scenarios")
     ap.add_argument("--workers", default="1,2")
@@ -1119,7 +1111,7 @@ def main():
                 lines.append(f"| {kind} | {r['per_req']:.2f} | {r['epoll_wait_per_req']:.2f} | {r['requests']} |")
         out.append("\n".join(lines) + "\n")
     if cg is not None:
-        out.append("### callgrind: problemgate instructions per request (1 thread, epoll build)\n")
+        out.append("### callgrind: problemgate instructions per request (1 thread)\n")
         if "error" in cg:
             out.append(f"not measured: {cg['error']}\n")
         else:

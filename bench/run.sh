@@ -21,7 +21,7 @@
 #      valgrind linux-perf with apt-get, only those missing;
 #   2. builds problemgate (build/, Release) unless PG_BENCH_NO_BUILD=1; if the
 #      build fails or the target does not exist yet, that contender is
-#      skipped with a message; and an epoll build (build-epoll/) for callgrind;
+#      skipped with a message;
 #   3. builds the Google Benchmark micro-benchmarks into build-bench/
 #      (-DPROBLEMGATE_BUILD_BENCH=ON) when bench/CMakeLists.txt exists;
 #   4. runs bench/harness.py in a `mktemp -d` directory: origin + contenders on
@@ -68,12 +68,6 @@ if [ "${PG_BENCH_NO_BUILD:-0}" != 1 ]; then
     log "problemgate built"
   else
     log "SKIP problemgate: build failed or no 'problemgate' target yet ($(tail -n 1 build-bench-configure.log))"
-  fi
-  # callgrind runs an epoll build: valgrind does not follow io_uring (README, "I/O backend").
-  log "building problemgate on epoll (build-epoll/, for callgrind)"
-  if ! { cmake -S . -B build-epoll -G Ninja -DCMAKE_BUILD_TYPE=Release -DPROBLEMGATE_IO_URING=OFF \
-         && cmake --build build-epoll --target problemgate; } >>build-bench-configure.log 2>&1; then
-    log "epoll build failed: no callgrind figures"
   fi
   rm -f build-bench-configure.log
 fi

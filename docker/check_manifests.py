@@ -154,10 +154,6 @@ def check_dockerfile(bin_path: str | None) -> None:
     check("scripts/install-deps.sh" in deps_runs, "Dockerfile: build stages should run scripts/install-deps.sh")
     check("scripts/test.sh" in runs.get("test", ""), "Dockerfile: test stage should run scripts/test.sh")
     check("-DCMAKE_BUILD_TYPE=Release" in runs.get("build", ""), "Dockerfile: build should be Release")
-    # Container runtimes' default seccomp profiles refuse the io_uring system calls, so the image
-    # is built for epoll whatever the build machine allows (cmake/io_uring.cmake).
-    check("-DPROBLEMGATE_IO_URING=OFF" in runs.get("build", ""),
-          "Dockerfile: build should pass -DPROBLEMGATE_IO_URING=OFF (seccomp profiles refuse io_uring)")
     rt = [(i, a) for s, i, a in ins if s == "runtime"]
     rt_by = {}
     for i, a in rt:
@@ -219,8 +215,6 @@ def check_runtime_libraries(bin_path: str, packages: set[str]) -> None:
             lib, resolved = m.group(1), os.path.realpath(m.group(2))
             if "asan" in lib or "ubsan" in lib:
                 continue  # a sanitizer build; the image is built without
-            if lib.startswith("liburing"):
-                continue  # an io_uring build; the image is built for epoll (checked above)
             owner = None
             raw = m.group(2)
             merged = raw[4:] if raw.startswith("/usr/") else "/usr" + raw  # usrmerge: /lib == /usr/lib

@@ -3,9 +3,6 @@
 #   scripts/test.sh               Release build in build/, all tests
 #   scripts/test.sh --sanitize    ASan+UBSan build in build-asan/, all tests
 #   scripts/test.sh --tsan        TSan build in build-tsan/, the cross-thread tests (label tsan)
-#   scripts/test.sh --epoll       Release build on Asio's epoll backend in build-epoll/, all tests
-#                                 (the other builds use io_uring where the kernel allows it:
-#                                 cmake/io_uring.cmake)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -19,9 +16,6 @@ elif [ "${1:-}" = "--tsan" ]; then
   build_dir=build-tsan
   extra=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPROBLEMGATE_SANITIZERS=thread)
   ctest_args=(-L tsan)
-elif [ "${1:-}" = "--epoll" ]; then
-  build_dir=build-epoll
-  extra=(-DCMAKE_BUILD_TYPE=Release -DPROBLEMGATE_IO_URING=OFF)
 else
   extra=(-DCMAKE_BUILD_TYPE=Release)
 fi

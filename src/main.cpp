@@ -6,7 +6,6 @@
 #include <cstdlib>
 #include <iostream>
 
-#include "problemgate/asio/backend.hpp"
 #include "problemgate/config/load.hpp"
 #include "problemgate/obs/access_log.hpp"
 #include "problemgate/proxy/server.hpp"
@@ -34,8 +33,7 @@ std::optional<std::string> env(const char* name) {
 
 int main(int argc, char** argv) {
   CLI::App app{"problemgate: a reverse proxy that makes every upstream error an RFC 9457 problem"};
-  app.set_version_flag("--version", std::string("problemgate ") + PROBLEMGATE_VERSION + " (" +
-                                        std::string(problemgate::asio::io_backend()) + ")");
+  app.set_version_flag("--version", std::string("problemgate ") + PROBLEMGATE_VERSION);
   std::string config_file;
   std::string listen;
   std::string upstream_url;
@@ -97,14 +95,9 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  if (const std::string problem = problemgate::asio::io_backend_problem(); !problem.empty()) {
-    std::cerr << "error: " << problem << "\n";
-    return 1;
-  }
   try {
     problemgate::proxy::Server server(std::move(cfg));
     server.start(std::cout);
-    spdlog::info("I/O backend: {}", problemgate::asio::io_backend());
     if (!config_file.empty()) server.set_config_loader(load);
     return server.run();
   } catch (const std::exception& e) {

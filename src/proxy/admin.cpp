@@ -124,11 +124,7 @@ AdminServer::AdminServer(const config::Endpoint& listen, AdminHooks hooks) : hoo
 AdminServer::~AdminServer() { stop(); }
 
 void AdminServer::start() {
-  // The loop ends only when stop() closes the acceptor; the context stops once the loop has
-  // seen its accept cancelled. Stopping it sooner would leave that accept in flight, and Asio
-  // 1.81's io_uring backend frees such an operation (and the socket it carries) only after its
-  // socket service is gone, a use after free (ASan, test_admin).
-  net::co_spawn(ioc_, accept_loop(acceptor_, hooks_), [this](std::exception_ptr) { ioc_.stop(); });
+  net::co_spawn(ioc_, accept_loop(acceptor_, hooks_), net::detached);
   thread_ = std::thread([this] { ioc_.run(); });
 }
 
@@ -137,6 +133,7 @@ void AdminServer::stop() {
   net::post(ioc_, [this] {
     boost::system::error_code ignored;
     acceptor_.close(ignored);
+    ioc_.stop();
   });
   thread_.join();
 }

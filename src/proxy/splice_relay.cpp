@@ -83,36 +83,6 @@ long splice_once(int in, int out, std::size_t len) noexcept {
   }
 }
 
-/// `fd` non-blocking for the scope's lifetime, then its own flags again. SPLICE_F_NONBLOCK
-/// covers only the pipe: a splice from or to a blocking socket blocks the worker. Asio's epoll
-/// backend keeps sockets non-blocking anyway (one F_GETFL here); its io_uring backend leaves
-/// them blocking, as its operations never block the thread, and a socket must stay so for them
-/// (an O_NONBLOCK socket turns its io_uring reads into a poll and a read).
-class NonBlockingScope {
-public:
-  explicit NonBlockingScope(int fd) noexcept : fd_(fd), old_(::fcntl(fd, F_GETFL)) {
-    if (old_ < 0) return;
-    if ((old_ & O_NONBLOCK) != 0) {
-      ok_ = true;
-    } else {
-      ok_ = ::fcntl(fd_, F_SETFL, old_ | O_NONBLOCK) == 0;
-      changed_ = ok_;
-    }
-  }
-  ~NonBlockingScope() {
-    if (changed_) ::fcntl(fd_, F_SETFL, old_);
-  }
-  NonBlockingScope(const NonBlockingScope&) = delete;
-  NonBlockingScope& operator=(const NonBlockingScope&) = delete;
-  bool ok() const noexcept { return ok_; }
-
-private:
-  int fd_;
-  int old_;
-  bool ok_ = false;
-  bool changed_ = false;
-};
-
 }  // namespace
 
 net::awaitable<SpliceOutcome> splice_body(upstream::DeadlineSocket& from, config::Duration read_timeout,
@@ -122,13 +92,6 @@ net::awaitable<SpliceOutcome> splice_body(upstream::DeadlineSocket& from, config
   SpliceOutcome out;
   const int in_fd = from.socket().native_handle();
   const int out_fd = to.socket().native_handle();
-  const NonBlockingScope in_nb(in_fd);
-  const NonBlockingScope out_nb(out_fd);
-  if (!in_nb.ok() || !out_nb.ok()) {  // never splice with a socket that could block the worker
-    out.from_ok = in_nb.ok();
-    out.to_ok = out_nb.ok();
-    co_return out;
-  }
   while (left > 0 || pipe.held > 0) {
     bool moved = false;
     if (left > 0 && pipe.held < pipe.capacity()) {

@@ -64,7 +64,7 @@ struct SpliceOutcome {
 /// Moves exactly `left` bytes (decremented as they are taken) from `from` to `to` through
 /// `pipe`; not one byte past them is read from `from`. Every wait for `from` to be readable is
 /// bounded by `read_timeout`, every wait for `to` to be writable by `write_timeout`. Both
-/// sockets are non-blocking while it runs, and get their own flags back after.
+/// sockets must be non-blocking (Asio makes them so at their first asynchronous operation).
 boost::asio::awaitable<SpliceOutcome> splice_body(upstream::DeadlineSocket& from,
                                                   config::Duration read_timeout,
                                                   upstream::DeadlineSocket& to,

@@ -436,15 +436,6 @@ class ScriptedUpstream:
             pass
 
 
-def free_port():
-    """A port nothing listens on now (another process may take it before it is used)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def refused_port():
     """(socket, port): a port that refuses connections for as long as the socket stays open.
     The socket is bound but never listens, so connect() gets a RST, and nothing else can take

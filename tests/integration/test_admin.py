@@ -11,8 +11,15 @@ import threading
 import time
 import unittest
 
-from harness import (DemoApi, Gateway, RawClient, ScriptedUpstream, free_port, http_request, response_bytes,
-                     wait_until)
+from harness import DemoApi, Gateway, RawClient, ScriptedUpstream, http_request, response_bytes, wait_until
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def config(demo_url, admin_port=0, extra_routes=""):

@@ -8,9 +8,9 @@ import threading
 import time
 import unittest
 
-from harness import (GATEWAY_BIN, REQUEST_ID_RE, DemoApi, Gateway, RawClient, ScriptedUpstream,
-                     assert_problem, free_port, http_request, refused_port, request_full, response_bytes,
-                     sidecar_config, wait_until)
+from harness import (REQUEST_ID_RE, DemoApi, Gateway, RawClient, ScriptedUpstream, assert_problem,
+                     http_request, refused_port, request_full, response_bytes, sidecar_config,
+                     wait_until)
 
 
 class GatewayWithDemo(unittest.TestCase):
@@ -365,67 +365,6 @@ class IdleUpstreamConnections(unittest.TestCase):
         finally:
             gw.stop()
             srv.close()
-
-
-def _refuse_io_uring_setup():
-    """preexec_fn: a seccomp filter that fails io_uring_setup with EPERM, as Docker's default
-    profile does (x86-64 only; the caller skips elsewhere)."""
-    import ctypes
-    import struct
-    ld_abs, jeq_k, ret_k = 0x20, 0x15, 0x06
-    audit_arch_x86_64, nr_io_uring_setup = 0xC000003E, 425
-    allow, eperm = 0x7FFF0000, 0x00050000 | 1
-    insns = [(ld_abs, 0, 0, 4), (jeq_k, 1, 0, audit_arch_x86_64), (ret_k, 0, 0, allow),
-             (ld_abs, 0, 0, 0), (jeq_k, 0, 1, nr_io_uring_setup), (ret_k, 0, 0, eperm),
-             (ret_k, 0, 0, allow)]
-    code = b"".join(struct.pack("HBBI", *i) for i in insns)
-    buf = ctypes.create_string_buffer(code, len(code))
-
-    class SockFprog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-    prog = SockFprog(len(insns), ctypes.cast(buf, ctypes.c_void_p))
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_no_new_privs, pr_set_seccomp, seccomp_mode_filter = 38, 22, 2
-    if libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS")
-    if libc.prctl(pr_set_seccomp, seccomp_mode_filter, ctypes.byref(prog), 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP")
-
-
-@unittest.skipUnless(os.uname().machine == "x86_64", "the seccomp filter is written for x86-64")
-class IoBackendRefused(unittest.TestCase):
-    """Where io_uring is refused (a container's seccomp profile): an io_uring build says so and
-    exits before binding a socket; an epoll build does not care."""
-
-    def test_refused_io_uring_is_a_clear_start_up_error_or_no_matter(self):
-        import subprocess
-        version = subprocess.run([GATEWAY_BIN, "--version"], capture_output=True, text=True).stdout
-        port = free_port()
-        up = ScriptedUpstream(lambda req, idx: response_bytes(200, b"ok"))
-        cmd = [GATEWAY_BIN, "--listen", f"127.0.0.1:{port}", "--upstream", up.url, "--threads", "1"]
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             preexec_fn=_refuse_io_uring_setup)
-        try:
-            if "(io_uring)" in version:
-                out, err = p.communicate(timeout=20)
-                self.assertEqual(p.returncode, 1, err)
-                self.assertIn("io_uring", err)
-                self.assertIn("-DPROBLEMGATE_IO_URING=OFF", err)
-                self.assertNotIn("listening on", out, "no socket is bound")
-                with self.assertRaises(OSError):
-                    socket.create_connection(("127.0.0.1", port), timeout=2).close()
-            else:
-                self.assertIn("(epoll)", version)
-                line = p.stdout.readline()
-                self.assertIn(f"listening on 127.0.0.1:{port}", line)
-                status, _, body = http_request("127.0.0.1", port, "GET", "/x")
-                self.assertEqual((status, body), (200, b"ok"))
-        finally:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                p.communicate(timeout=20)
-            up.stop()
 
 
 if __name__ == "__main__":
