@@ -41,8 +41,7 @@ public:
   ~UpstreamPool();
 
   /// The most recently used idle connection that is still usable, or nullptr. Never suspends:
-  /// reuse is the common case, and a coroutine frame per request is a heap allocation (Asio
-  /// recycles only frames up to 1,020 bytes).
+  /// reuse is the common case, and needs neither a coroutine frame nor a resumption.
   std::unique_ptr<Connection> take_idle();
   /// A new connection within connect_timeout. Fails with `exhausted` when max_connections are
   /// open (idle + in use).
