@@ -83,6 +83,7 @@ std::string dump_json(const Config& c) {
                    {"connect_timeout", duration(u.connect_timeout)},
                    {"timeout", duration(u.timeout)},
                    {"idle_timeout", duration(u.idle_timeout)},
+                   {"reuse_check_after", duration(u.reuse_check_after)},
                    {"max_connections", u.max_connections}};
   }
   j["upstreams"] = ups;

@@ -381,12 +381,14 @@ private:
       url(j, p, out);
       return;
     }
-    if (!object(j, p, {"url", "connect_timeout", "timeout", "idle_timeout", "max_connections"})) return;
+    if (!object(j, p, {"url", "connect_timeout", "timeout", "idle_timeout", "reuse_check_after",
+                       "max_connections"})) return;
     if (!j.contains("url") || j["url"].is_null()) diag_.error(p, "missing url");
     field(j, p, "url", [&](auto& v, auto& vp) { url(v, vp, out); });
     field(j, p, "connect_timeout", [&](auto& v, auto& vp) { duration(v, vp, out.connect_timeout); });
     field(j, p, "timeout", [&](auto& v, auto& vp) { duration(v, vp, out.timeout); });
     field(j, p, "idle_timeout", [&](auto& v, auto& vp) { duration(v, vp, out.idle_timeout); });
+    field(j, p, "reuse_check_after", [&](auto& v, auto& vp) { duration(v, vp, out.reuse_check_after, true); });
     field(j, p, "max_connections", [&](auto& v, auto& vp) {
       count(v, vp, out.max_connections, 1, std::numeric_limits<std::uint32_t>::max());
     });

@@ -569,7 +569,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     if (attempt > 0) obs::bump(uc.retries);
     acquired = {};
     if (attempt == 0) {
-      acquired.conn = pool.take_idle();
+      acquired.conn = pool.take_idle(!has_body && idempotent);  // the retry below covers a close
       acquired.reused = acquired.conn != nullptr;
     }
     if (!acquired.conn) acquired = co_await pool.connect();
@@ -705,6 +705,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     co_return Outcome::close;
   }
   const bool no_body = is_head || status == 204 || status == 304;
+  conn.check_on_reuse = no_body;  // a body the upstream sends anyway would arrive after this head
   const bool upstream_chunked = rscan.chunked;
   const bool upstream_has_length = rscan.has_content_length;
   // A body that ends when the upstream closes (no length, not chunked) leaves nothing to reuse.

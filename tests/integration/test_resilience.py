@@ -838,6 +838,30 @@ class U5Stale(unittest.TestCase):
             gw.stop()
             up.stop()
 
+    def test_u5_reuse_check_after_skips_the_peek_only_for_retryable_requests(self):
+        # With the pre-reuse check skipped for retryable requests, a GET meets the closed
+        # connection and is retried on a new one; a POST (not retryable) is still checked, so
+        # it never meets it. Every request must succeed, and none may run twice.
+        up = StaleUpstream(lambda req, idx: OK)
+        gw = Gateway(sidecar_config(up.url, upstream_extra="    reuse_check_after: 60s"))
+        try:
+            gw.request("GET", "/warm")
+            plan = ["GET", "POST"] * 3
+            statuses = []
+            for i, m in enumerate(plan):
+                time.sleep(1.05)  # past the upstream's 1 s idle close
+                r = request_full(gw.port, m, f"/k/{i}", {"X-Request-Id": f"k-{i}"},
+                                 body=b"once" if m == "POST" else None)
+                statuses.append((m, r.status))
+            self.assertEqual([s for _, s in statuses], [200] * len(plan), statuses)
+            ids = [line.split(b":", 1)[1].strip() for q in up.requests for line in q.split(b"\r\n")
+                   if line.lower().startswith(b"x-request-id:")]
+            for i, m in enumerate(plan):
+                self.assertEqual(ids.count(f"k-{i}".encode()), 1, f"{m} k-{i} reached the upstream once")
+        finally:
+            gw.stop()
+            up.stop()
+
 
 # ----------------------------------------------------------------------------- header hygiene
 

@@ -75,6 +75,10 @@ struct Upstream {
   Duration connect_timeout{2'000};
   Duration timeout{30'000};       ///< until the response head arrives
   Duration idle_timeout{30'000};  ///< pooled connection lifetime when idle
+  /// Before a pooled connection is reused, one non-blocking peek checks it for a close or stray
+  /// bytes. A request that can be retried (no body, idempotent) skips the check on a
+  /// connection idle for less than this; 0 checks every reuse.
+  Duration reuse_check_after{0};
   std::uint32_t max_connections = 256;  ///< per worker thread
 };
 

@@ -22,6 +22,9 @@ struct Connection {
   boost::beast::flat_buffer buffer;
   std::chrono::steady_clock::time_point idle_since{};
   std::uint32_t requests = 0;
+  /// Set when the last response is one after which upstreams are known to send stray bytes
+  /// (a body after HEAD, 204 or 304): the next reuse is checked however short the idle time.
+  bool check_on_reuse = false;
 };
 
 /// Why acquiring a connection failed.
@@ -41,8 +44,10 @@ public:
   ~UpstreamPool();
 
   /// The most recently used idle connection that is still usable, or nullptr. Never suspends:
-  /// reuse is the common case, and needs neither a coroutine frame nor a resumption.
-  std::unique_ptr<Connection> take_idle();
+  /// reuse is the common case, and needs neither a coroutine frame nor a resumption. The
+  /// connection is first checked with one non-blocking peek, unless the request is
+  /// `retryable` and the connection was idle for less than `reuse_check_after` (see pool.cpp).
+  std::unique_ptr<Connection> take_idle(bool retryable = false);
   /// A new connection within connect_timeout. Fails with `exhausted` when max_connections are
   /// open (idle + in use).
   boost::asio::awaitable<Acquired> connect();

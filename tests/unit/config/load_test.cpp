@@ -95,6 +95,7 @@ TEST_SUITE("config.load") {
     CHECK(u.connect_timeout == Duration{2'000});
     CHECK(u.timeout == Duration{30'000});
     CHECK(u.idle_timeout == Duration{30'000});
+    CHECK(u.reuse_check_after == Duration{0});  // check every reuse
     CHECK(u.max_connections == 256);
     REQUIRE(c.routes.size() == 1);
     const Route& r = c.routes[0];
@@ -152,6 +153,7 @@ upstreams:
     connect_timeout: 1s
     timeout: 2s
     idle_timeout: 3s
+    reuse_check_after: 250ms
     max_connections: 4
   b: http://[::1]
 routes:
@@ -224,6 +226,7 @@ routes:
     CHECK(c.upstreams[0].connect_timeout == Duration{1'000});
     CHECK(c.upstreams[0].timeout == Duration{2'000});
     CHECK(c.upstreams[0].idle_timeout == Duration{3'000});
+    CHECK(c.upstreams[0].reuse_check_after == Duration{250});
     CHECK(c.upstreams[0].max_connections == 4);
     CHECK(c.upstreams[1].host == "::1");
     CHECK(c.upstreams[1].port == 80);
