@@ -18,14 +18,26 @@ std::size_t plain_run(std::string_view s) noexcept {
   const __m128i kquote = _mm_set1_epi8('"');
   const __m128i kbslash = _mm_set1_epi8('\\');
   const __m128i zero = _mm_setzero_si128();
-  while (s.size() - j >= 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + j));
+  // Bit i set: byte i of the 16 at `p` needs escaping, or is >= 0x80 (its sign bit: UTF-8,
+  // checked by the slow path).
+  auto special_mask = [&](const char* p) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
     const __m128i special = _mm_or_si128(_mm_cmpeq_epi8(_mm_subs_epu8(v, k1f), zero),
                                          _mm_or_si128(_mm_cmpeq_epi8(v, kquote), _mm_cmpeq_epi8(v, kbslash)));
-    // The sign bit of each byte is set for >= 0x80 (UTF-8, checked by the slow path).
-    const int mask = _mm_movemask_epi8(special) | _mm_movemask_epi8(v);
-    if (mask != 0) return j + static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+    return static_cast<unsigned>(_mm_movemask_epi8(special) | _mm_movemask_epi8(v));
+  };
+  while (s.size() - j >= 16) {
+    const unsigned mask = special_mask(s.data() + j);
+    if (mask != 0) return j + static_cast<std::size_t>(__builtin_ctz(mask));
     j += 16;
+  }
+  if (j < s.size() && s.size() >= 16) {
+    // The tail, as the last 16 bytes (overlapping what is already known plain) rather than
+    // byte by byte: most strings end in such a tail.
+    const std::size_t base = s.size() - 16;
+    const unsigned mask = special_mask(s.data() + base) >> (j - base);
+    if (mask == 0) return s.size();
+    return j + static_cast<std::size_t>(__builtin_ctz(mask));
   }
 #endif
   while (j < s.size()) {

@@ -15,10 +15,14 @@ bool is_alnum(char c) noexcept { return is_upper(c) || is_lower(c) || is_digit(c
 char to_lower(char c) noexcept { return is_upper(c) ? static_cast<char>(c - 'A' + 'a') : c; }
 }  // namespace
 
-std::string to_snake_case(std::string_view code) {
-  std::string out;
-  out.reserve(code.size() + 4);
+namespace {
+
+/// Calls `emit(c)` for each character of `code` in lowercase_snake_case (spec §3.2), so that
+/// a conversion can be compared without building it.
+template <class Emit>
+void walk_snake_case(std::string_view code, Emit&& emit) {
   bool pending_sep = false;
+  bool any = false;
   for (std::size_t i = 0; i < code.size(); ++i) {
     const char c = code[i];
     if (!is_alnum(c)) {
@@ -31,11 +35,49 @@ std::string to_snake_case(std::string_view code) {
       // camelCase / PascalCase word starts; "HTTPServer" splits before the last capital.
       if (is_lower(prev) || is_digit(prev) || (is_upper(prev) && next_lower)) pending_sep = true;
     }
-    if (pending_sep && !out.empty()) out.push_back('_');
+    if (pending_sep && any) {
+      if (!emit('_')) return;
+    }
     pending_sep = false;
-    out.push_back(to_lower(c));
+    any = true;
+    if (!emit(to_lower(c))) return;
   }
-  return out;
+}
+
+/// True when to_snake_case(text) == snake, without allocating.
+bool snake_case_equals(std::string_view snake, std::string_view text) {
+  std::size_t i = 0;
+  bool same = true;
+  walk_snake_case(text, [&](char c) {
+    same = i < snake.size() && snake[i] == c;
+    ++i;
+    return same;
+  });
+  return same && i == snake.size();
+}
+
+}  // namespace
+
+std::string to_snake_case(std::string_view code) {
+  // At most one separator before each character, so 2n bytes always suffice: codes are built
+  // on the stack and copied once (one allocation at most), longer text in the string itself.
+  char stack[128];
+  std::string big;
+  char* buf = stack;
+  if (2 * code.size() > sizeof stack) {
+    big.resize(2 * code.size());
+    buf = big.data();
+  }
+  std::size_t n = 0;
+  walk_snake_case(code, [&](char c) {
+    buf[n++] = c;
+    return true;
+  });
+  if (buf != stack) {
+    big.resize(n);
+    return big;
+  }
+  return std::string(stack, n);
 }
 
 namespace internal {
@@ -100,7 +142,7 @@ std::string subcode_for(std::string_view raw) {
 
 bool repeats_reason_phrase(std::string_view snake, int status) {
   if (snake.empty()) return false;
-  if (snake == to_snake_case(reason_phrase(status))) return true;
+  if (snake_case_equals(snake, reason_phrase(status))) return true;
   struct Alias {
     int status;
     std::string_view snake;

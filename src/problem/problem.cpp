@@ -7,6 +7,8 @@
 
 namespace problemgate::problem {
 
+using namespace std::string_view_literals;
+
 namespace {
 
 void append_int(std::string& out, std::int64_t v) {
@@ -25,28 +27,28 @@ void member(std::string& out, std::string_view key, std::string_view value) {
 
 void write_problem(const Problem& p, std::string& out) {
   out.reserve(out.size() + 256 + p.extensions.size());
-  out += "{\"type\":";
+  out += "{\"type\":"sv;
   core::append_json_string(out, p.type);
-  member(out, ",\"title\":", p.title);
-  out += ",\"status\":";
+  member(out, ",\"title\":"sv, p.title);
+  out += ",\"status\":"sv;
   append_int(out, p.status);
-  if (p.detail) member(out, ",\"detail\":", *p.detail);
-  if (!p.instance.empty()) member(out, ",\"instance\":", p.instance);
-  if (!p.code.empty()) member(out, ",\"code\":", p.code);
-  if (!p.subcode.empty() && p.subcode != p.code) member(out, ",\"subcode\":", p.subcode);
-  if (!p.request_id.empty()) member(out, ",\"requestId\":", p.request_id);
+  if (p.detail) member(out, ",\"detail\":"sv, *p.detail);
+  if (!p.instance.empty()) member(out, ",\"instance\":"sv, p.instance);
+  if (!p.code.empty()) member(out, ",\"code\":"sv, p.code);
+  if (!p.subcode.empty() && p.subcode != p.code) member(out, ",\"subcode\":"sv, p.subcode);
+  if (!p.request_id.empty()) member(out, ",\"requestId\":"sv, p.request_id);
   if (!p.errors.empty()) {
-    out += ",\"errors\":[";
+    out += ",\"errors\":["sv;
     bool first = true;
     for (const auto& e : p.errors) {
       if (!first) out.push_back(',');
       first = false;
-      out += "{\"path\":";
+      out += "{\"path\":"sv;
       core::append_json_string(out, e.path);
-      out += ",\"code\":";
+      out += ",\"code\":"sv;
       core::append_json_string(out, e.code);
       if (e.message) {
-        out += ",\"message\":";
+        out += ",\"message\":"sv;
         core::append_json_string(out, *e.message);
       }
       out.push_back('}');
@@ -54,7 +56,7 @@ void write_problem(const Problem& p, std::string& out) {
     out.push_back(']');
   }
   if (p.retry_after) {
-    out += ",\"retryAfter\":";
+    out += ",\"retryAfter\":"sv;
     append_int(out, *p.retry_after);
   }
   if (!p.extensions.empty()) {

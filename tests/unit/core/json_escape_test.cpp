@@ -40,20 +40,23 @@ TEST_SUITE("core.json_escape") {
 
 TEST_SUITE("core.json_escape.runs") {
   TEST_CASE("a special byte at any position of a long string is escaped (16-byte steps and tail)") {
-    const std::string plain(53, 'p');
-    for (std::size_t at = 0; at < plain.size(); ++at) {
-      const std::vector<std::string_view> specials{"\"", "\\", "\n", std::string_view("\0", 1), "\x7f", "\xc3\xa9", "\xff"};
-      for (std::string_view special : specials) {
-        std::string in = plain;
-        in.replace(at, 1, special);
-        const std::string out = ::quoted(in);
-        const auto parsed = nlohmann::json::parse(out, nullptr, false);
-        REQUIRE_MESSAGE(!parsed.is_discarded(), out);
-        const std::string back = parsed.get<std::string>();
-        if (special == "\xff") {
-          CHECK(back == plain.substr(0, at) + "\xEF\xBF\xBD" + plain.substr(at + 1));
-        } else {
-          CHECK(back == in);  // DEL is printable in JSON; it round-trips
+    // Lengths around the 16-byte steps: the tail is checked as an overlapping last 16 bytes.
+    const std::vector<std::string_view> specials{"\"", "\\", "\n", std::string_view("\0", 1), "\x7f", "\xc3\xa9", "\xff"};
+    for (const std::size_t len : {1, 15, 16, 17, 31, 32, 33, 47, 53}) {
+      const std::string plain(len, 'p');
+      for (std::size_t at = 0; at < len; ++at) {
+        for (std::string_view special : specials) {
+          std::string in = plain;
+          in.replace(at, 1, special);
+          const std::string out = ::quoted(in);
+          const auto parsed = nlohmann::json::parse(out, nullptr, false);
+          REQUIRE_MESSAGE(!parsed.is_discarded(), out);
+          const std::string back = parsed.get<std::string>();
+          if (special == "\xff") {
+            CHECK(back == plain.substr(0, at) + "\xEF\xBF\xBD" + plain.substr(at + 1));
+          } else {
+            CHECK(back == in);  // DEL is printable in JSON; it round-trips
+          }
         }
       }
     }
