@@ -325,8 +325,11 @@ class Bench:
             rl = ""
             if variant == "ratelimit":
                 rl = "    rate_limit: { limit: 100000000, window: 60s, key: client_ip }"
+            up = ""
+            if variant == "reuse-check":
+                up = "    reuse_check_after: 1s"
             conf = render("problemgate.yaml", f"{t}/{name}.yaml", PORT=port,
-                          ORIGIN_PORT=self.origin_port, WORKERS=workers, RATE_LIMIT=rl)
+                          ORIGIN_PORT=self.origin_port, WORKERS=workers, RATE_LIMIT=rl, UPSTREAM_EXTRA=up)
             cmd = [self.a.problemgate, "--config", conf]
             timeout = 15.0
             if valgrind:
@@ -442,6 +445,8 @@ SCENARIOS = [
     ("2xx-idle1k", "/ok", 200, 1000, None, "small 2xx while 1,000 idle keep-alive connections are held open"),
     ("2xx-ratelimit", "/ok", 200, 0, ("nginx", "problemgate"),
      "small 2xx, problemgate with a rate-limit policy (limit 100000000/60s per client_ip; never denies); nginx plain for the ratio"),
+    ("2xx-reuse-check", "/ok", 200, 0, ("nginx", "problemgate"),
+     "small 2xx, problemgate with `reuse_check_after: 1s` (no pre-reuse peek for retryable requests on connections idle under 1 s); nginx plain for the ratio"),
 ]
 QUICK_SCENARIOS = ("2xx", "err-nested", "1mib", "2xx-idle1k", "2xx-ratelimit")
 KINDS = ["direct", "nginx", "haproxy", "nginx+lua", "problemgate"]
@@ -493,7 +498,7 @@ class ContenderRun:
             if self.kind == "direct":
                 self.port = bench.origin_port
             else:
-                variant = "ratelimit" if name == "2xx-ratelimit" else None
+                variant = {"2xx-ratelimit": "ratelimit", "2xx-reuse-check": "reuse-check"}.get(name)
                 self.server = bench.make(self.kind, self.workers, variant).start()
                 self.port = self.server.port
                 self.pids = self.server.pids
