@@ -25,6 +25,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
+/// Lets bytes or a FIN sent on loopback reach the other socket's receive queue.
+void settle() { std::this_thread::sleep_for(30ms); }
+
 /// A pool for an upstream that is a loopback acceptor; each new connection's accepted side is
 /// kept as `peer`, so a test can close it or write stray bytes while the connection is idle.
 struct PoolFixture {
@@ -53,10 +56,17 @@ struct PoolFixture {
     acceptor.accept(peer);
     return std::move(acquired.conn);
   }
-};
 
-/// Lets bytes or a FIN sent on loopback reach the other socket's receive queue.
-void settle() { std::this_thread::sleep_for(30ms); }
+  /// A new connection put in the pool, whose upstream then closed it; returns it (for identity).
+  Connection* idle_then_closed_by_peer() {
+    auto conn = connect();
+    Connection* raw = conn.get();
+    pool->release(std::move(conn));
+    peer.close();
+    settle();
+    return raw;
+  }
+};
 
 }  // namespace
 
@@ -78,10 +88,7 @@ TEST_SUITE("upstream.pool") {
   TEST_CASE("by default every reuse is checked: a connection the upstream closed is dropped") {
     for (const bool retryable : {false, true}) {
       PoolFixture f(Duration{0});
-      auto conn = f.connect();
-      f.pool->release(std::move(conn));
-      f.peer.close();
-      settle();
+      f.idle_then_closed_by_peer();
       CHECK(f.pool->take_idle(retryable) == nullptr);
       CHECK(f.pool->open_count() == 0);  // the slot is free for a new connection
       CHECK(f.pool->idle_count() == 0);
@@ -100,10 +107,7 @@ TEST_SUITE("upstream.pool") {
 
   TEST_CASE("a request that cannot be retried is always checked, whatever reuse_check_after is") {
     PoolFixture f(Duration{60'000});
-    auto conn = f.connect();
-    f.pool->release(std::move(conn));
-    f.peer.close();
-    settle();
+    f.idle_then_closed_by_peer();
     CHECK(f.pool->take_idle(false) == nullptr);
   }
 
@@ -121,29 +125,19 @@ TEST_SUITE("upstream.pool") {
     {
       // Within: no system call, so a close that landed is found by the request (and retried).
       PoolFixture f(Duration{60'000});
-      auto conn = f.connect();
-      Connection* raw = conn.get();
-      f.pool->release(std::move(conn));
-      f.peer.close();
-      settle();
+      Connection* raw = f.idle_then_closed_by_peer();
       CHECK(f.pool->take_idle(true).get() == raw);
     }
     {
       PoolFixture f(Duration{10});
-      auto conn = f.connect();
-      f.pool->release(std::move(conn));
-      f.peer.close();
-      settle();  // 30 ms > 10 ms
+      f.idle_then_closed_by_peer();  // idle for 30 ms > 10 ms
       CHECK(f.pool->take_idle(true) == nullptr);
     }
   }
 
   TEST_CASE("sweep drops idle connections the upstream closed, whatever reuse_check_after is") {
     PoolFixture f(Duration{60'000});
-    auto conn = f.connect();
-    f.pool->release(std::move(conn));
-    f.peer.close();
-    settle();
+    f.idle_then_closed_by_peer();
     f.pool->sweep();
     CHECK(f.pool->idle_count() == 0);
     CHECK(f.pool->open_count() == 0);
