@@ -379,6 +379,8 @@ limits: { header_timeout: 10 seconds, bogus: 1 }
         {"rlh format", with("rate_limit_headers: { format: draft }\n"), "/rate_limit_headers/format: expected one of x-ratelimit ietf both, got \"draft\""},
         {"rlh reset", with("rate_limit_headers: { reset: relative }\n"), "/rate_limit_headers/reset: expected one of epoch delta"},
         {"upstream missing url", "upstreams: { a: { timeout: 1s } }\nroutes: [{}]\n", "/upstreams/a: missing url"},
+        {"upstream reuse_check_after", "upstreams: { a: { url: http://x, reuse_check_after: soon } }\nroutes: [{}]\n",
+         "/upstreams/a/reuse_check_after: invalid duration \"soon\""},
         {"upstream https", "upstreams: { a: https://x }\nroutes: [{}]\n", "/upstreams/a: \"https://x\": https upstreams are not supported"},
         {"upstream path", "upstreams: { a: http://x:1/api }\nroutes: [{}]\n", "/upstreams/a: \"http://x:1/api\": upstream URL must not have a path"},
         {"upstream port 0", "upstreams: { a: http://x:0 }\nroutes: [{}]\n", "invalid port \"0\" in upstream URL"},
