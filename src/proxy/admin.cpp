@@ -1,4 +1,5 @@
 #include "proxy/admin.hpp"
+#include "proxy/listener.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -105,20 +106,9 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, const AdminHooks& hook
 }  // namespace
 
 AdminServer::AdminServer(const config::Endpoint& listen, AdminHooks hooks) : hooks_(std::move(hooks)) {
-  boost::system::error_code ec;
-  auto addr = net::ip::make_address(listen.host, ec);
-  if (ec) {
-    tcp::resolver resolver(ioc_);
-    addr = resolver.resolve(listen.host, std::to_string(listen.port)).begin()->endpoint().address();
-  }
-  tcp::endpoint ep(addr, listen.port);
-  acceptor_.open(ep.protocol());
-  acceptor_.set_option(tcp::acceptor::reuse_address(true));
-  acceptor_.bind(ep);
-  acceptor_.listen();
-  const auto bound = acceptor_.local_endpoint();
-  bound_ = (bound.address().is_v6() ? "[" + bound.address().to_string() + "]" : bound.address().to_string()) +
-           ":" + std::to_string(bound.port());
+  const auto addr = listen_address(ioc_, listen.host, listen.port);
+  acceptor_ = open_listener(ioc_, tcp::endpoint(addr, listen.port), ListenerKind::single);
+  bound_ = endpoint_text(acceptor_.local_endpoint());
 }
 
 AdminServer::~AdminServer() { stop(); }

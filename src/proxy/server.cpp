@@ -17,6 +17,7 @@
 #include "problemgate/obs/access_log.hpp"
 #include "problemgate/obs/metrics.hpp"
 #include "proxy/admin.hpp"
+#include "proxy/listener.hpp"
 #include "proxy/runtime.hpp"
 #include "proxy/worker.hpp"
 
@@ -73,30 +74,18 @@ Server::~Server() {
 void Server::start(std::ostream& out) {
   const auto& cfg = impl_->runtime->config;
   for (const auto& listen : cfg.listen) {
-    net::ip::address addr;
-    boost::system::error_code ec;
-    addr = net::ip::make_address(listen.host, ec);
-    if (ec) {
-      tcp::resolver resolver(impl_->workers[0]->context());
-      auto results = resolver.resolve(listen.host, std::to_string(listen.port));
-      addr = results.begin()->endpoint().address();
-    }
+    const auto addr = listen_address(impl_->workers[0]->context(), listen.host, listen.port);
     std::uint16_t port = listen.port;
+    bool first = true;
     for (auto& worker : impl_->workers) {
-      tcp::acceptor acceptor(worker->context());
-      const tcp::endpoint ep(addr, port);
-      acceptor.open(ep.protocol());
-      acceptor.set_option(tcp::acceptor::reuse_address(true));
-      // Every worker binds the same port; the kernel spreads connections across them.
-      using reuse_port = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
-      acceptor.set_option(reuse_port(true));
-      acceptor.bind(ep);
-      acceptor.listen(net::socket_base::max_listen_connections);
+      // Every worker listens on the same port; the kernel spreads connections across them.
+      auto acceptor = open_listener(worker->context(), tcp::endpoint(addr, port),
+                                    first ? ListenerKind::first_of_group : ListenerKind::member_of_group);
+      first = false;
       port = acceptor.local_endpoint().port();
       worker->add_acceptor(std::move(acceptor));
     }
-    const std::string shown = (addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string()) +
-                              ":" + std::to_string(port);
+    const std::string shown = endpoint_text(tcp::endpoint(addr, port));
     impl_->bound.push_back(shown);
     out << "listening on " << shown << std::endl;
   }

@@ -4,11 +4,13 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 import unittest
 
-from harness import (REQUEST_ID_RE, DemoApi, Gateway, RawClient, ScriptedUpstream, assert_problem,
+from harness import (GATEWAY_BIN, REQUEST_ID_RE, DemoApi, Gateway, RawClient, ScriptedUpstream, assert_problem,
                      http_request, refused_port, request_full, response_bytes, sidecar_config,
                      wait_until)
 
@@ -365,6 +367,80 @@ class IdleUpstreamConnections(unittest.TestCase):
         finally:
             gw.stop()
             srv.close()
+
+
+class ListenConflicts(unittest.TestCase):
+    """The workers share their port through SO_REUSEPORT, which would also let a second gateway
+    (or any program of the same user that sets it) join silently and take a share of the
+    connections with its own config. Start-up must refuse instead, naming the address."""
+
+    def setUp(self):
+        self.up = ScriptedUpstream(lambda req, idx: b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        self.addCleanup(self.up.stop)
+
+    def start_expecting_failure(self, cfg):
+        d = tempfile.mkdtemp(prefix="pg-test-")
+        path = os.path.join(d, "config.yaml")
+        with open(path, "w") as f:
+            f.write(cfg)
+        return subprocess.run([GATEWAY_BIN, "--config", path], capture_output=True, text=True, timeout=30)
+
+    def config_on(self, port, extra=""):
+        return sidecar_config(self.up.url, extra=extra).replace("listen: 127.0.0.1:0", f"listen: 127.0.0.1:{port}")
+
+    def test_a_second_gateway_on_the_same_port_refuses_to_start(self):
+        first = Gateway(self.config_on(0))
+        try:
+            r = self.start_expecting_failure(self.config_on(first.port))
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertIn(f"listen 127.0.0.1:{first.port}: address already in use", r.stderr)
+            self.assertNotIn("listening on", r.stdout)
+            # The first one still answers every new connection.
+            for _ in range(20):
+                status, _, body = first.request("GET", "/x")
+                self.assertEqual((status, body), (200, b"ok"))
+        finally:
+            first.stop()
+
+    def test_a_program_listening_with_so_reuseport_is_not_joined(self):
+        other = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(other.close)
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen(16)
+        port = other.getsockname()[1]
+        r = self.start_expecting_failure(self.config_on(port))
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn(f"listen 127.0.0.1:{port}: address already in use", r.stderr)
+
+    def test_the_admin_listener_names_its_address_too(self):
+        other = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(other.close)
+        other.bind(("127.0.0.1", 0))
+        other.listen(16)
+        port = other.getsockname()[1]
+        cfg = self.config_on(0).replace('  listen: "off"', f"  listen: 127.0.0.1:{port}")
+        r = self.start_expecting_failure(cfg)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn(f"listen 127.0.0.1:{port}: address already in use", r.stderr)
+
+    def test_a_restart_on_the_same_port_is_not_blocked_by_time_wait(self):
+        first = Gateway(self.config_on(0))
+        port = first.port
+        try:
+            # Connections the gateway closes itself leave TIME_WAIT entries on its side.
+            for _ in range(5):
+                status, _, _ = first.request("GET", "/x", headers={"Connection": "close"})
+                self.assertEqual(status, 200)
+        finally:
+            first.stop()
+        second = Gateway(self.config_on(port))
+        try:
+            self.assertEqual(second.port, port)
+            status, _, body = second.request("GET", "/x")
+            self.assertEqual((status, body), (200, b"ok"))
+        finally:
+            second.stop()
 
 
 if __name__ == "__main__":
