@@ -138,6 +138,15 @@ def cpu_ticks(pids):
     return total
 
 
+def machine_busy_ticks():
+    """Busy clock ticks of the whole machine (every CPU, every process, interrupts included) from
+    /proc/stat: user nice system irq softirq steal. Kernel work a proxy causes but is not charged
+    for (softirq on another CPU, waking its peers) lands here, as does wrk's and the origin's."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+
+
 def status_kib(pids, key):
     total = 0
     for pid in pids:
@@ -363,7 +372,7 @@ def median_round(rounds):
     if len(rounds) == 1:
         return dict(rounds[0])
     out = dict(rounds[len(rounds) // 2])
-    for key in ("rps", "p50", "p75", "p90", "p99", "cpu_us_req", "cpu_pct"):
+    for key in ("rps", "p50", "p75", "p90", "p99", "cpu_us_req", "cpu_pct", "machine_us_req"):
         vals = sorted(r[key] for r in rounds if r.get(key) is not None)
         if vals:
             out[key] = vals[len(vals) // 2]
@@ -553,10 +562,14 @@ class ContenderRun:
         cpus = self.wrk_cpus()
         t0 = time.monotonic()
         c0 = cpu_ticks(self.pids) if self.pids else 0
+        m0 = machine_busy_ticks()
         res = run_wrk(self.port, path, args.duration, args.connections, args.threads,
                       os.path.join(self.bench.tmp, f"wrk-{name}-{self.kind}-{self.workers}-{k}.txt"), cpus)
         c1 = cpu_ticks(self.pids) if self.pids else 0
+        m1 = machine_busy_ticks()
         wall = time.monotonic() - t0
+        if res.get("requests"):
+            res["machine_us_req"] = (m1 - m0) / CLK_TCK * 1e6 / res["requests"]
         if self.pids and res.get("requests"):
             cpu_s = (c1 - c0) / CLK_TCK
             res["cpu_us_req"] = cpu_s * 1e6 / res["requests"]
@@ -821,20 +834,20 @@ def ratio(a, b):
 
 def scenario_table(rows):
     by = {(r["kind"], r["workers"]): r for r in rows}
-    head = ("| contender | workers | req/s | p50 ms | p99 ms | CPU µs/req | CPU % | peak RSS MiB "
-            "| ×nginx req/s | ×nginx CPU/req | check |\n"
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+    head = ("| contender | workers | req/s | p50 ms | p99 ms | CPU µs/req | CPU % | machine µs/req "
+            "| peak RSS MiB | ×nginx req/s | ×nginx CPU/req | check |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
     lines = []
     for r in rows:
         kind, w = r["kind"], r["workers"]
         if "error" in r or "skipped" in r:
-            lines.append(f"| {kind} | {w} | — | — | — | — | — | — | — | — | {r.get('skipped') or r.get('error')[:160]} |")
+            lines.append(f"| {kind} | {w} | — | — | — | — | — | — | — | — | — | {r.get('skipped') or r.get('error')[:160]} |")
             continue
         ng = by.get(("nginx", 1 if kind == "direct" else w), {})
         rss = r.get("hwm_kib")
-        lines.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+        lines.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
             kind, w if kind != "direct" else "—", fnum(r.get("rps")), fms(r.get("p50")), fms(r.get("p99")),
-            fnum(r.get("cpu_us_req"), "{:.1f}"), fnum(r.get("cpu_pct")),
+            fnum(r.get("cpu_us_req"), "{:.1f}"), fnum(r.get("cpu_pct")), fnum(r.get("machine_us_req"), "{:.1f}"),
             "—" if rss is None else f"{rss / 1024:.1f}",
             ratio(r.get("rps"), ng.get("rps")) if kind != "nginx" else "1.00×",
             (ratio(r.get("cpu_us_req"), ng.get("cpu_us_req")) if kind not in ("nginx", "direct") else
