@@ -21,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import sys
 import time
 
@@ -1021,7 +1022,7 @@ def main():
 
     global _TMP
     own_tmp = args.tmp is None
-    tmp = args.tmp or __import__("tempfile").mkdtemp(prefix="pgbench.")
+    tmp = args.tmp or tempfile.mkdtemp(prefix="pgbench.")
     _TMP = tmp
     os.chmod(tmp, 0o755)  # nginx workers run as www-data and read files here
     reg = Registry(tmp)
@@ -1157,12 +1158,15 @@ def main():
     if t:
         out.append("### targets (bench/README.md)\n")
         out.append(t + "\n")
-    png = os.path.join(results_dir, f"latency-{stamp}.png")
+    # --no-append leaves the repository untouched: its plot goes next to the temporary files'
+    # directory (kept, so it can still be looked at) instead of into bench/results.
+    png_dir = tempfile.gettempdir() if args.no_append else results_dir
+    png = os.path.join(png_dir, f"latency-{stamp}.png")
     err = plot(rows, scenarios, png, tmp)
     if err:
         out.append(f"Plot: not drawn ({err}).\n")
     else:
-        out.append(f"Plot: `bench/results/{os.path.basename(png)}`\n")
+        out.append(f"Plot: `{png if args.no_append else 'bench/results/' + os.path.basename(png)}`\n")
     with open(os.path.join(results_dir, f"results-{stamp}.json"), "w") as f:
         json.dump({"rows": rows, "idle": idle_rows, "callgrind": cg, "micro": micro, "syscalls": sc}, f, indent=1)
     # Each element of `out` is one block (a heading, a paragraph, a whole table): joined with a
