@@ -21,8 +21,8 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -571,10 +571,10 @@ class ContenderRun:
         wall = time.monotonic() - t0
         if res.get("requests"):
             res["machine_us_req"] = (m1 - m0) / CLK_TCK * 1e6 / res["requests"]
-        if self.pids and res.get("requests"):
-            cpu_s = (c1 - c0) / CLK_TCK
-            res["cpu_us_req"] = cpu_s * 1e6 / res["requests"]
-            res["cpu_pct"] = 100.0 * cpu_s / wall
+            if self.pids:
+                cpu_s = (c1 - c0) / CLK_TCK
+                res["cpu_us_req"] = cpu_s * 1e6 / res["requests"]
+                res["cpu_pct"] = 100.0 * cpu_s / wall
         self.rounds.append(res)
 
     def finish(self):

@@ -379,14 +379,14 @@ class ListenConflicts(unittest.TestCase):
         self.addCleanup(self.up.stop)
 
     def start_expecting_failure(self, cfg):
-        d = tempfile.mkdtemp(prefix="pg-test-")
-        path = os.path.join(d, "config.yaml")
-        with open(path, "w") as f:
-            f.write(cfg)
-        return subprocess.run([GATEWAY_BIN, "--config", path], capture_output=True, text=True, timeout=30)
+        with tempfile.TemporaryDirectory(prefix="pg-test-") as d:
+            path = os.path.join(d, "config.yaml")
+            with open(path, "w") as f:
+                f.write(cfg)
+            return subprocess.run([GATEWAY_BIN, "--config", path], capture_output=True, text=True, timeout=30)
 
-    def config_on(self, port, extra=""):
-        return sidecar_config(self.up.url, extra=extra).replace("listen: 127.0.0.1:0", f"listen: 127.0.0.1:{port}")
+    def config_on(self, port):
+        return sidecar_config(self.up.url).replace("listen: 127.0.0.1:0", f"listen: 127.0.0.1:{port}")
 
     def test_a_second_gateway_on_the_same_port_refuses_to_start(self):
         first = Gateway(self.config_on(0))
