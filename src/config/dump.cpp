@@ -96,6 +96,7 @@ std::string dump_json(const Config& c) {
     jr["upstream"] = r.upstream;
     jr["strip_prefix"] = r.strip_prefix;
     jr["host_header"] = r.host_header == Route::HostHeader::keep ? "keep" : "upstream";
+    jr["escaped_slashes"] = r.escaped_slashes == Route::EscapedSlashes::reject ? "reject" : "keep";
     jr["normalize"] = r.problem.normalize;
     jr["dialect"] = std::string(problem::dialect_name(r.problem.dialect));
     if (r.rate_limit) jr["rate_limit"] = policy(*r.rate_limit);

@@ -7,6 +7,7 @@
 #include <regex>
 
 #include "config/internal.hpp"
+#include "problemgate/core/request_target.hpp"
 
 namespace problemgate::config::detail {
 
@@ -16,6 +17,17 @@ constexpr std::uint64_t kMaxErrorBodyCap = 16 * 1024 * 1024;  // bodies are buff
 constexpr unsigned kMaxThreads = 1024;
 
 using Keys = std::vector<std::string_view>;
+
+/// True when `prefix` is already in the form request paths are normalized to; else `normal`
+/// is that form (empty when the prefix has none: a bad escape, or a ".." above the root).
+bool is_normal_path(const std::string& prefix, std::string& normal) {
+  bool escaped = false;
+  if (core::normalize_path(prefix, normal, escaped) != core::PathVerdict::ok) {
+    normal.clear();
+    return false;
+  }
+  return normal == prefix;
+}
 
 std::string describe(const Json& j) {
   if (j.is_string()) return "\"" + j.get<std::string>() + "\"";
@@ -505,7 +517,7 @@ private:
   // "overlapping routes" noise).
   bool route(const Json& j, const Path& p, Route& out, const std::optional<RateLimitPolicy>& default_policy) {
     out.rate_limit = default_policy;
-    if (!object(j, p, {"name", "match", "upstream", "strip_prefix", "host_header", "normalize", "dialect",
+    if (!object(j, p, {"name", "match", "upstream", "strip_prefix", "host_header", "escaped_slashes", "normalize", "dialect",
                        "rate_limit", "rules", "max_body_bytes"})) {
       return false;
     }
@@ -518,6 +530,12 @@ private:
           diag_.error(pp, "prefix must start with /, got \"" + prefix + "\"");
         } else if (prefix.find_first_of("?# \t") != std::string::npos) {
           diag_.error(pp, "prefix must be a path (no query, fragment or spaces), got \"" + prefix + "\"");
+        } else if (std::string normal; !is_normal_path(prefix, normal)) {
+          // Requests are matched on their normalized path, so a prefix in any other form
+          // could never match.
+          diag_.error(pp, "prefix must be a normalized path (no dot segments, repeated slashes or "
+                          "encoded unreserved characters)" +
+                              (normal.empty() ? std::string() : ": did you mean \"" + normal + "\"?"));
         } else {
           out.prefix = prefix;
         }
@@ -546,6 +564,10 @@ private:
     field(j, p, "host_header", [&](auto& v, auto& vp) {
       using H = Route::HostHeader;
       choice<H>(v, vp, out.host_header, {{"keep", H::keep}, {"upstream", H::upstream}});
+    });
+    field(j, p, "escaped_slashes", [&](auto& v, auto& vp) {
+      using E = Route::EscapedSlashes;
+      choice<E>(v, vp, out.escaped_slashes, {{"reject", E::reject}, {"keep", E::keep}});
     });
     field(j, p, "normalize", [&](auto& v, auto& vp) { boolean(v, vp, out.problem.normalize); });
     field(j, p, "dialect", [&](const Json& v, const Path& vp) {

@@ -8,6 +8,10 @@ GatewayErrorInfo gateway_error_info(GatewayError e) noexcept {
       return {404, "route_not_found", "destination_not_found", "No route matches this request."};
     case GatewayError::malformed_request:
       return {400, "malformed_request", "http_request_error", "The request is not valid HTTP/1.1."};
+    case GatewayError::invalid_path:
+      return {400, "malformed_request", "http_request_error",
+              "The request path is not allowed: an encoded slash or backslash, a bad escape, or a "
+              "dot segment above the root."};
     case GatewayError::uri_too_long:
       return {414, "uri_too_long", "http_request_error", "The request line is too long."};
     case GatewayError::headers_too_large:

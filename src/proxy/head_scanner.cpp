@@ -1,5 +1,6 @@
 #include "proxy/head_scanner.hpp"
 
+#include "problemgate/core/request_target.hpp"
 #include "proxy/head_view.hpp"  // iequals
 
 #include <array>
@@ -89,6 +90,7 @@ std::size_t find_head_end(std::string_view buf, bool& bare_lf) noexcept {
 
 struct FieldFacts {
   int host_count = 0;
+  bool host_bad = false;  // not uri-host [":" port]
   int content_length_count = 0;
   bool content_length_bad = false;
   std::uint64_t content_length = 0;
@@ -200,7 +202,10 @@ HeadVerdict scan_fields(std::string_view head, std::size_t pos, const HeadLimits
     }
     switch (name.size()) {
       case 4:
-        if (iequals(name, "host")) ++facts.host_count;
+        if (iequals(name, "host")) {
+          ++facts.host_count;
+          if (!core::is_valid_authority(value)) facts.host_bad = true;
+        }
         break;
       case 10:
         if (iequals(name, "connection") && !is_token_list(value)) return HeadVerdict::malformed;
@@ -296,14 +301,16 @@ HeadScan scan_request_head(std::string_view buf, const HeadLimits& limits,
   // request looks like ("helloGET /x"), and strict peers would read those bytes differently.
   for (unsigned char c : line.substr(0, sp1))
     if (!((c >= 'A' && c <= 'Z') || c == '-' || c == '_')) return fail(HeadVerdict::malformed);
+  // A fragment is never part of a request target (RFC 9112 §3.2): a '#' would split what is
+  // routed from what is forwarded.
   for (unsigned char c : line.substr(sp1 + 1, sp2 - sp1 - 1))
-    if (c <= 0x20 || c == 0x7F) return fail(HeadVerdict::malformed);
+    if (c <= 0x20 || c == 0x7F || c == '#') return fail(HeadVerdict::malformed);
   const int minor = parse_version(line.substr(sp2 + 1));
   if (minor < 0) return fail(HeadVerdict::malformed);
   FieldFacts facts;
   const HeadVerdict fv = scan_fields(head, line_end + 2, limits, facts, fields);
   if (fv != HeadVerdict::ok) return fail(fv);
-  if (facts.host_count > 1 || (minor == 1 && facts.host_count == 0))
+  if (facts.host_count > 1 || (minor == 1 && facts.host_count == 0) || facts.host_bad)
     return fail(HeadVerdict::malformed);
   const HeadVerdict framing = check_framing(facts, minor, out);
   if (framing != HeadVerdict::ok) return fail(framing);
@@ -333,6 +340,9 @@ HeadScan scan_response_head(std::string_view buf, const HeadLimits& limits,
     if (line[i] < '0' || line[i] > '9') return fail(HeadVerdict::malformed);
   for (unsigned char c : line.substr(12))
     if ((c < 0x20 && c != '\t') || c == 0x7F) return fail(HeadVerdict::malformed);
+  // Only 100-599 are status codes (RFC 9110 §15); "000" or "999" is not a response.
+  const int status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+  if (status < 100 || status > 599) return fail(HeadVerdict::malformed);
   FieldFacts facts;
   const HeadVerdict fv = scan_fields(head, line_end + 2, limits, facts, fields);
   if (fv != HeadVerdict::ok) return fail(fv);
@@ -341,7 +351,7 @@ HeadScan scan_response_head(std::string_view buf, const HeadLimits& limits,
   out.verdict = HeadVerdict::ok;
   out.head_bytes = head_end;
   out.version_minor = minor;
-  out.status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+  out.status = status;
   out.reason_off = 13;
   out.reason_len = static_cast<std::uint32_t>(line.size() - 13);
   return out;

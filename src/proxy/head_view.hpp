@@ -79,7 +79,15 @@ public:
       names_.push_back(n);
     for (const auto& f : head.fields)
       if (f.name_len == 10 && iequals(head.name(f), "connection"))
-        for_each_token(head.value(f), [&](std::string_view t) { names_.push_back(t); });
+        for_each_token(head.value(f), [&](std::string_view t) {
+          if (!is_framing_field(t)) names_.push_back(t);
+        });
+  }
+  /// Fields a Connection option never removes: the message's own framing and Host. Dropping
+  /// Content-Length would leave a body unframed on a kept-alive connection (a desync), and a
+  /// request without Host is not HTTP/1.1.
+  static bool is_framing_field(std::string_view name) noexcept {
+    return iequals(name, "content-length") || iequals(name, "host");
   }
   bool contains(std::string_view name) const noexcept {
     for (std::string_view n : names_)

@@ -14,6 +14,7 @@
 
 #include "problemgate/core/headers.hpp"
 #include "problemgate/core/request_id.hpp"
+#include "problemgate/core/request_target.hpp"
 #include "problemgate/problem/problem.hpp"
 #include "problemgate/ratelimit/headers.hpp"
 #include "proxy/client_stream.hpp"
@@ -118,6 +119,7 @@ std::string_view error_name(core::GatewayError e) {
   switch (e) {
     case core::GatewayError::route_not_found: return "route_not_found";
     case core::GatewayError::malformed_request: return "malformed_request";
+    case core::GatewayError::invalid_path: return "invalid_path";
     case core::GatewayError::uri_too_long: return "uri_too_long";
     case core::GatewayError::headers_too_large: return "headers_too_large";
     case core::GatewayError::payload_too_large: return "payload_too_large";
@@ -256,6 +258,11 @@ private:
   std::vector<ratelimit::HeaderField> rl_fields_;
   NameSet skip_;
   std::size_t head_pending_ = 0;  // bytes of the current request head still in buffer_
+  // Views into the current request head (valid until consume_head()): the authority the
+  // request was routed on (absolute-form target's, else Host) and the query as received.
+  std::string_view request_host_;
+  std::string_view query_;
+  bool absolute_form_ = false;
   const Runtime* current_rt_ = nullptr;  // the snapshot of the request in progress (kept alive by run())
   IdleClient idle_{client_};  // linked while waiting for the next request (drain closes it)
   bool last_request_ = false;  // max_requests_per_connection reached with this request
@@ -361,7 +368,8 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
   const HeadView req{view_of(buffer_).substr(0, scan.head_bytes), req_fields_};
   const auto& cfg = rt.config;
   ex_.method.assign(req.bytes.substr(0, scan.method_len));
-  ex_.path.assign(path_of(req.bytes.substr(scan.target_off, scan.target_len)));
+  const std::string_view target = req.bytes.substr(scan.target_off, scan.target_len);
+  ex_.path.assign(path_of(target));  // as received, for the log of a refused target
   ex_.accept.assign(req.get("accept"));
   ex_.user_agent.assign(req.get("user-agent").substr(0, 256));
 
@@ -380,9 +388,26 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
   bool keep_alive = scan.version_minor == 1 && !req.has_token("connection", "close") &&
                     !worker_.draining() && !last_request_;
 
-  ex_.route = rt.routes.match(req.get("host"), ex_.path);
+  // Routes and limits are decided on exactly what is forwarded: the normalized path, and for
+  // an absolute-form target its authority in place of Host (RFC 9112 §3.2.2).
+  const core::TargetParts parts = core::split_request_target(target);
+  if (parts.form == core::TargetParts::Form::invalid) {
+    co_return co_await reply_and_finish(rt, core::GatewayError::malformed_request, has_body || !keep_alive);
+  }
+  absolute_form_ = parts.form == core::TargetParts::Form::absolute;
+  request_host_ = absolute_form_ ? parts.authority : req.get("host");
+  query_ = parts.query;
+  bool escaped_separator = false;
+  if (core::normalize_path(parts.path, ex_.path, escaped_separator) != core::PathVerdict::ok) {
+    ex_.path.assign(parts.path);
+    co_return co_await reply_and_finish(rt, core::GatewayError::invalid_path, has_body || !keep_alive);
+  }
+  ex_.route = rt.routes.match(request_host_, ex_.path);
   if (!ex_.route) {
     co_return co_await reply_and_finish(rt, core::GatewayError::route_not_found, has_body || !keep_alive);
+  }
+  if (escaped_separator && ex_.route->escaped_slashes == config::Route::EscapedSlashes::reject) {
+    co_return co_await reply_and_finish(rt, core::GatewayError::invalid_path, has_body || !keep_alive);
   }
 
   const auto& route = *ex_.route;
@@ -435,21 +460,23 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   const bool has_body = scan.chunked || (scan.has_content_length && scan.content_length > 0);
   const bool is_head = ex_.method == "HEAD";
   const bool idempotent = is_idempotent(ex_.method);
-  const bool expect_continue = iequals(req.get("expect"), "100-continue");
+  // No 1xx goes to an HTTP/1.0 client (RFC 9110 §15.2): it could not tell it from the answer.
+  const bool expect_continue = scan.version_minor == 1 && iequals(req.get("expect"), "100-continue");
   const std::uint64_t body_limit = body_limit_of(route, cfg);
 
   // --- The upstream request head, written straight from the client's: its fields in order,
   // minus hop-by-hop ones and those this proxy sets.
   {
-    const std::string_view original_host = req.get("host");
+    const std::string_view original_host = request_host_;
     const bool rewrite_host =
         route.host_header == config::Route::HostHeader::upstream || original_host.empty();
     up_head_.clear();
     up_head_.append(req.bytes.substr(0, scan.method_len));
     up_head_.push_back(' ');
-    const std::string_view target = req.bytes.substr(scan.target_off, scan.target_len);
-    if (route.strip_prefix && route.prefix != "/") routing::append_upstream_target(route, target, up_head_);
-    else up_head_.append(target);
+    // Origin-form, on the normalized path that was routed: the upstream sees what was matched.
+    if (route.strip_prefix && route.prefix != "/") routing::append_upstream_target(route, ex_.path, up_head_);
+    else up_head_.append(ex_.path);
+    up_head_.append(query_);
     up_head_.append(" HTTP/1.1\r\n");
     skip_.clear();
     skip_.add_hop_by_hop(req);
@@ -458,8 +485,11 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
                                core::hdr::kForwardedHost})
       skip_.add(n);
     skip_.add(cfg.request_id.header);
-    if (rewrite_host) skip_.add("host");
+    if (rewrite_host || absolute_form_) skip_.add("host");
     append_fields_except(req, skip_, up_head_);
+    // A proxy forwarding an absolute-form request sends the target's authority as Host, never
+    // the Host field it received (RFC 9112 §3.2.2).
+    if (absolute_form_ && !rewrite_host) append_field(up_head_, "Host", original_host);
     // An HTTP/1.0 request may come without Host; it goes upstream as HTTP/1.1, which requires
     // one (RFC 9112 §3.2), so it gets the upstream's authority.
     if (rewrite_host) {
@@ -972,9 +1002,10 @@ void Session::build_response_head(const Runtime& rt, const HeadView& res, const 
   skip_.clear();
   skip_.add_hop_by_hop(res);
   skip_.add(cfg.request_id.header);
+  skip_.add("content-length");  // framing is always written from what was scanned, below
   for (const auto& f : rl_fields_) skip_.add(f.name);
   if (rewritten) {
-    for (std::string_view n : {"content-type", "content-length", "content-encoding", "etag",
+    for (std::string_view n : {"content-type", "content-encoding", "etag",
                                "last-modified", "content-md5", "digest", "content-digest",
                                "repr-digest"})
       skip_.add(n);
@@ -988,6 +1019,10 @@ void Session::build_response_head(const Runtime& rt, const HeadView& res, const 
     append_field(down_head_, "Content-Length", std::string_view(len, static_cast<std::size_t>(r.ptr - len)));
   } else if (chunk_out) {
     append_field(down_head_, "Transfer-Encoding", "chunked");
+  } else if (rscan.has_content_length) {
+    char len[24];
+    const auto r = std::to_chars(len, len + sizeof len, rscan.content_length);
+    append_field(down_head_, "Content-Length", std::string_view(len, static_cast<std::size_t>(r.ptr - len)));
   }
   append_field(down_head_, cfg.request_id.header, ex_.request_id);
   for (const auto& f : rl_fields_) append_field(down_head_, f.name, f.value);

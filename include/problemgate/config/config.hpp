@@ -98,6 +98,9 @@ struct Route {
   std::size_t upstream_index = 0;  ///< into Config::upstreams, set by validation
   bool strip_prefix = false;
   enum class HostHeader { keep, upstream } host_header = HostHeader::keep;
+  /// A request path with an encoded '/' or '\\' (%2F, %5C): refused with 400 (default), or
+  /// kept encoded and forwarded, for APIs whose identifiers contain slashes.
+  enum class EscapedSlashes { reject, keep } escaped_slashes = EscapedSlashes::reject;
   problem::RouteOptions problem;  ///< normalize, dialect, rules
   /// The effective policy: the route's own, else the top-level default; nullopt = unlimited
   /// (no default, or `rate_limit: off`). The proxy never needs Config::rate_limit.

@@ -7,6 +7,7 @@ namespace problemgate::core {
 enum class GatewayError {
   route_not_found,      ///< no route matches: 404
   malformed_request,    ///< framing or syntax error in the request: 400
+  invalid_path,         ///< a path that does not normalize (encoded '/', ".." above the root): 400
   uri_too_long,         ///< request line over limits.max_request_line: 414
   headers_too_large,    ///< header block or field count over the limit: 431
   payload_too_large,    ///< body over max_body_bytes: 413

@@ -163,4 +163,27 @@ TEST_SUITE("proxy.head_scanner.values") {
       }
     }
   }
+  TEST_CASE("only 100-599 are status codes") {
+    for (const char* code : {"000", "099", "600", "999"})
+      CHECK_MESSAGE(res(std::string("HTTP/1.1 ") + code + " X\r\nContent-Length: 0\r\n\r\n") ==
+                        HeadVerdict::malformed, code);
+    for (const char* code : {"100", "200", "599"})
+      CHECK_MESSAGE(res(std::string("HTTP/1.1 ") + code + " X\r\nContent-Length: 0\r\n\r\n") ==
+                        HeadVerdict::ok, code);
+  }
+
+  TEST_CASE("a request target has no fragment") {
+    CHECK(req("GET /api#frag HTTP/1.1\r\nHost: a\r\n\r\n") == HeadVerdict::malformed);
+    CHECK(req("GET /api?q#f HTTP/1.1\r\nHost: a\r\n\r\n") == HeadVerdict::malformed);
+    CHECK(req("GET /api?q=%23 HTTP/1.1\r\nHost: a\r\n\r\n") == HeadVerdict::ok);
+  }
+
+  TEST_CASE("Host is uri-host [:port]") {
+    CHECK(req("GET / HTTP/1.1\r\nHost: a b@c/d\r\n\r\n") == HeadVerdict::malformed);
+    CHECK(req("GET / HTTP/1.1\r\nHost: user@h\r\n\r\n") == HeadVerdict::malformed);
+    CHECK(req("GET / HTTP/1.1\r\nHost: h:x\r\n\r\n") == HeadVerdict::malformed);
+    CHECK(req("GET / HTTP/1.0\r\nHost: h/x\r\n\r\n") == HeadVerdict::malformed);
+    CHECK(req("GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n") == HeadVerdict::ok);
+    CHECK(req("GET / HTTP/1.1\r\nHost: \r\n\r\n") == HeadVerdict::ok);  // RFC 9112 3.2: may be empty
+  }
 }

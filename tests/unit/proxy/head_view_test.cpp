@@ -79,6 +79,17 @@ TEST_SUITE("proxy.head_view") {
     CHECK(out == "X-Keep: 3\r\nX-Keep: 4\r\n");
   }
 
+  TEST_CASE("a Connection option never removes framing or Host") {
+    const auto s = request(
+        "POST / HTTP/1.1\r\nHost: x\r\nConnection: content-length, host, X-A\r\n"
+        "Content-Length: 5\r\nX-A: 1\r\n\r\n");
+    NameSet skip;
+    skip.add_hop_by_hop(s.view());
+    std::string out;
+    append_fields_except(s.view(), skip, out);
+    CHECK(out == "Host: x\r\nContent-Length: 5\r\n");
+  }
+
   TEST_CASE("iequals is ASCII case folding only") {
     CHECK(iequals("Content-Type", "content-type"));
     CHECK_FALSE(iequals("a[", "a{"));  // differ only in bit 0x20, but not letters
