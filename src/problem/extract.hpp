@@ -31,6 +31,12 @@ struct DialectInput {
 };
 
 bool read_problem(simdjson::dom::object root, const DialectInput& in, Extract& out);
+/// The problem dialect's extension members (all but the canonical ones), re-serialized from the
+/// parsed tree (so always valid JSON) as `"name":value,...` and appended to `out`; the first
+/// member of each name only.
+/// `name_comparisons` as in first_of_each_name (the work-bound guard test's measure).
+void append_extension_members(simdjson::dom::object root, std::string& out,
+                              std::size_t* name_comparisons = nullptr);
 bool read_nested(simdjson::dom::object root, Extract& out);
 bool read_flat(simdjson::dom::object root, Extract& out);
 bool read_detail(simdjson::dom::object root, Extract& out);

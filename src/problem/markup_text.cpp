@@ -1,6 +1,7 @@
 #include "problem/markup_text.hpp"
 
 #include <array>
+#include <string_view>
 
 #include "problem/code_case.hpp"
 #include "problemgate/problem/normalize.hpp"
@@ -31,6 +32,40 @@ std::string clean_text(std::string_view s, std::size_t max_chars) {
     out.push_back(c);
   }
   return out;
+}
+
+namespace {
+
+bool opens_tag(char next) noexcept {
+  return (next >= 'a' && next <= 'z') || (next >= 'A' && next <= 'Z') || next == '/' || next == '!' ||
+         next == '?';
+}
+
+// U+2039 SINGLE LEFT-POINTING ANGLE QUOTATION MARK.
+constexpr std::string_view kTagOpenerStandIn = "\xE2\x80\xB9";
+
+}  // namespace
+
+// Why: an html or xml page escapes markup it means as text ("&lt;img src=x onerror=...&gt;"),
+// and decoding that for display must not hand a client that renders `detail` as HTML a live tag
+// (issue 24, finding 11). The '<' is replaced, not dropped with its tag, so the reader still sees
+// what the upstream said ("Your input ‹img src=x> is invalid"), and not re-escaped as "&lt;",
+// which every client rendering text would show verbatim. U+2039 rather than the fullwidth U+FF1C:
+// NFKC folds U+FF1C back to '<', so a client that normalizes text would recreate the tag; U+2039
+// has no compatibility decomposition. Only the tag-opening states of the HTML tokenizer matter: a
+// '<' before a space or digit ("a < b", "<5 items") is text to every parser and is kept.
+void neutralize_tag_openers(std::string& text) {
+  std::string out;
+  std::size_t copied = 0;  // text[0, copied) is in `out` already
+  for (std::size_t i = 0; i + 1 < text.size(); ++i) {
+    if (text[i] != '<' || !opens_tag(text[i + 1])) continue;
+    out.append(text, copied, i - copied);
+    out.append(kTagOpenerStandIn);
+    copied = i + 1;
+  }
+  if (copied == 0) return;  // no tag opener, the usual case: nothing allocated
+  out.append(text, copied);
+  text = std::move(out);
 }
 
 bool says_only_status(std::string_view text, int status) {

@@ -11,6 +11,11 @@ inline constexpr std::size_t kMaxTextChars = 200;
 /// `max_chars` UTF-8 characters (invalid bytes count as one; the writer replaces them).
 std::string clean_text(std::string_view s, std::size_t max_chars);
 
+/// Replaces each '<' that would open a tag, comment or processing instruction in an HTML parser
+/// ('<' then an ASCII letter, '/', '!' or '?') by U+2039 '‹'. For text that came out of entity
+/// decoding (html, xml): see the definition for why.
+void neutralize_tag_openers(std::string& text);
+
 /// True when `text` says nothing beyond the status: a status line ("404 Not Found",
 /// "HTTP Status 404 – Not Found"), the bare reason phrase (old names too), a generic word like
 /// "Error", page boilerplate ("Type Status Report"), or a single word (server signatures such as

@@ -655,6 +655,15 @@ class Cli(unittest.TestCase):
                             "--path", "/c/1", "--request-id", "same-id"], body)
         self.assertEqual(cli.stdout.rstrip(b"\n"), r.body)
 
+    def test_normalize_html_escaped_markup_stays_text(self):
+        # Issue 24, finding 11: text an error page escaped must not be decoded into a tag.
+        body = b"<html><body><p>Your input &lt;img src=x onerror=alert(1)&gt; is invalid</p></body></html>"
+        r = self.run_cli(["normalize", "--status", "400", "--content-type", "text/html"], body)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        p = json.loads(r.stdout)
+        self.assertEqual(p["detail"], "Your input \u2039img src=x onerror=alert(1)> is invalid")
+        self.assertNotRegex(r.stdout.decode(), r"<[A-Za-z/!?]")
+
     def test_normalize_jsonl_with_a_bad_line(self):
         lines = [
             json.dumps({"status": 404, "content_type": "application/json", "path": "/a",

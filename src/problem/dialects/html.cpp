@@ -67,6 +67,7 @@ bool read_html(std::string_view body, const DialectInput& in, Extract& out) {
   auto flush = [&]() -> bool {
     std::string candidate = clean_text(text, kMaxTextChars);
     text.clear();
+    neutralize_tag_openers(candidate);  // "&lt;img ...&gt;" was text on the page; keep it text
     if (candidate.empty() || says_only_status(candidate, in.status)) return false;
     ex.detail = std::move(candidate);
     return true;

@@ -1,11 +1,13 @@
 // Dialect 1, `problem`: an RFC 9457 body already. Kept as it is; codes and errors normalized.
 #include <array>
 #include <string>
+#include <vector>
 
 #include "problem/code_case.hpp"
 #include "problem/extract.hpp"
 #include "problem/field_errors.hpp"
 #include "problem/json_util.hpp"
+#include "problem/member_names.hpp"
 #include "problemgate/core/json_escape.hpp"
 
 namespace problemgate::problem::internal {
@@ -34,6 +36,25 @@ bool is_problem_media_type(std::string_view ct) noexcept {
 }
 
 }  // namespace
+
+void append_extension_members(JsonObject root, std::string& out, std::size_t* name_comparisons) {
+  std::vector<std::string_view> names;
+  std::vector<JsonElement> values;
+  for (auto field : root) {
+    if (is_known(field.key)) continue;
+    names.push_back(field.key);
+    values.push_back(field.value);
+  }
+  // A repeated name keeps its first value, in its first place, as every member look-up does.
+  const std::vector<bool> first = first_of_each_name(names, name_comparisons);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (!first[i]) continue;
+    if (!out.empty()) out.push_back(',');
+    core::append_json_string(out, names[i]);
+    out.push_back(':');
+    out += simdjson::to_string(values[i]);
+  }
+}
 
 bool read_problem(JsonObject root, const DialectInput& in, Extract& out) {
   auto type = text_member(root, "type");
@@ -69,20 +90,7 @@ bool read_problem(JsonObject root, const DialectInput& in, Extract& out) {
     }
   }
 
-  // Extension members, re-serialized from the parsed tree (so always valid JSON). A repeated
-  // name keeps its first value, matching the look-ups above.
-  std::vector<std::string_view> seen;
-  for (auto field : root) {
-    if (is_known(field.key)) continue;
-    bool dup = false;
-    for (auto s : seen) dup = dup || s == field.key;
-    if (dup) continue;
-    seen.push_back(field.key);
-    if (!ex.extensions.empty()) ex.extensions.push_back(',');
-    core::append_json_string(ex.extensions, field.key);
-    ex.extensions.push_back(':');
-    ex.extensions += simdjson::to_string(field.value);
-  }
+  append_extension_members(root, ex.extensions);
   out = std::move(ex);
   return true;
 }

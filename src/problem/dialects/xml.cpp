@@ -4,6 +4,7 @@
 
 #include "problem/code_case.hpp"
 #include "problem/extract.hpp"
+#include "problem/markup_text.hpp"
 
 namespace problemgate::problem::internal {
 
@@ -109,6 +110,9 @@ bool read_xml(std::string_view body, const DialectInput& in, Extract& out) {
 
   Extract ex;
   if (!read_problem_xml(root, ex) && !read_soap_fault(root, ex) && !read_code_message(root, ex)) return false;
+  // pugixml decodes "&lt;" and CDATA is raw: text meant as text must not become a tag.
+  if (ex.title) neutralize_tag_openers(*ex.title);
+  if (ex.detail) neutralize_tag_openers(*ex.detail);
   out = std::move(ex);
   return true;
 }
