@@ -400,8 +400,7 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
         policy.key == config::RateLimitPolicy::Key::header ? req.get(policy.header_name) : std::string_view{};
     const std::string_view ip =
         policy.key == config::RateLimitPolicy::Key::route ? std::string_view{} : client_ip(rt, req);
-    const std::string_view key = ratelimit::request_key(policy, ip, header, route.name, scratch_);
-    ex_.decision = limiter->check(key);
+    ex_.decision = limiter->check(ratelimit::request_key(policy, ip, header, route.name));
     auto& rc = worker_.route_counters(rt, ex_.route);
     obs::bump(ex_.decision->allowed ? rc.rate_limit_allowed : rc.rate_limit_denied);
     if (!ex_.decision->allowed) {
