@@ -211,6 +211,26 @@ class Basics(unittest.TestCase):
         self.assertEqual(spoof.status, 200)
         self.assertEqual(hdrs(spoof)["x-ratelimit-remaining"], "1")
 
+    def test_duplicated_key_header_is_refused_not_keyed_on_a_throwaway(self):
+        # Issue 24: `X-Api-Key: throwaway` then `X-Api-Key: <spent key>` was keyed on the first
+        # line while both went upstream, which may read either; keyed on both joined, each junk
+        # line would buy a fresh quota. A duplicated key header is refused (400), never forwarded.
+        spent = [self.get("/key/ok", {"X-Api-Key": "dup-spent"}).status for _ in range(3)]
+        self.assertEqual(spent, [200, 200, 429])
+        forwarded = self.up.count("/key/dup")
+        for first, second in (("throwaway", "dup-spent"), ("dup-spent", "junk-1"), ("", "dup-spent")):
+            with self.subTest(first=first, second=second):
+                c = RawClient(self.gw.port)
+                self.addCleanup(c.close)
+                c.send(f"GET /key/dup HTTP/1.1\r\nHost: x\r\nX-Api-Key: {first}\r\n"
+                       f"x-api-key: {second}\r\n\r\n".encode())
+                r = c.read_response()
+                assert_problem(self, r.status, hdrs(r), r.body, 400, subcode="malformed_request")
+        self.assertEqual(self.up.count("/key/dup"), forwarded, "a refused request never goes upstream")
+        # Refusing cost no one quota: one line of the throwaway key is its own fresh key.
+        r = self.get("/key/dup", {"X-Api-Key": "throwaway"})
+        self.assertEqual((r.status, hdrs(r)["x-ratelimit-remaining"]), (200, "1"))
+
     def test_headers_on_upstream_errors(self):
         r = self.get("/errs/err500")
         h = hdrs(r)
