@@ -18,6 +18,7 @@ using problemgate::core::SystemClock;
 using problemgate::ratelimit::RateLimiter;
 
 constexpr std::size_t kDistinctKeys = 100'000;
+constexpr problemgate::ratelimit::HashKey kBenchKey{0x0123456789abcdefull, 0xfedcba9876543210ull};
 
 RateLimitPolicy generous_policy() {
   RateLimitPolicy p;
@@ -32,7 +33,7 @@ SystemClock& clock_instance() {
 }
 
 RateLimiter& shared_limiter() {
-  static RateLimiter rl(generous_policy(), clock_instance());
+  static RateLimiter rl(generous_policy(), clock_instance(), kBenchKey);
   return rl;
 }
 
@@ -76,7 +77,7 @@ BENCHMARK(BM_CheckDistinctKeys)->Threads(2)->UseRealTime();
 // The same without the clock read: what the limiter itself costs.
 void BM_CheckHotKeyFakeClock(benchmark::State& state) {
   const problemgate::core::FakeClock fake;
-  RateLimiter rl(generous_policy(), fake);
+  RateLimiter rl(generous_policy(), fake, kBenchKey);
   for (auto _ : state) benchmark::DoNotOptimize(rl.check("203.0.113.7"));
 }
 BENCHMARK(BM_CheckHotKeyFakeClock);
@@ -86,7 +87,7 @@ void BM_CheckDeniedHotKey(benchmark::State& state) {
   RateLimitPolicy p;
   p.limit = 1;
   p.window = std::chrono::milliseconds(3'600'000);
-  RateLimiter rl(p, clock_instance());
+  RateLimiter rl(p, clock_instance(), kBenchKey);
   rl.check("203.0.113.7");
   for (auto _ : state) benchmark::DoNotOptimize(rl.check("203.0.113.7"));
 }

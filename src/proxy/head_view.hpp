@@ -54,6 +54,13 @@ struct HeadView {
     const FieldSpan* f = find(name);
     return f ? value(*f) : std::string_view{};
   }
+  /// How many field lines are called `name`.
+  std::size_t count(std::string_view name) const noexcept {
+    std::size_t n = 0;
+    for (const auto& f : fields)
+      if (f.name_len == name.size() && iequals(this->name(f), name)) ++n;
+    return n;
+  }
   /// True when a token-list field `name` (any of its lines) contains `token`.
   bool has_token(std::string_view name, std::string_view token) const {
     bool found = false;

@@ -1,5 +1,11 @@
 #include "proxy/runtime.hpp"
 
+#include <sys/random.h>
+
+#include <array>
+#include <cerrno>
+#include <system_error>
+
 namespace problemgate::proxy {
 
 namespace {
@@ -17,7 +23,8 @@ bool same_policy(const config::RateLimitPolicy& a, const config::RateLimitPolicy
 
 }  // namespace
 
-Runtime::Runtime(config::Config cfg, const core::Clock& clock, const Runtime* previous)
+Runtime::Runtime(config::Config cfg, const core::Clock& clock,
+                 const ratelimit::HashKey& limiter_key, const Runtime* previous)
     : config(std::move(cfg)), routes(config.routes) {
   limiters.reserve(config.routes.size());
   for (const auto& route : config.routes) {
@@ -33,9 +40,24 @@ Runtime::Runtime(config::Config cfg, const core::Clock& clock, const Runtime* pr
         }
       }
     }
-    if (policy && !limiter) limiter = std::make_shared<ratelimit::RateLimiter>(*policy, clock);
+    if (policy && !limiter) limiter = std::make_shared<ratelimit::RateLimiter>(*policy, clock, limiter_key);
     limiters.push_back(std::move(limiter));
   }
+}
+
+ratelimit::HashKey draw_limiter_key() {
+  std::array<std::uint8_t, 16> bytes{};
+  std::size_t filled = 0;
+  while (filled < bytes.size()) {
+    // Blocks only until the kernel's pool is first seeded (early boot); a signal may cut it short.
+    const ssize_t n = getrandom(bytes.data() + filled, bytes.size() - filled, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::system_error(errno, std::generic_category(), "getrandom for the rate-limit hash key");
+    }
+    filled += static_cast<std::size_t>(n);
+  }
+  return ratelimit::HashKey::from_bytes(bytes);
 }
 
 }  // namespace problemgate::proxy

@@ -15,8 +15,11 @@ namespace problemgate::proxy {
 /// part; they are thread-safe themselves.
 struct Runtime {
   /// `previous` (may be null): rate-limit counters of routes whose name and policy are
-  /// unchanged carry over, so a reload never hands every client a fresh quota.
-  Runtime(config::Config cfg, const core::Clock& clock, const Runtime* previous = nullptr);
+  /// unchanged carry over, so a reload never hands every client a fresh quota. `limiter_key`
+  /// keys the limiters' hash of client keys: one per process (draw_limiter_key), passed to every
+  /// reload, so all limiters of a process store a client's key under the same digest.
+  Runtime(config::Config cfg, const core::Clock& clock, const ratelimit::HashKey& limiter_key,
+          const Runtime* previous = nullptr);
 
   config::Config config;
   routing::RouteTable routes;
@@ -29,5 +32,9 @@ struct Runtime {
     return static_cast<std::size_t>(r - config.routes.data());
   }
 };
+
+/// A fresh secret key for the limiters' hash, from the OS's random source (getrandom(2)). Called
+/// once at start-up; throws std::system_error if the OS cannot provide one.
+ratelimit::HashKey draw_limiter_key();
 
 }  // namespace problemgate::proxy

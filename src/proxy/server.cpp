@@ -32,11 +32,13 @@ struct Server::Impl {
         threads(cfg.worker_threads()),
         metrics(threads),
         shared{clock, access_log, metrics, {}},
-        runtime(std::make_shared<const Runtime>(std::move(cfg), clock)) {
+        runtime(std::make_shared<const Runtime>(std::move(cfg), clock, limiter_key)) {
     for (unsigned i = 0; i < threads; ++i) workers.push_back(std::make_unique<Worker>(i, shared, runtime));
   }
 
   core::SystemClock clock;
+  // Drawn once: every reload's limiters hash client keys alike (see Runtime).
+  const ratelimit::HashKey limiter_key = draw_limiter_key();
   obs::AccessLog access_log;
   unsigned threads;
   obs::Metrics metrics;
@@ -170,7 +172,8 @@ void Server::reload(config::Config config) {
   if (config.worker_threads() != old.worker_threads())
     spdlog::warn("reload: thread count changed; it takes effect only after a restart");
   im.access_log.set_queue_bytes(config.limits.access_log_buffer_bytes);
-  auto rt = std::make_shared<const Runtime>(std::move(config), im.clock, im.runtime.get());
+  auto rt = std::make_shared<const Runtime>(std::move(config), im.clock, im.limiter_key,
+                                           im.runtime.get());
   im.runtime = rt;
   for (auto& w : im.workers) {
     net::post(w->context(), [w = w.get(), rt] { w->set_runtime(rt); });

@@ -421,12 +421,17 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
   if (const auto& limiter = rt.limiters[rt.route_index(ex_.route)]) {
     // The loader made route.rate_limit the effective policy (a limiter exists only then).
     const auto& policy = *route.rate_limit;
-    const std::string_view header =
-        policy.key == config::RateLimitPolicy::Key::header ? req.get(policy.header_name) : std::string_view{};
+    const bool by_header = policy.key == config::RateLimitPolicy::Key::header;
+    // Every line of the key header goes upstream, which may read any one of them. Keyed on one
+    // line, a throwaway key pays while the upstream serves the real one; keyed on all lines
+    // joined, each added junk line buys a fresh quota for the same real key. So: refused.
+    if (by_header && req.count(policy.header_name) > 1) {
+      co_return co_await reply_and_finish(rt, core::GatewayError::malformed_request, has_body || !keep_alive);
+    }
+    const std::string_view header = by_header ? req.get(policy.header_name) : std::string_view{};
     const std::string_view ip =
         policy.key == config::RateLimitPolicy::Key::route ? std::string_view{} : client_ip(rt, req);
-    const std::string_view key = ratelimit::request_key(policy, ip, header, route.name, scratch_);
-    ex_.decision = limiter->check(key);
+    ex_.decision = limiter->check(ratelimit::request_key(policy, ip, header, route.name));
     auto& rc = worker_.route_counters(rt, ex_.route);
     obs::bump(ex_.decision->allowed ? rc.rate_limit_allowed : rc.rate_limit_denied);
     if (!ex_.decision->allowed) {

@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <bit>
-#include <functional>
 #include <limits>
 #include <mutex>
 #include <new>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -23,10 +23,10 @@ constexpr std::size_t kMinKeysPerShard = 256;
 constexpr std::int64_t kMaxSpanNs = std::int64_t{1} << 61;
 
 // Measured by "1M live keys: memory" in rate_limiter_test.cpp (glibc malloc, x86-64, Release):
-// IPv4-text keys (<= 15 chars, fit std::string's SSO) cost ~75 bytes each, i.e. ~75 MB for
-// 1,000,000 live keys; IPv6-text keys (39 chars) add a 48-byte heap block, ~123 bytes each.
-// Node (next, std::string, TAT, cached hash: 56 -> 64-byte chunk) plus the bucket arrays.
-[[maybe_unused]] constexpr std::size_t kMeasuredBytesPerKey = 75;
+// ~59 bytes per key whatever the key's text (IPv4, IPv6, a 30 KB header value: 59-60 each): a
+// 48-byte malloc chunk per node (next, 16-byte digest, TAT) plus the bucket array, so ~59 MB for
+// 1,000,000 live keys.
+[[maybe_unused]] constexpr std::size_t kMeasuredBytesPerKey = 59;
 
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) noexcept {
   // b > 0. Rounds toward +infinity for either sign of a.
@@ -34,23 +34,24 @@ std::int64_t ceil_div(std::int64_t a, std::int64_t b) noexcept {
   return (a % b > 0) ? q + 1 : q;
 }
 
-// Transparent so find() takes a string_view without building a std::string. Deliberately not
-// noexcept: libstdc++ then caches the hash in each node, so a bucket walk compares cached hashes
-// instead of re-hashing every key it passes (the node is a 64-byte malloc chunk either way).
-// TODO(ratelimit): std::hash is unseeded, so header-derived keys could be chosen to collide;
-// the per-shard cap bounds the damage, a seeded hash (SipHash/rapidhash) would remove it.
-struct KeyHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+// The digest is already a keyed hash, uniform over 128 bits: its low word is the bucket hash
+// as is. noexcept and cheap, so libstdc++ does not cache it in the node (the node stays 32 bytes).
+struct DigestHash {
+  std::size_t operator()(const KeyDigest& d) const noexcept { return static_cast<std::size_t>(d.lo); }
 };
 
-using KeyMap = std::unordered_map<std::string, std::int64_t, KeyHash, std::equal_to<>>;
+using KeyMap = std::unordered_map<KeyDigest, std::int64_t, DigestHash>;
+
+// State keyed by client input must have a fixed size per key: nothing in an entry may point
+// at more memory.
+static_assert(std::is_trivially_destructible_v<KeyMap::value_type>);
+static_assert(sizeof(KeyMap::value_type) == sizeof(KeyDigest) + sizeof(std::int64_t));
 
 }  // namespace
 
 struct alignas(64) RateLimiter::Shard {  // own cache line: shards do not false-share locks
   std::mutex mu;
-  KeyMap tat;  // key -> theoretical arrival time, ns since epoch
+  KeyMap tat;  // key digest -> theoretical arrival time, ns since epoch
 
   // Frees at least cap/8 slots (min 1): expired entries first (they carry no state), then the
   // live entries with the smallest TAT (closest to full, so evicting them over-admits least).
@@ -79,8 +80,8 @@ struct alignas(64) RateLimiter::Shard {  // own cache line: shards do not false-
 };
 
 RateLimiter::RateLimiter(const config::RateLimitPolicy& policy, const core::Clock& clock,
-                         std::size_t max_keys)
-    : clock_(clock) {
+                         const HashKey& hash_key, std::size_t max_keys)
+    : clock_(clock), hash_key_(hash_key) {
   const std::uint64_t cap = policy.limit + policy.burst;
   limit_ = cap < policy.limit ? std::numeric_limits<std::uint64_t>::max() : cap;
 
@@ -108,17 +109,23 @@ RateLimiter::RateLimiter(const config::RateLimitPolicy& policy, const core::Cloc
 
 RateLimiter::~RateLimiter() = default;
 
-RateLimiter::Shard& RateLimiter::shard_for(std::string_view key,
-                                           std::size_t& hash) const noexcept {
-  hash = std::hash<std::string_view>{}(key);
-  if (shard_count_ == 1) return shards_[0];
-  // Top bits after a multiplicative mix: the map's buckets use the low bits (hash % primes),
-  // so shard choice and bucket choice stay independent.
-  const std::uint64_t mixed = static_cast<std::uint64_t>(hash) * 0x9E3779B97F4A7C15ull;
-  return shards_[static_cast<std::size_t>(mixed >> shard_shift_)];
+KeyDigest RateLimiter::digest(const LimitKey& key) const noexcept {
+  SipHash128 h(hash_key_);
+  // The kind's byte first: an ip and a header value spelling it are different messages.
+  const char kind = static_cast<char>(key.kind);
+  h.update(std::string_view(&kind, 1));
+  h.update(key.text);
+  return h.finish();
 }
 
-Decision RateLimiter::check(std::string_view key) noexcept {
+RateLimiter::Shard& RateLimiter::shard_for(const StoredKey& key) const noexcept {
+  if (shard_count_ == 1) return shards_[0];
+  // The digest's high word: the map's buckets use the low one, so shard choice and bucket
+  // choice stay independent.
+  return shards_[static_cast<std::size_t>(key.hi >> shard_shift_)];
+}
+
+Decision RateLimiter::check(const LimitKey& key) noexcept {
   Decision d;
   d.limit = limit_;
 
@@ -130,8 +137,8 @@ Decision RateLimiter::check(std::string_view key) noexcept {
     return d;
   }
 
-  std::size_t hash = 0;
-  Shard& shard = shard_for(key, hash);
+  const StoredKey stored = digest(key);
+  Shard& shard = shard_for(stored);
   std::int64_t new_tat = 0;
   std::int64_t base = 0;
   std::int64_t now = 0;
@@ -142,7 +149,7 @@ Decision RateLimiter::check(std::string_view key) noexcept {
     // and the remaining count derived from it would come out one short (two admitted requests
     // reporting the same remaining). The read is a vDSO call, tens of nanoseconds.
     now = clock_.now_ns();
-    auto it = shard.tat.find(key);
+    auto it = shard.tat.find(stored);
     const std::int64_t tat = it == shard.tat.end() ? now : it->second;
     base = std::max(tat, now);
     new_tat = base + interval_ns_;
@@ -153,7 +160,7 @@ Decision RateLimiter::check(std::string_view key) noexcept {
       } else {
         try {
           if (shard.tat.size() >= shard_cap_) shard.make_room(shard_cap_, now);
-          shard.tat.emplace(std::string(key), new_tat);
+          shard.tat.emplace(stored, new_tat);
         } catch (...) {
           // Out of memory: admit untracked (fail-open for this key) rather than fail the request.
         }
@@ -186,21 +193,19 @@ std::size_t RateLimiter::tracked_keys() const noexcept {
   return n;
 }
 
-std::string_view request_key(const config::RateLimitPolicy& policy, std::string_view client_ip,
-                             std::string_view header_value, std::string_view route_name,
-                             std::string& scratch) {
+LimitKey request_key(const config::RateLimitPolicy& policy, std::string_view client_ip,
+                     std::string_view header_value, std::string_view route_name) noexcept {
+  using Key = config::RateLimitPolicy::Key;
   switch (policy.key) {
-    case config::RateLimitPolicy::Key::client_ip:
-      return client_ip;
-    case config::RateLimitPolicy::Key::route:
-      return route_name;
-    case config::RateLimitPolicy::Key::header:
-      if (header_value.empty()) return client_ip;
-      scratch.assign("h:");
-      scratch.append(header_value);
-      return scratch;
+    case Key::client_ip:
+      return {Key::client_ip, client_ip};
+    case Key::route:
+      return {Key::route, route_name};
+    case Key::header:
+      if (header_value.empty()) return {Key::client_ip, client_ip};
+      return {Key::header, header_value};
   }
-  return client_ip;
+  return {Key::client_ip, client_ip};
 }
 
 }  // namespace problemgate::ratelimit

@@ -211,6 +211,26 @@ class Basics(unittest.TestCase):
         self.assertEqual(spoof.status, 200)
         self.assertEqual(hdrs(spoof)["x-ratelimit-remaining"], "1")
 
+    def test_duplicated_key_header_is_refused_not_keyed_on_a_throwaway(self):
+        # Issue 24: `X-Api-Key: throwaway` then `X-Api-Key: <spent key>` was keyed on the first
+        # line while both went upstream, which may read either; keyed on both joined, each junk
+        # line would buy a fresh quota. A duplicated key header is refused (400), never forwarded.
+        spent = [self.get("/key/ok", {"X-Api-Key": "dup-spent"}).status for _ in range(3)]
+        self.assertEqual(spent, [200, 200, 429])
+        forwarded = self.up.count("/key/dup")
+        for first, second in (("throwaway", "dup-spent"), ("dup-spent", "junk-1"), ("", "dup-spent")):
+            with self.subTest(first=first, second=second):
+                c = RawClient(self.gw.port)
+                self.addCleanup(c.close)
+                c.send(f"GET /key/dup HTTP/1.1\r\nHost: x\r\nX-Api-Key: {first}\r\n"
+                       f"x-api-key: {second}\r\n\r\n".encode())
+                r = c.read_response()
+                assert_problem(self, r.status, hdrs(r), r.body, 400, subcode="malformed_request")
+        self.assertEqual(self.up.count("/key/dup"), forwarded, "a refused request never goes upstream")
+        # Refusing cost no one quota: one line of the throwaway key is its own fresh key.
+        r = self.get("/key/dup", {"X-Api-Key": "throwaway"})
+        self.assertEqual((r.status, hdrs(r)["x-ratelimit-remaining"]), (200, "1"))
+
     def test_headers_on_upstream_errors(self):
         r = self.get("/errs/err500")
         h = hdrs(r)
@@ -545,6 +565,77 @@ class TrustedProxies(unittest.TestCase):
             rems.append(hdrs(r)["x-ratelimit-remaining"])
         self.assertEqual(statuses, [200, 200, 200, 429, 429])
         self.assertEqual(rems, ["2", "1", "0", "0", "0"])
+
+
+# ----------------------------------------------------------------------------- memory per key
+
+def vm_rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS line")
+
+
+class HeaderKeyMemory(unittest.TestCase):
+    """Issue 24: the header-keyed limiter stored whole header values, so 3,000 distinct 30 KB
+    X-Api-Key values cost ~88 MB of RSS. Keys are now a fixed-size digest: the same requests
+    should cost a few hundred KB. RSS is a memory bound, not a timing threshold; 16 MiB leaves
+    room for allocator noise."""
+
+    KEYS = 3_000
+    KEY_BYTES = 30 * 1024
+    MAX_GROWTH = 16 * 1024 * 1024
+
+    def test_distinct_30kb_keys_do_not_grow_memory_with_their_length(self):
+        # The upstream refuses: every request is checked (and tracked) by the limiter, then
+        # answered 502 by the gateway, so nothing but the limiter keeps per-key state.
+        dead, dead_port = refused_port()
+        self.addCleanup(dead.close)
+        routes = """
+  - name: apikey
+    match: { prefix: / }
+    upstream: app
+    rate_limit: { limit: 1, window: 1h, key: "header:X-Api-Key" }
+"""
+        gw = Gateway(config(f"http://127.0.0.1:{dead_port}", routes), keep_access_log=False)
+        self.addCleanup(gw.stop)
+        filler = "k" * (self.KEY_BYTES - 16)
+        conn = [None]
+
+        def send(i):
+            head = (f"GET /x HTTP/1.1\r\nHost: x\r\nX-Api-Key: {i:016d}{filler}\r\n\r\n").encode()
+            for _attempt in range(2):  # the gateway may close a connection after a 502
+                if conn[0] is None:
+                    conn[0] = RawClient(gw.port)
+                try:
+                    conn[0].send(head)
+                    r = conn[0].read_response()
+                except (EOFError, ConnectionResetError, BrokenPipeError):
+                    conn[0].close()
+                    conn[0] = None
+                    continue
+                if (r.header("Connection") or "").lower() == "close":
+                    conn[0].close()
+                    conn[0] = None
+                return r.status
+            self.fail(f"request {i} got no response")
+
+        # Warm-up: buffers, pools and the first table buckets are allocated before measuring.
+        for i in range(200):
+            self.assertEqual(send(i), 502)
+        before = vm_rss_bytes(gw.proc.pid)
+        statuses = [send(i) for i in range(200, 200 + self.KEYS)]
+        after = vm_rss_bytes(gw.proc.pid)
+        self.assertEqual(set(statuses), {502}, "every key is new: admitted, then the upstream refuses")
+        growth = after - before
+        print(f"\nVmRSS {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB for {self.KEYS} "
+              f"x {self.KEY_BYTES // 1024} KB keys: {growth / self.KEYS:.0f} B/key")
+        self.assertLess(growth, self.MAX_GROWTH)
+        # The keys are really tracked: each is spent (limit 1), whatever its length.
+        self.assertEqual([send(i) for i in (0, 200, 200 + self.KEYS - 1)], [429] * 3)
+        if conn[0] is not None:
+            conn[0].close()
 
 
 if __name__ == "__main__":

@@ -63,6 +63,13 @@ TEST_SUITE("proxy.head_view") {
     CHECK(t.view().has_token("Connection", "close"));
   }
 
+  TEST_CASE("count: the lines of a name, in any case, empty values included") {
+    const auto s = request("GET / HTTP/1.1\r\nHost: x\r\nX-Api-Key: a\r\nx-api-key:\r\nX-Api-Keys: b\r\n\r\n");
+    CHECK(s.view().count("X-API-KEY") == 2);
+    CHECK(s.view().count("host") == 1);
+    CHECK(s.view().count("x-api") == 0);
+  }
+
   TEST_CASE("hop-by-hop fields and those named in Connection are not forwarded") {
     const auto s = request(
         "GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, X-Secret\r\nConnection: Upgrade\r\n"

@@ -9,6 +9,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #if defined(__GLIBC__)
@@ -18,12 +19,23 @@
 using problemgate::config::RateLimitPolicy;
 using problemgate::core::FakeClock;
 using problemgate::ratelimit::Decision;
+using problemgate::ratelimit::HashKey;
+using problemgate::ratelimit::KeyDigest;
+using problemgate::ratelimit::LimitKey;
 using problemgate::ratelimit::RateLimiter;
 using problemgate::ratelimit::request_key;
+using Kind = problemgate::config::RateLimitPolicy::Key;
 
 namespace {
 
 constexpr std::int64_t kStartS = 1'700'000'000;  // FakeClock's default start, in seconds
+constexpr HashKey kTestKey{0x0706050403020100ull, 0x0f0e0d0c0b0a0908ull};
+
+// Writes `i` as 16 decimal digits over the start of `key`: distinct keys that share the rest.
+std::string_view stamp(std::string& key, std::size_t i) {
+  for (int d = 15; d >= 0; --d, i /= 10) key[static_cast<std::size_t>(d)] = static_cast<char>('0' + i % 10);
+  return key;
+}
 
 RateLimitPolicy policy(std::uint64_t limit, std::int64_t window_ms, std::uint64_t burst = 0) {
   RateLimitPolicy p;
@@ -38,7 +50,7 @@ RateLimitPolicy policy(std::uint64_t limit, std::int64_t window_ms, std::uint64_
 TEST_SUITE("ratelimit.rate_limiter") {
   TEST_CASE("fresh key: full quota minus one, reset after one interval") {
     FakeClock clock;
-    RateLimiter rl(policy(100, 60'000), clock);
+    RateLimiter rl(policy(100, 60'000), clock, kTestKey);
     const Decision d = rl.check("1.2.3.4");
     CHECK(d.allowed);
     CHECK(d.limit == 100);
@@ -51,7 +63,7 @@ TEST_SUITE("ratelimit.rate_limiter") {
 
   TEST_CASE("a sequence counts down exactly, then denies without consuming") {
     FakeClock clock;
-    RateLimiter rl(policy(100, 60'000), clock);
+    RateLimiter rl(policy(100, 60'000), clock, kTestKey);
     for (std::uint64_t i = 0; i < 100; ++i) {
       const Decision d = rl.check("k");
       REQUIRE(d.allowed);
@@ -70,7 +82,7 @@ TEST_SUITE("ratelimit.rate_limiter") {
 
   TEST_CASE("refill is continuous: one interval gives one request, a window gives all") {
     FakeClock clock;
-    RateLimiter rl(policy(100, 60'000), clock);
+    RateLimiter rl(policy(100, 60'000), clock, kTestKey);
     for (int i = 0; i < 100; ++i) rl.check("k");
     REQUIRE_FALSE(rl.check("k").allowed);
 
@@ -108,7 +120,7 @@ TEST_SUITE("ratelimit.rate_limiter") {
 
   TEST_CASE("reset arithmetic rounds up to whole seconds") {
     FakeClock clock;
-    RateLimiter rl(policy(100, 60'000), clock);
+    RateLimiter rl(policy(100, 60'000), clock, kTestKey);
     for (int i = 0; i < 10; ++i) rl.check("k");
     const Decision d = rl.check("k");  // 11 used: full in 6.6 s
     CHECK(d.remaining == 89);
@@ -123,7 +135,7 @@ TEST_SUITE("ratelimit.rate_limiter") {
 
   TEST_CASE("retry_after counts down to the next admissible request, at least 1") {
     FakeClock clock;
-    RateLimiter rl(policy(10, 60'000), clock);  // T = 6 s
+    RateLimiter rl(policy(10, 60'000), clock, kTestKey);  // T = 6 s
     for (int i = 0; i < 10; ++i) rl.check("k");
     CHECK(rl.check("k").retry_after_s == 6);
     clock.advance_ms(2'500);
@@ -136,7 +148,7 @@ TEST_SUITE("ratelimit.rate_limiter") {
 
   TEST_CASE("burst: capacity is limit + burst, refill stays limit per window") {
     FakeClock clock;
-    RateLimiter rl(policy(10, 60'000, 5), clock);
+    RateLimiter rl(policy(10, 60'000, 5), clock, kTestKey);
     Decision d = rl.check("k");
     CHECK(d.limit == 15);
     CHECK(d.remaining == 14);
@@ -152,7 +164,7 @@ TEST_SUITE("ratelimit.rate_limiter") {
 
   TEST_CASE("window boundary: 1 per second admits again at exactly +1 s") {
     FakeClock clock;
-    RateLimiter rl(policy(1, 1'000), clock);
+    RateLimiter rl(policy(1, 1'000), clock, kTestKey);
     CHECK(rl.check("k").allowed);
     clock.advance_ns(999'999'999);
     const Decision d = rl.check("k");
@@ -165,7 +177,7 @@ TEST_SUITE("ratelimit.rate_limiter") {
 
   TEST_CASE("an interval that does not divide evenly never over-admits") {
     FakeClock clock;
-    RateLimiter rl(policy(3, 1'000), clock);  // T = 333'333'334 ns (rounded up)
+    RateLimiter rl(policy(3, 1'000), clock, kTestKey);  // T = 333'333'334 ns (rounded up)
     int allowed = 0;
     for (int ms = 0; ms < 10'000; ++ms) {
       if (rl.check("k").allowed) ++allowed;
@@ -177,7 +189,7 @@ TEST_SUITE("ratelimit.rate_limiter") {
 
   TEST_CASE("distinct keys are independent") {
     FakeClock clock;
-    RateLimiter rl(policy(2, 60'000), clock);
+    RateLimiter rl(policy(2, 60'000), clock, kTestKey);
     CHECK(rl.check("a").allowed);
     CHECK(rl.check("a").allowed);
     CHECK_FALSE(rl.check("a").allowed);
@@ -189,7 +201,7 @@ TEST_SUITE("ratelimit.rate_limiter") {
 
   TEST_CASE("limit 0 denies everything and tracks nothing") {
     FakeClock clock;
-    RateLimiter rl(policy(0, 60'000), clock);
+    RateLimiter rl(policy(0, 60'000), clock, kTestKey);
     const Decision d = rl.check("k");
     CHECK_FALSE(d.allowed);
     CHECK(d.remaining == 0);
@@ -199,7 +211,7 @@ TEST_SUITE("ratelimit.rate_limiter") {
 
   TEST_CASE("concurrency: 1000 concurrent checks against limit 100 admit exactly 100") {
     FakeClock clock;  // never advanced while threads run: concurrent reads only
-    RateLimiter rl(policy(100, 60'000), clock);
+    RateLimiter rl(policy(100, 60'000), clock, kTestKey);
     constexpr int kThreads = 8;
     constexpr int kPerThread = 125;
     std::atomic<int> allowed{0};
@@ -252,7 +264,7 @@ TEST_SUITE("ratelimit.rate_limiter") {
       }
     };
     StallingClock clock;
-    RateLimiter rl(policy(100, 3'600'000), clock);
+    RateLimiter rl(policy(100, 3'600'000), clock, kTestKey);
     Decision a, b;
     std::thread ta([&] { a = rl.check("k"); });
     while (clock.reads.load() == 0) std::this_thread::yield();
@@ -270,7 +282,7 @@ TEST_SUITE("ratelimit.rate_limiter") {
 
   TEST_CASE("memory is bounded by max_keys") {
     FakeClock clock;
-    RateLimiter rl(policy(10, 60'000), clock, 1'000);
+    RateLimiter rl(policy(10, 60'000), clock, kTestKey, 1'000);
     CHECK(rl.capacity() <= 1'000);
     for (int i = 0; i < 20'000; ++i) {
       CHECK(rl.check("key-" + std::to_string(i)).allowed);  // a new key is always admitted
@@ -282,7 +294,7 @@ TEST_SUITE("ratelimit.rate_limiter") {
 
   TEST_CASE("eviction drops expired keys first, then the keys closest to full") {
     FakeClock clock;
-    RateLimiter rl(policy(10, 60'000), clock, 100);  // one shard of 100
+    RateLimiter rl(policy(10, 60'000), clock, kTestKey, 100);  // one shard of 100
     REQUIRE(rl.capacity() == 100);
 
     SUBCASE("a heavy live key outlives churn of light keys") {
@@ -314,16 +326,74 @@ TEST_SUITE("ratelimit.rate_limiter") {
   }
 
   TEST_CASE("request_key per policy key kind") {
-    std::string scratch;
     RateLimitPolicy p;
-    p.key = RateLimitPolicy::Key::client_ip;
-    CHECK(request_key(p, "10.0.0.1", "abc", "agents", scratch) == "10.0.0.1");
-    p.key = RateLimitPolicy::Key::route;
-    CHECK(request_key(p, "10.0.0.1", "abc", "agents", scratch) == "agents");
-    p.key = RateLimitPolicy::Key::header;
+    const auto key = [&](std::string_view header) { return request_key(p, "10.0.0.1", header, "agents"); };
+    p.key = Kind::client_ip;
+    CHECK(key("abc").kind == Kind::client_ip);
+    CHECK(key("abc").text == "10.0.0.1");
+    p.key = Kind::route;
+    CHECK(key("abc").kind == Kind::route);
+    CHECK(key("abc").text == "agents");
+    p.key = Kind::header;
     p.header_name = "X-Api-Key";
-    CHECK(request_key(p, "10.0.0.1", "abc", "agents", scratch) == "h:abc");
-    CHECK(request_key(p, "10.0.0.1", "", "agents", scratch) == "10.0.0.1");  // missing -> ip
+    CHECK(key("abc").kind == Kind::header);
+    CHECK(key("abc").text == "abc");
+    CHECK(key("").kind == Kind::client_ip);  // missing -> ip
+    CHECK(key("").text == "10.0.0.1");
+  }
+
+  // State keyed by client input must have a fixed size per key.
+  static_assert(std::is_same_v<RateLimiter::StoredKey, KeyDigest>);
+  static_assert(sizeof(RateLimiter::StoredKey) == 16);
+  static_assert(std::is_trivially_copyable_v<RateLimiter::StoredKey>);  // owns no other memory
+
+  TEST_CASE("keys: same text same bucket, distinct text or kind distinct buckets") {
+    FakeClock clock;
+    RateLimiter rl(policy(1, 3'600'000), clock, kTestKey);
+    const std::string long_a(30'000, 'a');
+    std::string long_b = long_a;
+    long_b.back() = 'b';  // differs in the last byte only
+    CHECK(rl.check(LimitKey{Kind::header, long_a}).allowed);
+    CHECK_FALSE(rl.check(LimitKey{Kind::header, std::string(long_a)}).allowed);  // same value
+    CHECK(rl.check(LimitKey{Kind::header, long_b}).allowed);
+    // Same text, other kind: a header value spelling an ip is not that ip's bucket.
+    CHECK(rl.check(LimitKey{Kind::header, "10.0.0.1"}).allowed);
+    CHECK(rl.check(LimitKey{Kind::client_ip, "10.0.0.1"}).allowed);
+    CHECK(rl.check(LimitKey{Kind::route, "10.0.0.1"}).allowed);
+    CHECK_FALSE(rl.check(LimitKey{Kind::client_ip, "10.0.0.1"}).allowed);
+    CHECK(rl.tracked_keys() == 5);
+
+    CHECK(rl.digest({Kind::header, long_a}) == rl.digest({Kind::header, std::string(long_a)}));
+    CHECK_FALSE(rl.digest({Kind::header, long_a}) == rl.digest({Kind::header, long_b}));
+    CHECK_FALSE(rl.digest({Kind::header, "x"}) == rl.digest({Kind::client_ip, "x"}));
+  }
+
+  TEST_CASE("limiters with different hash keys store different digests for the same key") {
+    FakeClock clock;
+    RateLimiter a(policy(1, 60'000), clock, kTestKey);
+    RateLimiter same(policy(1, 60'000), clock, kTestKey);
+    RateLimiter b(policy(1, 60'000), clock, HashKey{kTestKey.k0, kTestKey.k1 ^ 1});
+    const LimitKey key{Kind::header, "api-key-1"};
+    CHECK(a.digest(key) == same.digest(key));
+    CHECK_FALSE(a.digest(key) == b.digest(key));
+    CHECK_FALSE(a.digest(key).lo == b.digest(key).lo);
+    CHECK_FALSE(a.digest(key).hi == b.digest(key).hi);
+    // Either key gives the same decisions: the hash key changes where state lives, not what it is.
+    CHECK(a.check(key).allowed);
+    CHECK(b.check(key).allowed);
+    CHECK_FALSE(a.check(key).allowed);
+    CHECK_FALSE(b.check(key).allowed);
+  }
+
+  TEST_CASE("3,000 distinct 30 KB keys: one bucket each, and each keeps its count") {
+    FakeClock clock;
+    RateLimiter rl(policy(2, 60'000), clock, kTestKey, 10'000);
+    std::string key(30 * 1024, 'k');
+    const auto nth = [&key](std::size_t i) { return LimitKey{Kind::header, stamp(key, i)}; };
+    for (std::size_t i = 0; i < 3'000; ++i) CHECK(rl.check(nth(i)).remaining == 1);
+    CHECK(rl.tracked_keys() == 3'000);
+    for (std::size_t i = 0; i < 3'000; ++i) CHECK(rl.check(nth(i)).remaining == 0);
+    CHECK(rl.tracked_keys() == 3'000);
   }
 }
 
@@ -336,37 +406,52 @@ std::size_t heap_in_use() {
   return mi.uordblks + mi.hblkhd;
 }
 
-double bytes_per_key(bool ipv6) {
+// Heap growth per key for `count` distinct keys made by `make_key(i, buf)` (returns the key).
+// `buf` is allocated before the measurement starts, so only the limiter's memory is counted.
+template <class MakeKey>
+double bytes_per_key(std::size_t count, std::size_t buf_size, MakeKey make_key) {
   FakeClock clock;
-  constexpr std::size_t kKeys = 1'000'000;
+  std::string buf(buf_size, 'k');
   const std::size_t before = heap_in_use();
   // max_keys above the key count so no shard evicts: this measures live-key cost.
-  auto rl = std::make_unique<RateLimiter>(policy(100, 60'000), clock, 2 * kKeys);
-  char buf[64];
-  for (std::size_t i = 0; i < kKeys; ++i) {
+  auto rl = std::make_unique<RateLimiter>(policy(100, 60'000), clock, kTestKey, 2 * count);
+  for (std::size_t i = 0; i < count; ++i) rl->check(make_key(i, buf));
+  REQUIRE(rl->tracked_keys() == count);
+  const std::size_t after = heap_in_use();
+  return static_cast<double>(after - before) / static_cast<double>(count);
+}
+
+double ip_bytes_per_key(bool ipv6) {
+  return bytes_per_key(1'000'000, 64, [ipv6](std::size_t i, std::string& buf) {
     const auto a = static_cast<unsigned>(i >> 16);
     const auto b = static_cast<unsigned>((i >> 8) & 0xff);
     const auto c = static_cast<unsigned>(i & 0xff);
-    const int n = ipv6 ? std::snprintf(buf, sizeof buf, "2001:0db8:85a3:0000:0000:8a2e:%04x:%04x",
+    const int n = ipv6 ? std::snprintf(buf.data(), buf.size(), "2001:0db8:85a3:0000:0000:8a2e:%04x:%04x",
                                        a, (b << 8) | c)
-                       : std::snprintf(buf, sizeof buf, "10.%u.%u.%u", a, b, c);
-    rl->check(std::string_view(buf, static_cast<std::size_t>(n)));
-  }
-  REQUIRE(rl->tracked_keys() == kKeys);
-  const std::size_t after = heap_in_use();
-  return static_cast<double>(after - before) / static_cast<double>(kKeys);
+                       : std::snprintf(buf.data(), buf.size(), "10.%u.%u.%u", a, b, c);
+    return LimitKey{Kind::client_ip, std::string_view(buf.data(), static_cast<std::size_t>(n))};
+  });
 }
 
 }  // namespace
 
 TEST_SUITE("ratelimit.rate_limiter") {
   TEST_CASE("1M live keys: memory") {
-    const double v4 = bytes_per_key(false);
-    const double v6 = bytes_per_key(true);
+    const double v4 = ip_bytes_per_key(false);
+    const double v6 = ip_bytes_per_key(true);
     MESSAGE("1M IPv4 keys: " << v4 << " B/key (" << v4 << " MB total); 1M IPv6 keys: " << v6
                              << " B/key");
-    CHECK(v4 < 120);
-    CHECK(v6 < 180);
+    CHECK(v4 < 72);
+    CHECK(v6 < 72);  // the text's length no longer matters
+  }
+
+  TEST_CASE("3,000 distinct 30 KB header keys: memory per key does not grow with the key") {
+    // Before keys were hashed, each cost its whole text: ~30 KB, ~90 MB for these 3,000.
+    const double per_key = bytes_per_key(3'000, 30 * 1024, [](std::size_t i, std::string& buf) {
+      return LimitKey{Kind::header, stamp(buf, i)};
+    });
+    MESSAGE("3,000 x 30 KB header keys: " << per_key << " B/key");
+    CHECK(per_key < 128);
   }
 }
 #endif
