@@ -106,6 +106,7 @@ TEST_SUITE("config.load") {
     CHECK(r.upstream_index == 0);
     CHECK_FALSE(r.strip_prefix);
     CHECK(r.host_header == Route::HostHeader::keep);
+    CHECK(r.escaped_slashes == Route::EscapedSlashes::reject);
     CHECK(r.problem.normalize);
     CHECK(r.problem.dialect == problem::Dialect::automatic);
     CHECK(r.problem.rules.empty());
@@ -162,6 +163,7 @@ routes:
     upstream: b
     strip_prefix: true
     host_header: upstream
+    escaped_slashes: keep
     normalize: false
     dialect: nested
     max_body_bytes: 0
@@ -239,6 +241,7 @@ routes:
     CHECK(r1.upstream_index == 1);
     CHECK(r1.strip_prefix);
     CHECK(r1.host_header == Route::HostHeader::upstream);
+    CHECK(r1.escaped_slashes == Route::EscapedSlashes::keep);
     CHECK_FALSE(r1.problem.normalize);
     CHECK(r1.problem.dialect == problem::Dialect::nested);
     CHECK(r1.max_body_bytes == 0u);
@@ -392,6 +395,12 @@ limits: { header_timeout: 10 seconds, bogus: 1 }
         {"route host with port", "upstreams: { a: http://x }\nroutes: [{ match: { host: \"a.com:80\" } }]\n", "/routes/0/match/host: host must not include a port"},
         {"route host bad", "upstreams: { a: http://x }\nroutes: [{ match: { host: \"a..com\" } }]\n", "/routes/0/match/host: invalid host \"a..com\""},
         {"host_header", route_with("    host_header: rewrite\n"), "/routes/0/host_header: expected one of keep upstream"},
+        {"escaped_slashes", route_with("    escaped_slashes: decode\n"), "/routes/0/escaped_slashes: expected one of reject keep"},
+        {"prefix not normal", "upstreams: { a: http://x }\nroutes: [{ match: { prefix: \"/api//v1/./x\" } }]\n",
+         "/routes/0/match/prefix: prefix must be a normalized path (no dot segments, repeated slashes or encoded unreserved characters): did you mean \"/api/v1/x\"?"},
+        {"prefix escaped unreserved", "upstreams: { a: http://x }\nroutes: [{ match: { prefix: \"/%61pi\" } }]\n", "did you mean \"/api\"?"},
+        {"prefix above root", "upstreams: { a: http://x }\nroutes: [{ match: { prefix: \"/../x\" } }]\n",
+         "/routes/0/match/prefix: prefix must be a normalized path"},
         {"dialect", route_with("    dialect: soap\n"), "/routes/0/dialect: unknown dialect \"soap\""},
         {"rate limit zero", route_with("    rate_limit: { limit: 0 }\n"), "/routes/0/rate_limit/limit: expected a whole number from 1"},
         {"rate limit missing limit", route_with("    rate_limit: { window: 1s }\n"), "/routes/0/rate_limit: missing limit"},
