@@ -263,7 +263,7 @@ private:
   std::string_view request_host_;
   std::string_view query_;
   bool absolute_form_ = false;
-  const Runtime* current_rt_ = nullptr;  // the snapshot of the request in progress (kept alive by run())
+  const WorkerSnapshot* snapshot_ = nullptr;  // the snapshot of the request in progress (kept alive by run())
   IdleClient idle_{client_};  // linked while waiting for the next request (drain closes it)
   bool last_request_ = false;  // max_requests_per_connection reached with this request
 };
@@ -279,18 +279,25 @@ net::awaitable<void> Session::run() {
   }
   std::uint32_t served = 0;
   for (;;) {
-    // Each request takes the newest snapshot; the one it started with stays alive until it is
-    // done (hot reload).
-    const std::shared_ptr<const Runtime> rt = worker_.runtime();
-    current_rt_ = rt.get();
+    // Each request takes the newest snapshot and holds it until it is done (hot reload): the
+    // runtime, pools and counters it uses outlive a reload while it is suspended.
+    std::shared_ptr<const WorkerSnapshot> snap = worker_.snapshot();
+    snapshot_ = snap.get();
     HeadScan scan;
-    const HeadResult head = co_await read_head(*rt, scan);
+    const HeadResult head = co_await read_head(snap->runtime(), scan);
     if (head == HeadResult::closed) break;
     if (head == HeadResult::rejected) {
-      co_await local_reply(*rt, head_error(scan.verdict), true);
+      co_await local_reply(snap->runtime(), head_error(scan.verdict), true);
       finish_exchange();
       break;
     }
+    // A reload while the connection waited for this head: the request goes by the new config
+    // (its old pools may be retired, its upstream moved). A pointer compare, no copy, otherwise.
+    if (snap != worker_.snapshot()) {
+      snap = worker_.snapshot();
+      snapshot_ = snap.get();
+    }
+    const Runtime* rt = &snap->runtime();
     head_pending_ = scan.head_bytes;
     ++served;
     const bool last = served >= rt->config.limits.max_requests_per_connection;
@@ -432,7 +439,7 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
     const std::string_view ip =
         policy.key == config::RateLimitPolicy::Key::route ? std::string_view{} : client_ip(rt, req);
     ex_.decision = limiter->check(ratelimit::request_key(policy, ip, header, route.name));
-    auto& rc = worker_.route_counters(rt, ex_.route);
+    auto& rc = snapshot_->route_counters(ex_.route);
     obs::bump(ex_.decision->allowed ? rc.rate_limit_allowed : rc.rate_limit_denied);
     if (!ex_.decision->allowed) {
       co_return co_await reply_and_finish(rt, core::GatewayError::rate_limited, has_body || !keep_alive);
@@ -461,7 +468,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   const auto& route = *ex_.route;
   const auto& cfg = rt.config;
   const auto& up_cfg = cfg.upstreams[route.upstream_index];
-  auto& pool = worker_.pool(rt, route.upstream_index);
+  auto& pool = snapshot_->pool(route.upstream_index);
   const bool has_body = scan.chunked || (scan.has_content_length && scan.content_length > 0);
   const bool is_head = ex_.method == "HEAD";
   const bool idempotent = is_idempotent(ex_.method);
@@ -589,7 +596,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   // At most two attempts: a second one only when a reused connection failed before the
   // upstream answered anything and the request had no body (spec: retry only when nothing
   // can have been executed twice by our doing).
-  auto& uc = worker_.upstream_counters(rt, route.upstream_index);
+  auto& uc = snapshot_->upstream_counters(route.upstream_index);
   auto update_pool_gauges = [&] {
     uc.open.store(pool.open_count(), std::memory_order_relaxed);
     uc.idle.store(pool.idle_count(), std::memory_order_relaxed);
@@ -724,7 +731,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     break;
   }
   auto& conn = *acquired.conn;
-  auto& route_counters = worker_.route_counters(rt, ex_.route);
+  auto& route_counters = snapshot_->route_counters(ex_.route);
   route_counters.upstream_duration.observe(
       std::chrono::duration<double>(steady::now() - upstream_started).count());
 
@@ -1092,9 +1099,9 @@ net::awaitable<void> Session::local_reply(const Runtime& rt, core::GatewayError 
 
 void Session::finish_exchange() {
   if (ex_.request_id.empty()) return;
-  const Runtime* rt = current_rt_;
+  const Runtime* rt = &snapshot_->runtime();
   const double duration_ms = std::chrono::duration<double, std::milli>(steady::now() - ex_.started).count();
-  auto& rc = worker_.route_counters(*rt, ex_.route);
+  auto& rc = snapshot_->route_counters(ex_.route);
   const int cls = ex_.status / 100;
   if (cls >= 1 && cls <= 5)
     obs::bump(rc.requests[static_cast<std::size_t>(obs::method_label(ex_.method))][static_cast<std::size_t>(cls - 1)]);

@@ -14,51 +14,12 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 Worker::Worker(unsigned index, Shared& shared, std::shared_ptr<const Runtime> runtime)
-    : index_(index), shared_(shared), runtime_(std::move(runtime)),
-      metrics_(shared.metrics.worker(index)), ids_(shared.clock) {
-  no_route_counters_ = &metrics_.route("");
-}
-
-obs::RouteCounters& Worker::route_counters(const Runtime& rt, const config::Route* route) {
-  if (counters_runtime_ != &rt) {
-    route_counters_.clear();
-    upstream_counters_.clear();
-    for (const auto& r : rt.config.routes) route_counters_.push_back(&metrics_.route(r.name));
-    for (const auto& u : rt.config.upstreams) upstream_counters_.push_back(&metrics_.upstream(u.name));
-    counters_runtime_ = &rt;
-  }
-  return route ? *route_counters_[rt.route_index(route)] : *no_route_counters_;
-}
-
-obs::UpstreamCounters& Worker::upstream_counters(const Runtime& rt, std::size_t upstream_index) {
-  (void)route_counters(rt, nullptr);  // refreshes the caches for this snapshot
-  return *upstream_counters_[upstream_index];
-}
+    : index_(index), shared_(shared), metrics_(shared.metrics.worker(index)),
+      snapshot_(WorkerSnapshot::make(std::move(runtime), nullptr, ioc_.get_executor(), metrics_)),
+      ids_(shared.clock) {}
 
 void Worker::set_runtime(std::shared_ptr<const Runtime> rt) {
-  runtime_ = std::move(rt);
-}
-
-upstream::UpstreamPool& Worker::pool(const Runtime& rt, std::size_t upstream_index) {
-  if (pools_runtime_ != &rt) {
-    // A new snapshot: map its upstreams onto pools by name, keeping live connections of the
-    // upstreams that are still there (settings refreshed).
-    pools_.clear();
-    for (const auto& up : rt.config.upstreams) {
-      auto& slot = pools_by_name_[up.name];
-      if (!slot) {
-        slot = std::make_unique<upstream::UpstreamPool>(ioc_.get_executor(), up);
-      } else if (slot->settings().host != up.host || slot->settings().port != up.port) {
-        slot->close_idle();
-        slot = std::make_unique<upstream::UpstreamPool>(ioc_.get_executor(), up);
-      } else {
-        slot->update(up);
-      }
-      pools_.push_back(slot.get());
-    }
-    pools_runtime_ = &rt;
-  }
-  return *pools_[upstream_index];
+  snapshot_ = WorkerSnapshot::make(std::move(rt), snapshot_.get(), ioc_.get_executor(), metrics_);
 }
 
 void Worker::add_acceptor(tcp::acceptor acceptor) {
@@ -71,7 +32,7 @@ void Worker::schedule_sweep() {
   sweep_timer_.expires_after(std::chrono::seconds(1));
   sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec || draining_) return;
-    for (auto& [name, pool] : pools_by_name_) pool->sweep();
+    for (const auto& pool : snapshot_->pools()) pool->sweep();
     schedule_sweep();
   });
 }
@@ -103,7 +64,7 @@ net::awaitable<void> Worker::accept_loop(tcp::acceptor& acceptor) {
       co_await t.async_wait(kNoThrow);
       continue;
     }
-    const auto limit = runtime_->config.limits.max_connections;
+    const auto limit = snapshot_->runtime().config.limits.max_connections;
     if (shared_.connections.fetch_add(1, std::memory_order_relaxed) >= limit) {
       // Over the connection cap: close at once (cheaper for everyone than queueing).
       shared_.connections.fetch_sub(1, std::memory_order_relaxed);
@@ -131,7 +92,7 @@ void Worker::session_ended() {
   --sessions_;
   if (draining_ && sessions_ == 0) {
     drain_timer_.cancel();
-    for (auto& [name, pool] : pools_by_name_) pool->close_idle();
+    for (const auto& pool : snapshot_->pools()) pool->close_idle();
   }
 }
 
@@ -144,7 +105,7 @@ void Worker::begin_drain(std::chrono::milliseconds deadline) {
     a->close(ignored);
   }
   for (auto& c : idle_) c.stream.cancel();
-  for (auto& [name, pool] : pools_by_name_) pool->close_idle();
+  for (const auto& pool : snapshot_->pools()) pool->close_idle();
   if (sessions_ == 0) return;
   drain_timer_.expires_after(deadline);
   drain_timer_.async_wait([this](const boost::system::error_code& ec) {

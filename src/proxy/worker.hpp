@@ -7,7 +7,6 @@
 #include <atomic>
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "problemgate/core/clock.hpp"
@@ -19,6 +18,7 @@
 #include "proxy/client_stream.hpp"
 #include "proxy/runtime.hpp"
 #include "proxy/splice_relay.hpp"
+#include "proxy/worker_snapshot.hpp"
 
 namespace problemgate::proxy {
 
@@ -50,15 +50,12 @@ public:
   boost::asio::io_context& context() noexcept { return ioc_; }
   unsigned index() const noexcept { return index_; }
   Shared& shared() noexcept { return shared_; }
-  const std::shared_ptr<const Runtime>& runtime() const noexcept { return runtime_; }
+  /// The current snapshot: a request copies it and holds it until it is done.
+  const std::shared_ptr<const WorkerSnapshot>& snapshot() const noexcept { return snapshot_; }
   /// Swaps the snapshot (from the worker's own thread). In-flight requests keep the one they
-  /// started with; pools of upstreams whose name survives are kept.
+  /// started with; pools of upstreams whose name and address survive are kept.
   void set_runtime(std::shared_ptr<const Runtime> rt);
 
-  upstream::UpstreamPool& pool(const Runtime& rt, std::size_t upstream_index);
-  /// This worker's counters for a route of `rt` (nullptr route: requests that matched none).
-  obs::RouteCounters& route_counters(const Runtime& rt, const config::Route* route);
-  obs::UpstreamCounters& upstream_counters(const Runtime& rt, std::size_t upstream_index);
   obs::WorkerMetrics& metrics() noexcept { return metrics_; }
   core::RequestIdGenerator& ids() noexcept { return ids_; }
   problem::Normalizer& normalizer() noexcept { return normalizer_; }
@@ -104,15 +101,8 @@ private:
   boost::asio::io_context ioc_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   unsigned index_;
   Shared& shared_;
-  std::shared_ptr<const Runtime> runtime_;
-  std::unordered_map<std::string, std::unique_ptr<upstream::UpstreamPool>> pools_by_name_;
-  std::vector<upstream::UpstreamPool*> pools_;  // indexed like runtime_->config.upstreams
-  const Runtime* pools_runtime_ = nullptr;
   obs::WorkerMetrics& metrics_;
-  std::vector<obs::RouteCounters*> route_counters_;        // indexed like config.routes
-  std::vector<obs::UpstreamCounters*> upstream_counters_;  // indexed like config.upstreams
-  obs::RouteCounters* no_route_counters_ = nullptr;
-  const Runtime* counters_runtime_ = nullptr;
+  std::shared_ptr<const WorkerSnapshot> snapshot_;
   core::RequestIdGenerator ids_;
   problem::Normalizer normalizer_;
   std::string log_scratch_;

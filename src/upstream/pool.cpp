@@ -93,7 +93,8 @@ net::awaitable<Acquired> UpstreamPool::connect() {
 
 void UpstreamPool::release(std::unique_ptr<Connection> conn) {
   if (!conn) return;
-  if (conn->buffer.size() != 0) {  // extra bytes after a complete response: out of sync
+  // A retired pool keeps nothing; extra bytes after a complete response: out of sync.
+  if (retired_ || conn->buffer.size() != 0) {
     discard(std::move(conn));
     return;
   }

@@ -52,7 +52,8 @@ public:
   /// open (idle + in use).
   boost::asio::awaitable<Acquired> connect();
 
-  /// Returns a connection whose last response was fully read and allows keep-alive.
+  /// Returns a connection whose last response was fully read and allows keep-alive (closes
+  /// it instead when the pool is retired).
   void release(std::unique_ptr<Connection> conn);
   /// Forgets a connection that must not be reused (closes it).
   void discard(std::unique_ptr<Connection> conn);
@@ -67,6 +68,14 @@ public:
   std::uint64_t reuses() const noexcept { return reuses_; }
   /// Closes every idle connection (drain, shutdown).
   void close_idle();
+  /// Takes the pool out of service: a reload dropped its upstream or changed its address. Its
+  /// idle connections are closed and connections released later are closed too, so none is
+  /// handed out again; requests still using the pool finish on it.
+  void retire() {
+    retired_ = true;
+    close_idle();
+  }
+  bool retired() const noexcept { return retired_; }
   /// Closes idle connections past idle_timeout or closed by the peer, so sockets do not pile
   /// up between requests (called periodically by the worker).
   void sweep();
@@ -79,6 +88,7 @@ private:
   std::size_t open_ = 0;
   std::uint64_t connects_ = 0;
   std::uint64_t reuses_ = 0;
+  bool retired_ = false;
 };
 
 }  // namespace problemgate::upstream
