@@ -5,34 +5,37 @@ namespace problemgate::core {
 GatewayErrorInfo gateway_error_info(GatewayError e) noexcept {
   switch (e) {
     case GatewayError::route_not_found:
-      return {404, "route_not_found", "destination_not_found", "No route matches this request."};
+      return {"route_not_found", 404, "route_not_found", "destination_not_found", "No route matches this request."};
     case GatewayError::malformed_request:
-      return {400, "malformed_request", "http_request_error", "The request is not valid HTTP/1.1."};
+      return {"malformed_request", 400, "malformed_request", "http_request_error", "The request is not valid HTTP/1.1."};
     case GatewayError::invalid_path:
-      return {400, "malformed_request", "http_request_error",
+      return {"invalid_path", 400, "malformed_request", "http_request_error",
               "The request path is not allowed: an encoded slash or backslash, a bad escape, or a "
               "dot segment above the root."};
+    case GatewayError::duplicate_limit_key:
+      return {"duplicate_limit_key", 400, "malformed_request", "http_request_error",
+              "The request carries its rate-limit key header more than once."};
     case GatewayError::uri_too_long:
-      return {414, "uri_too_long", "http_request_error", "The request line is too long."};
+      return {"uri_too_long", 414, "uri_too_long", "http_request_error", "The request line is too long."};
     case GatewayError::headers_too_large:
-      return {431, "headers_too_large", "http_request_error", "The request header fields are too large."};
+      return {"headers_too_large", 431, "headers_too_large", "http_request_error", "The request header fields are too large."};
     case GatewayError::payload_too_large:
-      return {413, "", "http_request_error", "The request body is too large."};
+      return {"payload_too_large", 413, "", "http_request_error", "The request body is too large."};
     case GatewayError::request_timeout:
-      return {408, "", "http_request_error", "The request was not received in time."};
+      return {"request_timeout", 408, "", "http_request_error", "The request was not received in time."};
     case GatewayError::not_implemented:
-      return {501, "unsupported_transfer_coding", "http_request_error",
+      return {"not_implemented", 501, "unsupported_transfer_coding", "http_request_error",
               "The request uses a transfer coding this gateway does not support."};
     case GatewayError::rate_limited:
-      return {429, "rate_limit_exceeded", "http_request_denied", "Rate limit exceeded."};
+      return {"rate_limited", 429, "rate_limit_exceeded", "http_request_denied", "Rate limit exceeded."};
     case GatewayError::upstream_down:
-      return {502, "upstream_down", "connection_refused", "The upstream service could not be reached."};
+      return {"upstream_down", 502, "upstream_down", "connection_refused", "The upstream service could not be reached."};
     case GatewayError::upstream_timeout:
-      return {504, "upstream_timeout", "http_response_timeout", "The upstream service did not answer in time."};
+      return {"upstream_timeout", 504, "upstream_timeout", "http_response_timeout", "The upstream service did not answer in time."};
     case GatewayError::gateway_unavailable:
-      return {503, "gateway_unavailable", "proxy_internal_error", "The gateway cannot take this request now."};
+      return {"gateway_unavailable", 503, "gateway_unavailable", "proxy_internal_error", "The gateway cannot take this request now."};
   }
-  return {500, "", "proxy_internal_error", "Internal gateway error."};
+  return {"internal", 500, "", "proxy_internal_error", "Internal gateway error."};
 }
 
 }  // namespace problemgate::core

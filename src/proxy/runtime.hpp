@@ -25,8 +25,6 @@ struct Runtime {
   routing::RouteTable routes;
   /// One per route (index as in config.routes); null when the route has no policy.
   std::vector<std::shared_ptr<ratelimit::RateLimiter>> limiters;
-  /// Response header value for Proxy-Status ("problemgate").
-  std::string proxy_name = "problemgate";
 
   std::size_t route_index(const config::Route* r) const noexcept {
     return static_cast<std::size_t>(r - config.routes.data());

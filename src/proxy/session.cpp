@@ -115,24 +115,6 @@ core::GatewayError head_error(HeadVerdict v) {
   }
 }
 
-std::string_view error_name(core::GatewayError e) {
-  switch (e) {
-    case core::GatewayError::route_not_found: return "route_not_found";
-    case core::GatewayError::malformed_request: return "malformed_request";
-    case core::GatewayError::invalid_path: return "invalid_path";
-    case core::GatewayError::uri_too_long: return "uri_too_long";
-    case core::GatewayError::headers_too_large: return "headers_too_large";
-    case core::GatewayError::payload_too_large: return "payload_too_large";
-    case core::GatewayError::request_timeout: return "request_timeout";
-    case core::GatewayError::not_implemented: return "not_implemented";
-    case core::GatewayError::rate_limited: return "rate_limited";
-    case core::GatewayError::upstream_down: return "upstream_down";
-    case core::GatewayError::upstream_timeout: return "upstream_timeout";
-    case core::GatewayError::gateway_unavailable: return "gateway_unavailable";
-  }
-  return "internal";
-}
-
 /// Every X-Forwarded-For field line as one list, in order (RFC 9110 §5.3: the same as one
 /// comma-joined line); HAProxy, for one, appends its hop as a separate line.
 void forwarded_for(const HeadView& head, std::string& out) {
@@ -433,7 +415,7 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
     // line, a throwaway key pays while the upstream serves the real one; keyed on all lines
     // joined, each added junk line buys a fresh quota for the same real key. So: refused.
     if (by_header && req.count(policy.header_name) > 1) {
-      co_return co_await reply_and_finish(rt, core::GatewayError::malformed_request, has_body || !keep_alive);
+      co_return co_await reply_and_finish(rt, core::GatewayError::duplicate_limit_key, has_body || !keep_alive);
     }
     const std::string_view header = by_header ? req.get(policy.header_name) : std::string_view{};
     const std::string_view ip =
@@ -1085,7 +1067,7 @@ net::awaitable<void> Session::local_reply(const Runtime& rt, core::GatewayError 
   // HEAD: the head a GET would get (Content-Length included), never the body (RFC 9110 §9.3.2).
   if (ex_.method == "HEAD") res.body().clear();
   ex_.status = p.status;
-  ex_.error = error_name(e);
+  ex_.error = core::gateway_error_info(e).name;
   ex_.code = p.code;
   ex_.subcode = p.subcode;
   down_head_.clear();
