@@ -7,6 +7,7 @@
 
 #include <simdjson.h>
 
+#include "problem/field_errors.hpp"
 #include "problemgate/problem/normalize.hpp"
 
 // What a dialect reads out of a body, before spec §3 turns it into the canonical problem.
@@ -18,7 +19,7 @@ struct Extract {
   std::string upstream_code;  ///< the upstream's own code as written ("" when none)
   std::optional<std::string> detail;
   bool detail_is_markup = false;  ///< html/text: never shown on 5xx, even when exposed
-  std::vector<FieldError> errors;
+  FieldErrors errors;  ///< under DialectInput::field_error_budget
   std::optional<std::string> type, title;  ///< an upstream problem's own members
   std::string extensions;                  ///< an upstream problem's extension members
   UpstreamRateLimit rate_limit;
@@ -28,6 +29,7 @@ struct Extract {
 struct DialectInput {
   int status;
   std::string_view content_type;
+  std::size_t field_error_budget;  ///< field_error_budget() of the body's size
 };
 
 bool read_problem(simdjson::dom::object root, const DialectInput& in, Extract& out);
@@ -37,11 +39,11 @@ bool read_problem(simdjson::dom::object root, const DialectInput& in, Extract& o
 /// `name_comparisons` as in first_of_each_name (the work-bound guard test's measure).
 void append_extension_members(simdjson::dom::object root, std::string& out,
                               std::size_t* name_comparisons = nullptr);
-bool read_nested(simdjson::dom::object root, Extract& out);
-bool read_flat(simdjson::dom::object root, Extract& out);
-bool read_detail(simdjson::dom::object root, Extract& out);
-bool read_fieldmap(simdjson::dom::object root, Extract& out);
-bool read_json(simdjson::dom::object root, Extract& out);
+bool read_nested(simdjson::dom::object root, const DialectInput& in, Extract& out);
+bool read_flat(simdjson::dom::object root, const DialectInput& in, Extract& out);
+bool read_detail(simdjson::dom::object root, const DialectInput& in, Extract& out);
+bool read_fieldmap(simdjson::dom::object root, const DialectInput& in, Extract& out);
+bool read_json(simdjson::dom::object root, const DialectInput& in, Extract& out);
 bool read_xml(std::string_view body, const DialectInput& in, Extract& out);
 bool read_html(std::string_view body, const DialectInput& in, Extract& out);
 bool read_text(std::string_view body, const DialectInput& in, Extract& out);

@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "problem/code_case.hpp"
+#include "problem/field_error_json.hpp"
 
 namespace problemgate::problem::internal {
 
@@ -10,12 +11,14 @@ namespace {
 
 constexpr std::string_view kDefaultFieldCode = "invalid";
 
-std::string join_path(const std::string& prefix, std::string_view key) {
-  if (prefix.empty()) return std::string(key);
-  std::string p = prefix;
-  p.push_back('.');
-  p.append(key);
-  return p;
+/// Appends the path segment `key` to `path` (joined by '.', none before the first segment) and
+/// returns the length to cut back to. Walks extend one path buffer rather than copy the parent's
+/// path for every child: the copies alone grew with the square of the body.
+std::size_t push_segment(std::string& path, std::string_view key) {
+  const std::size_t parent = path.size();
+  if (!path.empty()) path.push_back('.');
+  path.append(key);
+  return parent;
 }
 
 std::string index_key(std::size_t i) {
@@ -73,25 +76,72 @@ std::optional<std::string> entry_path(JsonObject e) {
   return std::nullopt;
 }
 
-void add_messages(JsonArray list, const std::string& path, DefaultFieldCode& default_code,
-                  std::vector<FieldError>& out, int depth) {
+void flatten_map_at(JsonObject o, std::string& path, DefaultFieldCode& default_code, FieldErrors& out,
+                    int depth);
+
+void add_messages(JsonArray list, std::string& path, DefaultFieldCode& default_code, FieldErrors& out,
+                  int depth) {
   std::size_t index = 0;
   for (JsonElement item : list) {
+    if (out.closed()) return;
     if (auto s = as_string(item)) {
-      out.push_back({path, std::string(default_code.get()), std::string(*s)});
+      out.add(path, default_code.get(), *s);
     } else if (auto o = as_object(item)) {
       // DRF ErrorDetail-style {"message", "code"} items, else a nested map at this list index.
       if (auto msg = first_text(*o, "message", "msg", "detail")) {
-        out.push_back({path, entry_code_or(entry_code(*o), default_code), std::string(*msg)});
+        out.add(path, entry_code_or(entry_code(*o), default_code), *msg);
       } else {
-        flatten_field_map(*o, join_path(path, index_key(index)), default_code, out, depth + 1);
+        const std::size_t parent = push_segment(path, index_key(index));
+        flatten_map_at(*o, path, default_code, out, depth + 1);
+        path.resize(parent);
       }
     }
     ++index;
   }
 }
 
+/// flatten_field_map below `path` (the parent's path, restored on return).
+void flatten_map_at(JsonObject o, std::string& path, DefaultFieldCode& default_code, FieldErrors& out,
+                    int depth) {
+  if (depth > kMaxFieldDepth) return;
+  for (auto field : o) {
+    if (out.closed()) return;
+    const std::size_t parent = is_parent_key(field.key) ? path.size() : push_segment(path, field.key);
+    if (auto s = as_string(field.value)) {
+      out.add(path, default_code.get(), *s);
+    } else if (auto a = as_array(field.value)) {
+      add_messages(*a, path, default_code, out, depth);
+    } else if (auto nested = as_object(field.value)) {
+      flatten_map_at(*nested, path, default_code, out, depth + 1);
+    }
+    path.resize(parent);
+  }
+}
+
 }  // namespace
+
+std::size_t field_error_budget(std::size_t body_size) noexcept {
+  return kFieldErrorBytesPerBodyByte * body_size + kFieldErrorBudgetFloor;
+}
+
+void FieldErrors::add(std::string_view path, std::string_view code, std::optional<std::string_view> message) {
+  if (closed_) return;
+  const std::size_t size = serialized_size(path, code, message) + (entries_.empty() ? 0 : 1);  // ','
+  if (size > remaining_) {
+    closed_ = true;
+    return;
+  }
+  remaining_ -= size;
+  entries_.push_back({std::string(path), std::string(code),
+                      message ? std::optional<std::string>(std::string(*message)) : std::nullopt});
+}
+
+std::size_t FieldErrors::serialized_size(std::string_view path, std::string_view code,
+                                         std::optional<std::string_view> message) {
+  scratch_.clear();
+  append_field_error(scratch_, path, code, message);
+  return scratch_.size();
+}
 
 std::optional<std::string_view> entry_code(JsonObject e) noexcept {
   if (auto c = code_member(e, "code")) return c;
@@ -130,36 +180,24 @@ bool is_field_map(JsonObject o, int depth) noexcept {
   return true;
 }
 
-void flatten_field_map(JsonObject o, const std::string& prefix, DefaultFieldCode& default_code,
-                       std::vector<FieldError>& out, int depth) {
-  if (depth > kMaxFieldDepth) return;
-  for (auto field : o) {
-    const std::string path = is_parent_key(field.key) ? prefix : join_path(prefix, field.key);
-    if (auto s = as_string(field.value)) {
-      out.push_back({path, std::string(default_code.get()), std::string(*s)});
-    } else if (auto a = as_array(field.value)) {
-      add_messages(*a, path, default_code, out, depth);
-    } else if (auto nested = as_object(field.value)) {
-      flatten_field_map(*nested, path, default_code, out, depth + 1);
-    }
-  }
+void flatten_field_map(JsonObject o, DefaultFieldCode& default_code, FieldErrors& out) {
+  std::string path;
+  flatten_map_at(o, path, default_code, out, 0);
 }
 
-void errors_from_array(JsonArray a, DefaultFieldCode& default_code, std::vector<FieldError>& out) {
+void errors_from_array(JsonArray a, DefaultFieldCode& default_code, FieldErrors& out) {
   for (JsonElement item : a) {
+    if (out.closed()) return;
     auto e = as_object(item);
     if (!e) continue;
     auto path = entry_path(*e);
     if (!path) continue;
-    std::optional<std::string> message;
-    if (auto m = first_text(*e, "message", "msg", "detail", "defaultMessage", "description", "title"))
-      message = std::string(*m);
-    out.push_back({std::move(*path), entry_code_or(entry_code(*e), default_code), std::move(message)});
+    auto message = first_text(*e, "message", "msg", "detail", "defaultMessage", "description", "title");
+    out.add(*path, entry_code_or(entry_code(*e), default_code), message);
   }
 }
 
-void errors_from_google_details(JsonArray details, DefaultFieldCode& default_code,
-                                std::vector<FieldError>& out) {
+void errors_from_google_details(JsonArray details, DefaultFieldCode& default_code, FieldErrors& out) {
   for (JsonElement item : details) {
     auto d = as_object(item);
     if (!d) continue;
@@ -168,23 +206,21 @@ void errors_from_google_details(JsonArray details, DefaultFieldCode& default_cod
     auto violations = array_member(*d, "fieldViolations");
     if (!violations) continue;
     for (JsonElement v : *violations) {
+      if (out.closed()) return;
       auto fv = as_object(v);
       if (!fv) continue;
       auto field = string_member(*fv, "field");
       if (!field) continue;
-      std::optional<std::string> message;
-      if (auto m = text_member(*fv, "description")) message = std::string(*m);
-      out.push_back({std::string(*field), entry_code_or(code_member(*fv, "reason"), default_code),
-                     std::move(message)});
+      out.add(*field, entry_code_or(code_member(*fv, "reason"), default_code), text_member(*fv, "description"));
     }
   }
 }
 
-void collect_field_errors(JsonObject o, DefaultFieldCode& default_code, std::vector<FieldError>& out) {
-  if (auto fields = object_member(o, "fields")) flatten_field_map(*fields, {}, default_code, out);
+void collect_field_errors(JsonObject o, DefaultFieldCode& default_code, FieldErrors& out) {
+  if (auto fields = object_member(o, "fields")) flatten_field_map(*fields, default_code, out);
   if (auto errors = member(o, "errors")) {
     if (auto map = as_object(*errors)) {
-      flatten_field_map(*map, {}, default_code, out);
+      flatten_field_map(*map, default_code, out);
     } else if (auto list = as_array(*errors)) {
       errors_from_array(*list, default_code, out);
     }

@@ -67,7 +67,7 @@ struct Normalizer::Impl {
 
   Dialect detect(std::string_view body, const Input& in, Dialect pinned, Extract& ex) {
     if (pinned == Dialect::empty || internal::trim(body).empty()) return Dialect::empty;
-    const internal::DialectInput din{in.status, in.content_type};
+    const internal::DialectInput din{in.status, in.content_type, internal::field_error_budget(body.size())};
     std::size_t start = 0;
     for (std::size_t i = 0; i < kDetectionOrder.size(); ++i)
       if (kDetectionOrder[i] == pinned) start = i;
@@ -88,11 +88,11 @@ struct Normalizer::Impl {
           if (!root) continue;
           switch (d) {
             case Dialect::problem: fits = internal::read_problem(*root, din, ex); break;
-            case Dialect::nested: fits = internal::read_nested(*root, ex); break;
-            case Dialect::flat: fits = internal::read_flat(*root, ex); break;
-            case Dialect::detail: fits = internal::read_detail(*root, ex); break;
-            case Dialect::fieldmap: fits = internal::read_fieldmap(*root, ex); break;
-            default: fits = internal::read_json(*root, ex); break;
+            case Dialect::nested: fits = internal::read_nested(*root, din, ex); break;
+            case Dialect::flat: fits = internal::read_flat(*root, din, ex); break;
+            case Dialect::detail: fits = internal::read_detail(*root, din, ex); break;
+            case Dialect::fieldmap: fits = internal::read_fieldmap(*root, din, ex); break;
+            default: fits = internal::read_json(*root, din, ex); break;
           }
         }
       }
@@ -160,14 +160,16 @@ struct Normalizer::Impl {
       if (hide) {
         p.detail = std::string(generic_detail(in.status));
         out.hidden_detail = ex.detail;
-        for (auto& e : ex.errors) e.message.reset();
       } else {
         p.detail = ex.detail ? ex.detail : std::optional<std::string>(std::string(generic_detail(in.status)));
       }
     } else {
       p.detail = ex.detail;
     }
-    p.errors = std::move(ex.errors);
+    p.errors = std::move(ex.errors).take();
+    if (hide) {
+      for (auto& e : p.errors) e.message.reset();
+    }
     p.extensions = std::move(ex.extensions);
 
     internal::apply_rules(route.rules,

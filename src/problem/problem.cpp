@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "problem/field_error_json.hpp"
 #include "problemgate/core/headers.hpp"
 #include "problemgate/core/json_escape.hpp"
 
@@ -25,6 +26,19 @@ void member(std::string& out, std::string_view key, std::string_view value) {
 
 }  // namespace
 
+void internal::append_field_error(std::string& out, std::string_view path, std::string_view code,
+                                  std::optional<std::string_view> message) {
+  out += "{\"path\":"sv;
+  core::append_json_string(out, path);
+  out += ",\"code\":"sv;
+  core::append_json_string(out, code);
+  if (message) {
+    out += ",\"message\":"sv;
+    core::append_json_string(out, *message);
+  }
+  out.push_back('}');
+}
+
 void write_problem(const Problem& p, std::string& out) {
   out.reserve(out.size() + 256 + p.extensions.size());
   out += "{\"type\":"sv;
@@ -43,15 +57,7 @@ void write_problem(const Problem& p, std::string& out) {
     for (const auto& e : p.errors) {
       if (!first) out.push_back(',');
       first = false;
-      out += "{\"path\":"sv;
-      core::append_json_string(out, e.path);
-      out += ",\"code\":"sv;
-      core::append_json_string(out, e.code);
-      if (e.message) {
-        out += ",\"message\":"sv;
-        core::append_json_string(out, *e.message);
-      }
-      out.push_back('}');
+      internal::append_field_error(out, e.path, e.code, e.message);
     }
     out.push_back(']');
   }

@@ -655,6 +655,18 @@ class Cli(unittest.TestCase):
                             "--path", "/c/1", "--request-id", "same-id"], body)
         self.assertEqual(cli.stdout.rstrip(b"\n"), r.body)
 
+    def test_normalize_field_errors_do_not_amplify(self):
+        # One 30 KB key with 10,000 empty messages used to be rewritten into 300 MB (each entry
+        # repeats the key as its path); the field-error budget keeps it linear in the body.
+        body = ('{"' + "k" * 30000 + '":[' + ",".join(['""'] * 10000) + ']}').encode()
+        self.assertEqual(len(body), 60006)
+        r = self.run_cli(["normalize", "--status", "400", "--content-type", "application/json"], body)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertLess(len(r.stdout), 1024 * 1024)
+        p = json.loads(r.stdout)
+        self.assertGreater(len(p["errors"]), 0)
+        self.assertEqual(p["errors"][0], {"path": "k" * 30000, "code": "invalid", "message": ""})
+
     def test_normalize_html_escaped_markup_stays_text(self):
         # Issue 24, finding 11: text an error page escaped must not be decoded into a tag.
         body = b"<html><body><p>Your input &lt;img src=x onerror=alert(1)&gt; is invalid</p></body></html>"

@@ -5,11 +5,12 @@
 
 namespace problemgate::problem::internal {
 
-bool read_detail(JsonObject root, Extract& out) {
+bool read_detail(JsonObject root, const DialectInput& in, Extract& out) {
   auto d = member(root, "detail");
   if (!d) return false;
 
   Extract ex;
+  ex.errors = FieldErrors(in.field_error_budget);
   auto code = code_member(root, "code");
   if (auto s = as_string(*d)) {
     ex.detail = std::string(*s);

@@ -4,11 +4,12 @@
 
 namespace problemgate::problem::internal {
 
-bool read_fieldmap(JsonObject root, Extract& out) {
+bool read_fieldmap(JsonObject root, const DialectInput& in, Extract& out) {
   if (!is_field_map(root)) return false;
   Extract ex;
+  ex.errors = FieldErrors(in.field_error_budget);
   DefaultFieldCode field_code{{}};
-  flatten_field_map(root, {}, field_code, ex.errors);
+  flatten_field_map(root, field_code, ex.errors);
   out = std::move(ex);
   return true;
 }

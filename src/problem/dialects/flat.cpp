@@ -6,11 +6,12 @@
 
 namespace problemgate::problem::internal {
 
-bool read_flat(JsonObject root, Extract& out) {
+bool read_flat(JsonObject root, const DialectInput& in, Extract& out) {
   auto error = string_member(root, "error");
   if (!error) return false;
 
   Extract ex;
+  ex.errors = FieldErrors(in.field_error_budget);
   ex.upstream_code = std::string(*error);  // subcode_for() drops it when it is a sentence
   auto detail = first_text(root, "details", "error_description", "message");
   // Spring Boot's placeholder says nothing.
@@ -32,7 +33,7 @@ bool read_flat(JsonObject root, Extract& out) {
     if (auto list = as_array(*details)) {
       errors_from_array(*list, field_code, ex.errors);
     } else if (auto map = as_object(*details); map && is_field_map(*map)) {
-      flatten_field_map(*map, {}, field_code, ex.errors);
+      flatten_field_map(*map, field_code, ex.errors);
     }
   }
   collect_field_errors(root, field_code, ex.errors);

@@ -7,8 +7,9 @@
 
 namespace problemgate::problem::internal {
 
-bool read_json(JsonObject root, Extract& out) {
+bool read_json(JsonObject root, const DialectInput& in, Extract& out) {
   Extract ex;
+  ex.errors = FieldErrors(in.field_error_budget);
   const auto errors = array_member(root, "errors");
   std::optional<JsonObject> first_error;
   if (errors) {

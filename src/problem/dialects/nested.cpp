@@ -25,11 +25,12 @@ std::optional<std::string_view> google_reason(JsonObject error) noexcept {
 
 }  // namespace
 
-bool read_nested(JsonObject root, Extract& out) {
+bool read_nested(JsonObject root, const DialectInput& in, Extract& out) {
   auto error = object_member(root, "error");
   if (!error) return false;
 
   Extract ex;
+  ex.errors = FieldErrors(in.field_error_budget);
   auto code = code_member(*error, "code");
   if (!code) code = google_reason(*error);
   if (!code) code = code_member(*error, "status");  // Google's canonical status name
@@ -42,15 +43,14 @@ bool read_nested(JsonObject root, Extract& out) {
 
   DefaultFieldCode field_code{ex.upstream_code};
   if (auto param = text_member(*error, "param")) {  // Stripe: one entry for the offending param
-    std::string c = code ? subcode_for(*code) : std::string();
-    ex.errors.push_back({std::string(*param), c.empty() ? std::string(field_code.get()) : std::move(c),
-                         detail ? std::optional<std::string>(std::string(*detail)) : std::nullopt});
+    const std::string c = code ? subcode_for(*code) : std::string();
+    ex.errors.add(*param, c.empty() ? field_code.get() : std::string_view(c), detail);
   }
   if (auto details = member(*error, "details")) {
     if (auto list = as_array(*details)) {
       errors_from_google_details(*list, field_code, ex.errors);
     } else if (auto map = as_object(*details); map && is_field_map(*map)) {
-      flatten_field_map(*map, {}, field_code, ex.errors);
+      flatten_field_map(*map, field_code, ex.errors);
     }
   }
   collect_field_errors(*error, field_code, ex.errors);

@@ -67,6 +67,7 @@ bool read_problem(JsonObject root, const DialectInput& in, Extract& out) {
   if (!fits) return false;
 
   Extract ex;
+  ex.errors = FieldErrors(in.field_error_budget);
   if (type) ex.type = std::string(*type);
   if (title) ex.title = std::string(*title);
   if (auto d = text_member(root, "detail")) ex.detail = std::string(*d);
@@ -86,7 +87,7 @@ bool read_problem(JsonObject root, const DialectInput& in, Extract& out) {
     if (auto list = as_array(*errors)) {
       errors_from_array(*list, field_code, ex.errors);
     } else if (auto map = as_object(*errors)) {
-      flatten_field_map(*map, {}, field_code, ex.errors);  // ASP.NET ValidationProblemDetails
+      flatten_field_map(*map, field_code, ex.errors);  // ASP.NET ValidationProblemDetails
     }
   }
 
