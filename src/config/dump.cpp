@@ -40,6 +40,7 @@ std::string dump_json(const Config& c) {
   j["listen"] = listen;
   j["threads"] = c.worker_threads();
   j["admin"]["listen"] = c.admin.listen ? Json(c.admin.listen->to_string()) : Json("off");
+  j["drain"]["accept_for"] = duration(c.drain.accept_for);
   const auto& l = c.limits;
   j["limits"] = {{"max_request_line", l.max_request_line},
                  {"max_header_bytes", l.max_header_bytes},

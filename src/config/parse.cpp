@@ -605,11 +605,15 @@ void Parser::config(const Json& root, Config& out, std::vector<Path>& route_path
     diag_.error(p, "expected a mapping of settings at the top level, got " + describe(root));
     return;
   }
-  object(root, p, {"listen", "threads", "admin", "limits", "request_id", "trusted_proxies", "problem",
+  object(root, p, {"listen", "threads", "admin", "drain", "limits", "request_id", "trusted_proxies", "problem",
                    "rate_limit_headers", "rate_limit", "access_log", "upstreams", "routes"});
   field(root, p, "listen", [&](auto& v, auto& vp) { listen(v, vp, out.listen); });
   field(root, p, "threads", [&](auto& v, auto& vp) { threads(v, vp, out.threads); });
   field(root, p, "admin", [&](auto& v, auto& vp) { admin(v, vp, out.admin); });
+  field(root, p, "drain", [&](const Json& v, const Path& vp) {
+    if (!object(v, vp, {"accept_for"})) return;
+    field(v, vp, "accept_for", [&](auto& av, auto& ap) { duration(av, ap, out.drain.accept_for, true); });
+  });
   field(root, p, "limits", [&](auto& v, auto& vp) { limits(v, vp, out.limits); });
   field(root, p, "request_id", [&](auto& v, auto& vp) { request_id(v, vp, out.request_id); });
   field(root, p, "trusted_proxies", [&](auto& v, auto& vp) { trusted_proxies(v, vp, out.trusted_proxies); });

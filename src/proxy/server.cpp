@@ -152,12 +152,14 @@ void Server::shutdown() {
   auto& im = *impl_;
   if (im.stopping.exchange(true)) return;
   std::chrono::milliseconds deadline;
+  std::chrono::milliseconds accept_for;
   {
     std::lock_guard lock(im.runtime_mutex);
     deadline = im.runtime->config.limits.drain_timeout;
+    accept_for = im.runtime->config.drain.accept_for;
   }
   for (auto& w : im.workers) {
-    net::post(w->context(), [w = w.get(), deadline] { w->begin_drain(deadline); });
+    net::post(w->context(), [w = w.get(), deadline, accept_for] { w->begin_drain(deadline, accept_for); });
   }
 }
 

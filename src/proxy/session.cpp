@@ -248,6 +248,8 @@ private:
   const WorkerSnapshot* snapshot_ = nullptr;  // the snapshot of the request in progress (kept alive by run())
   IdleClient idle_{client_};  // linked while waiting for the next request (drain closes it)
   bool last_request_ = false;  // max_requests_per_connection reached with this request
+  bool response_closes_ = false;  // the response sent for this request said Connection: close
+  std::uint32_t served_ = 0;      // requests read on this connection
 };
 
 //------------------------------------------------------------------------------
@@ -259,7 +261,6 @@ net::awaitable<void> Session::run() {
     if (!ec) peer_ip_ = ep.address().to_string();
     client_.socket().set_option(tcp::no_delay(true), ec);
   }
-  std::uint32_t served = 0;
   for (;;) {
     // Each request takes the newest snapshot and holds it until it is done (hot reload): the
     // runtime, pools and counters it uses outlive a reload while it is suspended.
@@ -281,13 +282,15 @@ net::awaitable<void> Session::run() {
     }
     const Runtime* rt = &snap->runtime();
     head_pending_ = scan.head_bytes;
-    ++served;
-    const bool last = served >= rt->config.limits.max_requests_per_connection;
+    ++served_;
+    const bool last = served_ >= rt->config.limits.max_requests_per_connection;
     last_request_ = last;
+    response_closes_ = false;
     const Outcome outcome = co_await handle(*rt, scan);
     if (head_pending_) consume_head();  // answered locally
     finish_exchange();
-    if (outcome == Outcome::close || last) break;
+    // A response that said Connection: close (a drain began meanwhile) ends the connection.
+    if (outcome == Outcome::close || last || response_closes_) break;
   }
   co_await lingering_close();
 }
@@ -300,8 +303,9 @@ net::awaitable<Session::HeadResult> Session::read_head(const Runtime& rt, HeadSc
   if (started) {
     client_.arm(limits.header_timeout);
   } else {
-    if (worker_.draining()) co_return HeadResult::closed;
-    client_.arm(limits.idle_timeout);
+    // Draining: a kept-alive connection waits only Worker::kDrainIdleGrace for its next
+    // request (one that raced the drain is served, with Connection: close), then closes.
+    client_.arm(worker_.draining() && served_ > 0 ? Worker::kDrainIdleGrace : limits.idle_timeout);
     worker_.mark_idle(idle_);
   }
   for (;;) {
@@ -1020,7 +1024,11 @@ void Session::build_response_head(const Runtime& rt, const HeadView& res, const 
   }
   append_field(down_head_, cfg.request_id.header, ex_.request_id);
   for (const auto& f : rl_fields_) append_field(down_head_, f.name, f.value);
-  if (!keep_alive) append_field(down_head_, "Connection", "close");
+  // keep_alive was decided when the request head arrived; a drain that began since closes too.
+  if (!keep_alive || worker_.draining()) {
+    append_field(down_head_, "Connection", "close");
+    response_closes_ = true;
+  }
   down_head_.append("\r\n", 2);
 }
 
@@ -1061,7 +1069,9 @@ net::awaitable<void> Session::local_reply(const Runtime& rt, core::GatewayError 
   ex_.upstream_limit = {};
   set_rate_limit_headers(rt, res);
   if (p.retry_after) res.set(http::field::retry_after, std::to_string(*p.retry_after));
-  res.keep_alive(!close);
+  const bool keep_alive = !close && !worker_.draining();
+  res.keep_alive(keep_alive);
+  if (!keep_alive) response_closes_ = true;
   res.body() = std::move(body);
   res.prepare_payload();
   // HEAD: the head a GET would get (Content-Length included), never the body (RFC 9110 §9.3.2).

@@ -96,16 +96,42 @@ void Worker::session_ended() {
   }
 }
 
-void Worker::begin_drain(std::chrono::milliseconds deadline) {
+void Worker::begin_drain(std::chrono::milliseconds deadline, std::chrono::milliseconds accept_for) {
   if (draining_) return;
   draining_ = true;
   sweep_timer_.cancel();
+  // Idle keep-alive connections close within kDrainIdleGrace (a request that raced the drain is
+  // still served, with Connection: close); busy ones close after their response.
+  close_idle_clients();
+  for (const auto& pool : snapshot_->pools()) pool->close_idle();
+  if (accept_for.count() > 0) {
+    // drain.accept_for: new connections are still served (one request each, Connection:
+    // close) while /readyz says 503, until the load balancer has noticed.
+    accept_timer_.expires_after(accept_for);
+    accept_timer_.async_wait([this, deadline](const boost::system::error_code& ec) {
+      if (ec) return;
+      stop_accepting();
+      close_idle_clients();
+      arm_drain_deadline(deadline);
+    });
+    return;
+  }
+  stop_accepting();
+  arm_drain_deadline(deadline);
+}
+
+void Worker::close_idle_clients() {
+  for (auto& c : idle_) c.stream.arm(kDrainIdleGrace);  // moves the idle deadline earlier
+}
+
+void Worker::stop_accepting() {
   for (auto& a : acceptors_) {
     boost::system::error_code ignored;
     a->close(ignored);
   }
-  for (auto& c : idle_) c.stream.cancel();
-  for (const auto& pool : snapshot_->pools()) pool->close_idle();
+}
+
+void Worker::arm_drain_deadline(std::chrono::milliseconds deadline) {
   if (sessions_ == 0) return;
   drain_timer_.expires_after(deadline);
   drain_timer_.async_wait([this](const boost::system::error_code& ec) {

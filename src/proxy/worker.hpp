@@ -80,8 +80,14 @@ public:
   void start();
   /// Stops accepting, closes idle client connections and idle upstream connections, and lets
   /// in-flight requests finish; after `deadline` everything still open is stopped.
-  void begin_drain(std::chrono::milliseconds deadline);
+  /// With `accept_for` > 0, new connections are still accepted (and served with Connection:
+  /// close) that long before the listeners close.
+  void begin_drain(std::chrono::milliseconds deadline,
+                   std::chrono::milliseconds accept_for = std::chrono::milliseconds(0));
   bool draining() const noexcept { return draining_; }
+  /// How long an idle keep-alive connection still waits for a request once a drain began: a
+  /// client that sent its next request just as the drain started is served, not cut off.
+  static constexpr std::chrono::milliseconds kDrainIdleGrace{250};
 
   // Session bookkeeping for drain.
   void session_started() noexcept { ++sessions_; }
@@ -94,6 +100,9 @@ public:
 private:
   boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
   void schedule_sweep();
+  void stop_accepting();
+  void close_idle_clients();
+  void arm_drain_deadline(std::chrono::milliseconds deadline);
 
   // One thread runs this context; other threads only post() to it (reload, drain), which keeps
   // the scheduler locked. Sockets and timers are touched by the owning thread only, so the
@@ -113,6 +122,7 @@ private:
   std::size_t sessions_ = 0;
   bool draining_ = false;
   boost::asio::steady_timer drain_timer_{ioc_};
+  boost::asio::steady_timer accept_timer_{ioc_};
   boost::asio::steady_timer sweep_timer_{ioc_};
 };
 

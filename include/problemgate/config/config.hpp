@@ -45,6 +45,13 @@ struct Limits {
   Duration drain_timeout{30'000};
 };
 
+/// Shutdown (SIGTERM/SIGINT) behaviour beyond limits.drain_timeout.
+struct Drain {
+  /// Keep accepting (and serving, with Connection: close) this long after the signal while
+  /// /readyz says 503, so a load balancer slow to notice sees no refused connections.
+  Duration accept_for{0};
+};
+
 struct Admin {
   std::optional<Endpoint> listen = Endpoint{"127.0.0.1", 9901};  ///< nullopt = "off"
 };
@@ -114,6 +121,7 @@ struct Config {
   std::vector<Endpoint> listen{Endpoint{"0.0.0.0", 8080}};
   unsigned threads = 0;  ///< 0 = auto (number of cores)
   Admin admin;
+  Drain drain;
   Limits limits;
   RequestId request_id;
   std::vector<Cidr> trusted_proxies;

@@ -74,6 +74,7 @@ TEST_SUITE("config.load") {
     CHECK(c.limits.max_requests_per_connection == 1000);
     CHECK(c.limits.max_connections == 4096);
     CHECK(c.limits.drain_timeout == Duration{30'000});
+    CHECK(c.drain.accept_for == Duration{0});
     CHECK(c.access_log);
     CHECK(c.request_id.header == "X-Request-Id");
     CHECK(c.request_id.trust_incoming);
@@ -134,6 +135,7 @@ limits:
   max_requests_per_connection: 7
   max_connections: 9
   drain_timeout: 0s
+drain: { accept_for: 5s }
 request_id: { header: X-Correlation-Id, trust_incoming: false }
 trusted_proxies: [10.0.0.0/8, "fd00::/8", 192.0.2.1]
 problem:
@@ -203,6 +205,7 @@ routes:
     CHECK(c.limits.max_requests_per_connection == 7);
     CHECK(c.limits.max_connections == 9);
     CHECK(c.limits.drain_timeout == Duration{0});
+    CHECK(c.drain.accept_for == Duration{5'000});
     CHECK(c.request_id.header == "X-Correlation-Id");
     CHECK_FALSE(c.request_id.trust_incoming);
     REQUIRE(c.trusted_proxies.size() == 3);
@@ -347,6 +350,8 @@ limits: { header_timeout: 10 seconds, bogus: 1 }
     const std::vector<Row> rows = {
         {"unknown top-level key", with("listn: 1.2.3.4:5\n"), "/listn: unknown key \"listn\" (did you mean \"listen\"?)"},
         {"unknown nested key", with("limits: { foo: 1 }\n"), "/limits/foo: unknown key \"foo\"; expected one of: max_request_line"},
+        {"drain unknown key", with("drain: { accept: 1s }\n"), "/drain/accept: unknown key \"accept\""},
+        {"drain accept_for", with("drain: { accept_for: soon }\n"), "/drain/accept_for: invalid duration \"soon\""},
         {"listen empty list", with("listen: []\n"), "/listen: expected at least one address"},
         {"listen bad port", with("listen: 1.2.3.4:70000\n"), "/listen: \"1.2.3.4:70000\": invalid port"},
         {"listen unbracketed v6", with("listen: \"::1:80\"\n"), "IPv6 addresses need brackets"},
