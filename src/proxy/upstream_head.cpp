@@ -1,0 +1,130 @@
+#include "proxy/session_internal.hpp"
+
+namespace problemgate::proxy {
+
+// The upstream request head, written straight from the client's: its fields in order, minus
+// hop-by-hop ones and those this proxy sets.
+void Session::build_upstream_head(const Runtime& rt, const HeadScan& scan, const HeadView& req) {
+  const auto& route = *ex_.route;
+  const auto& cfg = rt.config;
+  const auto& up_cfg = cfg.upstreams[route.upstream_index];
+  const std::string_view original_host = request_host_;
+  const bool rewrite_host =
+      route.host_header == config::Route::HostHeader::upstream || original_host.empty();
+  up_head_.clear();
+  up_head_.append(req.bytes.substr(0, scan.method_len));
+  up_head_.push_back(' ');
+  // Origin-form, on the normalized path that was routed: the upstream sees what was matched.
+  if (route.strip_prefix && route.prefix != "/") routing::append_upstream_target(route, ex_.path, up_head_);
+  else up_head_.append(ex_.path);
+  up_head_.append(query_);
+  up_head_.append(" HTTP/1.1\r\n");
+  skip_.clear();
+  skip_.add_hop_by_hop(req);
+  for (std::string_view n : {std::string_view("expect"), std::string_view("content-length"),
+                             core::hdr::kForwardedFor, core::hdr::kForwardedProto,
+                             core::hdr::kForwardedHost})
+    skip_.add(n);
+  skip_.add(cfg.request_id.header);
+  if (rewrite_host || absolute_form_) skip_.add("host");
+  append_fields_except(req, skip_, up_head_);
+  // A proxy forwarding an absolute-form request sends the target's authority as Host, never
+  // the Host field it received (RFC 9112 §3.2.2).
+  if (absolute_form_ && !rewrite_host) append_field(up_head_, "Host", original_host);
+  // An HTTP/1.0 request may come without Host; it goes upstream as HTTP/1.1, which requires
+  // one (RFC 9112 §3.2), so it gets the upstream's authority.
+  if (rewrite_host) {
+    scratch_.assign(up_cfg.host);
+    if (up_cfg.port != 80) {
+      scratch_.push_back(':');
+      scratch_.append(std::to_string(up_cfg.port));
+    }
+    append_field(up_head_, "Host", scratch_);
+  }
+  forwarded_for(req, scratch_);
+  if (!scratch_.empty()) scratch_ += ", ";
+  scratch_ += peer_ip_;
+  append_field(up_head_, core::hdr::kForwardedFor, scratch_);
+  append_field(up_head_, core::hdr::kForwardedProto, "http");
+  if (!original_host.empty()) append_field(up_head_, core::hdr::kForwardedHost, original_host);
+  append_field(up_head_, cfg.request_id.header, ex_.request_id);
+  if (scan.chunked) {
+    append_field(up_head_, "Transfer-Encoding", "chunked");
+  } else if (scan.has_content_length) {
+    char len[24];
+    const auto r = std::to_chars(len, len + sizeof len, scan.content_length);
+    append_field(up_head_, "Content-Length", std::string_view(len, static_cast<std::size_t>(r.ptr - len)));
+  }
+  up_head_.append("\r\n", 2);
+  skip_.clear();
+}
+
+void Session::build_response_head(const Runtime& rt, const HeadView& res, const HeadScan& rscan,
+                                  bool rewritten, bool chunk_out, bool keep_alive) {
+  const auto& cfg = rt.config;
+  rate_limit_fields(rt);
+  down_head_.clear();
+  down_head_.append("HTTP/1.1 ", 9);
+  down_head_.append(res.bytes.substr(9, 3));  // the status code, as scanned
+  down_head_.push_back(' ');
+  const std::string_view reason = res.bytes.substr(rscan.reason_off, rscan.reason_len);
+  if (!reason.empty()) down_head_.append(reason);
+  else down_head_.append(http::obsolete_reason(static_cast<http::status>(rscan.status)));
+  down_head_.append("\r\n", 2);
+  skip_.clear();
+  skip_.add_hop_by_hop(res);
+  skip_.add(cfg.request_id.header);
+  skip_.add("content-length");  // framing is always written from what was scanned, below
+  for (const auto& f : rl_fields_) skip_.add(f.name);
+  if (rewritten) {
+    for (std::string_view n : {"content-type", "content-encoding", "etag",
+                               "last-modified", "content-md5", "digest", "content-digest",
+                               "repr-digest"})
+      skip_.add(n);
+  }
+  append_fields_except(res, skip_, down_head_);
+  skip_.clear();
+  if (rewritten) {
+    append_field(down_head_, "Content-Type", ex_.normalized.content_type);
+    char len[24];
+    const auto r = std::to_chars(len, len + sizeof len, ex_.normalized.body.size());
+    append_field(down_head_, "Content-Length", std::string_view(len, static_cast<std::size_t>(r.ptr - len)));
+  } else if (chunk_out) {
+    append_field(down_head_, "Transfer-Encoding", "chunked");
+  } else if (rscan.has_content_length) {
+    char len[24];
+    const auto r = std::to_chars(len, len + sizeof len, rscan.content_length);
+    append_field(down_head_, "Content-Length", std::string_view(len, static_cast<std::size_t>(r.ptr - len)));
+  }
+  append_field(down_head_, cfg.request_id.header, ex_.request_id);
+  for (const auto& f : rl_fields_) append_field(down_head_, f.name, f.value);
+  // keep_alive was decided when the request head arrived; a drain that began since closes too.
+  if (!keep_alive || worker_.draining()) {
+    append_field(down_head_, "Connection", "close");
+    response_closes_ = true;
+  }
+  down_head_.append("\r\n", 2);
+}
+
+void Session::rate_limit_fields(const Runtime& rt) {
+  rl_fields_.clear();
+  const ratelimit::Decision* gw = ex_.decision ? &*ex_.decision : nullptr;
+  const ratelimit::UpstreamLimit* up = ex_.upstream_limit.any() ? &ex_.upstream_limit : nullptr;
+  if (!gw && !up) return;
+  const auto* route = ex_.route;
+  std::int64_t window_s = 0;
+  if (route) {
+    const auto& policy = route->rate_limit;  // the effective policy (loader applied the default)
+    if (policy) window_s = std::chrono::duration_cast<std::chrono::seconds>(policy->window).count();
+  }
+  ratelimit::build_headers(gw, up, route ? std::string_view(route->name) : std::string_view("default"),
+                           window_s, rt.config.rate_limit_headers,
+                           worker_.shared().clock.now_ns() / 1'000'000'000, rl_fields_);
+}
+
+void Session::set_rate_limit_headers(const Runtime& rt, http::fields& f) {
+  rate_limit_fields(rt);
+  for (const auto& h : rl_fields_) f.set(h.name, h.value);
+}
+
+}  // namespace problemgate::proxy
