@@ -7,6 +7,8 @@
 #include <fstream>
 #include <regex>
 
+#include "config/internal.hpp"
+
 using namespace problemgate::config;
 namespace problem = problemgate::problem;
 
@@ -514,6 +516,27 @@ routes:
       CHECK(error_of(route_with("    rules: [{ when: { detail_matches: \"a(?i)b\" }, set: { code: a } }]\n"))
                 .find("invalid regex") != std::string::npos);
     }
+  }
+
+  TEST_CASE("YAML plain scalars: core-schema floats") {
+    // Checked by hand since std::regex left src/; the grammar is [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?.
+    auto resolve = [](const std::string& scalar) {
+      detail::LineMap lines;
+      detail::Diagnostics diag("t.yaml", &lines);
+      return detail::yaml_to_json("v: " + scalar + "\n", lines, diag)["v"];
+    };
+    for (const char* f : {"1.5", "-1.5", "+0.25", ".5", "-.5", "1.", "1e3", "1E-3", "2.5e+10", ".5e1"}) {
+      CAPTURE(f);
+      CHECK(resolve(f).is_number_float());
+    }
+    CHECK(resolve("1.5") == 1.5);
+    CHECK(resolve("-.5") == -0.5);
+    for (const char* s : {".", "+.", "e5", "1e", "1e+", "1.5.2", "1.5x", ".inf", "1_000.0", "1e5.0"}) {
+      CAPTURE(s);
+      CHECK(resolve(s).is_string());
+    }
+    CHECK(resolve("1e999").is_string());  // out of double range: left as text
+    CHECK(resolve("42").is_number_unsigned());
   }
 
   TEST_CASE("YAML scalars follow the core schema") {
