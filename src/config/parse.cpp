@@ -4,10 +4,10 @@
 #include <cctype>
 #include <charconv>
 #include <limits>
-#include <regex>
 
 #include "config/internal.hpp"
 #include "problemgate/core/request_target.hpp"
+#include "problemgate/problem/detail_pattern.hpp"
 
 namespace problemgate::config::detail {
 
@@ -496,20 +496,9 @@ private:
     field(j, p, "detail_matches", [&](const Json& v, const Path& vp) {
       std::string pattern;
       if (!string(v, vp, pattern)) return;
-      out.detail_pattern = pattern;
-      // std::regex has no inline flags; a leading (?i), as operators write it for PCRE, is
-      // translated to icase.
-      auto flags = std::regex::ECMAScript | std::regex::optimize;
-      std::string body = pattern;
-      if (body.starts_with("(?i)")) {
-        body.erase(0, 4);
-        flags |= std::regex::icase;
-      }
-      try {
-        out.detail_matches = std::make_shared<const std::regex>(body, flags);
-      } catch (const std::regex_error& e) {
-        diag_.error(vp, "invalid regex \"" + pattern + "\": " + e.what());
-      }
+      std::string why;
+      out.detail_matches = problem::DetailPattern::compile(pattern, why);
+      if (!out.detail_matches) diag_.error(vp, "invalid regex \"" + pattern + "\": " + why);
     });
   }
 

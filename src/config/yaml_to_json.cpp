@@ -3,7 +3,7 @@
 // turning into false, and quoted scalars are always strings (a quoted "8080" is text).
 #include <algorithm>
 #include <charconv>
-#include <regex>
+#include <string_view>
 
 #include <yaml-cpp/yaml.h>
 
@@ -20,6 +20,37 @@ bool is_one_of(const std::string& s, std::initializer_list<const char*> words) {
   return false;
 }
 
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/// Consumes a run of digits from the front of `s`; returns how many there were.
+std::size_t take_digits(std::string_view& s) {
+  std::size_t n = 0;
+  while (n < s.size() && is_digit(s[n])) ++n;
+  s.remove_prefix(n);
+  return n;
+}
+
+/// Consumes one of `chars` from the front of `s` if one is there.
+bool take_one_of(std::string_view& s, std::string_view chars) {
+  if (s.empty() || chars.find(s.front()) == std::string_view::npos) return false;
+  s.remove_prefix(1);
+  return true;
+}
+
+/// The core schema's decimal float, [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?, checked
+/// by hand (`.inf` and `.nan` are not numbers any config key wants, so they stay text).
+bool is_core_float(std::string_view s) {
+  take_one_of(s, "+-");
+  const std::size_t whole = take_digits(s);
+  const std::size_t fraction = take_one_of(s, ".") ? take_digits(s) : 0;
+  if (whole == 0 && fraction == 0) return false;  // "", ".", "+.", "e5"
+  if (take_one_of(s, "eE")) {
+    take_one_of(s, "+-");
+    if (take_digits(s) == 0) return false;  // "1e", "1e+"
+  }
+  return s.empty();
+}
+
 Json resolve_plain(const std::string& s) {
   if (s.empty() || is_one_of(s, {"~", "null", "Null", "NULL"})) return nullptr;
   if (is_one_of(s, {"true", "True", "TRUE"})) return true;
@@ -28,7 +59,7 @@ Json resolve_plain(const std::string& s) {
   const char* first = s.data();
   const char* last = s.data() + s.size();
   const char* digits = (*first == '+' || *first == '-') ? first + 1 : first;
-  if (digits != last && std::all_of(digits, last, [](char c) { return c >= '0' && c <= '9'; })) {
+  if (digits != last && std::all_of(digits, last, is_digit)) {
     if (*first == '-') {
       std::int64_t v = 0;
       if (auto r = std::from_chars(first, last, v); r.ec == std::errc{} && r.ptr == last) return v;
@@ -38,8 +69,7 @@ Json resolve_plain(const std::string& s) {
     }
     return s;  // out of range: leave it as text and let the typed getter complain
   }
-  static const std::regex kFloat(R"([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)");
-  if (std::regex_match(s, kFloat)) {
+  if (is_core_float(s)) {
     try {
       return std::stod(s);
     } catch (const std::out_of_range&) {

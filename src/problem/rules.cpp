@@ -27,10 +27,6 @@ bool glob_match(std::string_view pattern, std::string_view text) noexcept {
 
 namespace {
 
-/// libstdc++'s std::regex recurses per character, so a hostile 60 KiB detail could exhaust the
-/// stack: rules only see the first kMaxRegexSubject bytes of it.
-constexpr std::size_t kMaxRegexSubject = 1024;
-
 bool matches(const Rule::When& w, const RuleSubject& s, int status) {
   if (w.status && *w.status != status) return false;
   if (w.status_class && *w.status_class != status / 100) return false;
@@ -41,14 +37,8 @@ bool matches(const Rule::When& w, const RuleSubject& s, int status) {
         !glob_match(*w.upstream_code, to_snake_case(s.upstream_code)))
       return false;
   }
-  if (w.detail_matches) {
-    try {
-      const auto subject = s.detail.substr(0, kMaxRegexSubject);
-      if (!std::regex_search(subject.begin(), subject.end(), *w.detail_matches)) return false;
-    } catch (const std::regex_error&) {
-      return false;  // e.g. error_complexity on a hostile detail: the rule does not match
-    }
-  }
+  // The whole detail: RE2 is linear in it, and it is already bounded by problem.max_error_body.
+  if (w.detail_matches && !w.detail_matches->search(s.detail)) return false;
   return true;
 }
 

@@ -15,8 +15,7 @@ bool glob_match(std::string_view pattern, std::string_view text) noexcept;
 struct RuleSubject {
   Dialect dialect;
   std::string_view upstream_code;  ///< raw, as the upstream wrote it ("" when none)
-  std::string_view detail;         ///< the upstream's detail before §3.4 hid it ("" when none);
-                                   ///< detail_matches searches its first 1 KiB only
+  std::string_view detail;         ///< the upstream's detail before §3.4 hid it ("" when none)
 };
 
 /// Applies the first matching rule's `set` to `p`. Returns that rule, or nullptr when none matched.

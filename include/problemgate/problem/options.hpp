@@ -1,12 +1,12 @@
 #pragma once
 #include <cstddef>
 #include <map>
-#include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "problemgate/problem/detail_pattern.hpp"
 
 namespace problemgate::problem {
 
@@ -39,8 +39,7 @@ struct Rule {
     std::optional<Dialect> dialect;
     std::optional<std::string> upstream_code;  ///< exact or glob (* and ?), matched against
                                                ///< the upstream's raw and normalized code
-    std::shared_ptr<const std::regex> detail_matches;
-    std::string detail_pattern;  ///< the source text of detail_matches, for messages
+    std::optional<DetailPattern> detail_matches;  ///< searched in the whole detail
   } when;
   struct Set {
     std::optional<std::string> code, subcode, title, detail, type;

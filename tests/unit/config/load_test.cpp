@@ -5,7 +5,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <regex>
+
+#include "config/internal.hpp"
 
 using namespace problemgate::config;
 namespace problem = problemgate::problem;
@@ -261,7 +262,7 @@ routes:
     CHECK(rule.when.dialect == problem::Dialect::html);
     CHECK(rule.when.upstream_code == "E_*");
     REQUIRE(rule.when.detail_matches);
-    CHECK(rule.when.detail_pattern == "down");
+    CHECK(rule.when.detail_matches->pattern() == "down");
     CHECK(rule.set.code == "upstream_unavailable");
     CHECK(rule.set.subcode == "maintenance");
     CHECK(rule.set.title == "Down");
@@ -503,22 +504,59 @@ routes:
     const auto& rules = c.routes[0].problem.rules;
     REQUIRE(rules.size() == 2);
     REQUIRE(rules[0].when.detail_matches);
-    CHECK(rules[0].when.detail_pattern == "(?i)time ?out");
-    CHECK(std::regex_search("Gateway TIMEOUT", *rules[0].when.detail_matches));
-    CHECK(std::regex_search("time out", *rules[0].when.detail_matches));
-    CHECK_FALSE(std::regex_search("timer", *rules[0].when.detail_matches));
-    CHECK(std::regex_search("Quota exceeded", *rules[1].when.detail_matches));
-    CHECK_FALSE(std::regex_search("quota exceeded", *rules[1].when.detail_matches));  // case-sensitive by default
+    CHECK(rules[0].when.detail_matches->pattern() == "(?i)time ?out");
+    CHECK(rules[0].when.detail_matches->search("Gateway TIMEOUT"));
+    CHECK(rules[0].when.detail_matches->search("time out"));
+    CHECK_FALSE(rules[0].when.detail_matches->search("timer"));
+    CHECK(rules[1].when.detail_matches->search("Quota exceeded"));
+    CHECK_FALSE(rules[1].when.detail_matches->search("quota exceeded"));  // case-sensitive by default
 
     SUBCASE("a bad regex names file, route and rule") {
       auto e = error_of(route_with("    rules:\n      - when: { status: 4xx }\n        set: { code: a }\n"
                                    "      - when: { detail_matches: \"[a-\" }\n        set: { code: a }\n"));
       CHECK(e.starts_with("t.yaml:8: /routes/0/rules/1/when/detail_matches: invalid regex \"[a-\": "));
     }
-    SUBCASE("(?i) elsewhere than the start is not a flag") {
-      CHECK(error_of(route_with("    rules: [{ when: { detail_matches: \"a(?i)b\" }, set: { code: a } }]\n"))
-                .find("invalid regex") != std::string::npos);
+    SUBCASE("(?i) anywhere is an inline flag (RE2 syntax)") {
+      const Config c2 = load_config_text(route_with("    rules: [{ when: { detail_matches: \"a(?i)b\" }, set: { code: a } }]\n"), "t");
+      CHECK(c2.routes[0].problem.rules[0].when.detail_matches->search("xaBx"));
+      CHECK_FALSE(c2.routes[0].problem.rules[0].when.detail_matches->search("xABx"));
     }
+    SUBCASE("backreferences and lookaround are refused with a reason") {
+      CHECK(error_of(route_with("    rules: [{ when: { detail_matches: '(a)\\1' }, set: { code: a } }]\n")) ==
+            "t.yaml:5: /routes/0/rules/0/when/detail_matches: invalid regex \"(a)\\1\": invalid escape sequence: \\1 "
+            "(backreferences are not supported: RE2 matches in linear time)");
+      CHECK(error_of(route_with("    rules: [{ when: { detail_matches: 'a(?=b)' }, set: { code: a } }]\n")) ==
+            "t.yaml:5: /routes/0/rules/0/when/detail_matches: invalid regex \"a(?=b)\": invalid perl operator: (?= "
+            "(lookahead and lookbehind are not supported: RE2 matches in linear time)");
+    }
+    SUBCASE("every bad regex is reported, each with its rule's path") {
+      auto errors = errors_of(route_with("    rules:\n      - when: { detail_matches: \"(\" }\n        set: { code: a }\n"
+                                         "      - when: { detail_matches: '(?<=x)y' }\n        set: { code: a }\n"));
+      REQUIRE(errors.size() == 2);
+      CHECK(errors[0] == "t.yaml:6: /routes/0/rules/0/when/detail_matches: invalid regex \"(\": missing ): (");
+      CHECK(errors[1].starts_with("t.yaml:8: /routes/0/rules/1/when/detail_matches: invalid regex \"(?<=x)y\": "));
+    }
+  }
+
+  TEST_CASE("YAML plain scalars: core-schema floats") {
+    // Checked by hand since std::regex left src/; the grammar is [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?.
+    auto resolve = [](const std::string& scalar) {
+      detail::LineMap lines;
+      detail::Diagnostics diag("t.yaml", &lines);
+      return detail::yaml_to_json("v: " + scalar + "\n", lines, diag)["v"];
+    };
+    for (const char* f : {"1.5", "-1.5", "+0.25", ".5", "-.5", "1.", "1e3", "1E-3", "2.5e+10", ".5e1"}) {
+      CAPTURE(f);
+      CHECK(resolve(f).is_number_float());
+    }
+    CHECK(resolve("1.5") == 1.5);
+    CHECK(resolve("-.5") == -0.5);
+    for (const char* s : {".", "+.", "e5", "1e", "1e+", "1.5.2", "1.5x", ".inf", "1_000.0", "1e5.0"}) {
+      CAPTURE(s);
+      CHECK(resolve(s).is_string());
+    }
+    CHECK(resolve("1e999").is_string());  // out of double range: left as text
+    CHECK(resolve("42").is_number_unsigned());
   }
 
   TEST_CASE("YAML scalars follow the core schema") {

@@ -3,7 +3,6 @@
 // '<' that would open a tag: it becomes U+2039 '‹' (see neutralize_tag_openers for why).
 #include <doctest/doctest.h>
 
-#include <regex>
 #include <string>
 
 #include "problem/markup_text.hpp"
@@ -15,8 +14,13 @@ namespace pp = problemgate::problem;
 
 /// '<' followed by what starts a tag, comment or processing instruction in the HTML tokenizer.
 bool has_tag_opener(const std::string& s) {
-  static const std::regex opener("<[A-Za-z/!?]");
-  return std::regex_search(s, opener);
+  auto opens_tag = [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '/' || c == '!' || c == '?';
+  };
+  for (std::size_t i = s.find('<'); i != std::string::npos; i = s.find('<', i + 1)) {
+    if (i + 1 < s.size() && opens_tag(s[i + 1])) return true;
+  }
+  return false;
 }
 
 std::string detail_of(int status, std::string_view content_type, std::string_view body) {
