@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs dependencies, builds, runs every test.
-#   scripts/test.sh               Release build in build/, all tests
-#   scripts/test.sh --sanitize    ASan+UBSan build in build-asan/, all tests
+#   scripts/test.sh               Release build in build/, all tests (with the instruction budget)
+#   scripts/test.sh --sanitize    ASan+UBSan build in build-asan/, all tests but the budget
 #   scripts/test.sh --tsan        TSan build in build-tsan/, the cross-thread tests (label tsan)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,4 +28,7 @@ fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1}
+report="$build_dir/tests/budget/ir_report.txt"  # the instruction budget's table (Release only)
+rm -f "$report"
 ctest --test-dir "$build_dir" --output-on-failure -j 2 "${ctest_args[@]}"
+if [ -f "$report" ]; then cat "$report"; fi
