@@ -6,6 +6,7 @@
 
 #include <problemgate/core/json_escape.hpp>
 
+#include <boost/beast/http/status.hpp>
 #include <zlib.h>
 
 #include <array>
@@ -177,8 +178,14 @@ bool size_param(std::string_view query, std::uint64_t dflt, std::uint64_t min, R
 }  // namespace
 
 std::string_view reason(unsigned status) noexcept {
-  // The gateway's own table (RFC 9110 names), so the demo and the gateway never disagree.
-  return problemgate::problem::reason_phrase(static_cast<int>(status));
+  // Errors: the gateway's own table (RFC 9110 names), so the demo and the gateway never
+  // disagree. It has only 4xx and 5xx; the rest (200 OK, 301 Moved Permanently, ...) come
+  // from Beast's table.
+  if (status >= 400) return problemgate::problem::reason_phrase(static_cast<int>(status));
+  namespace http = boost::beast::http;
+  if (http::int_to_status(status) == http::status::unknown) return "Unknown";
+  const auto r = http::obsolete_reason(static_cast<http::status>(status));
+  return {r.data(), r.size()};
 }
 
 void append_flat_error(std::string& out, std::string_view error, std::string_view details) {

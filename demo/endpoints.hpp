@@ -58,7 +58,7 @@ Route route(std::string_view target);
 /// does not pay for it. Thread-safe either way (function-local statics).
 void warm_up();
 
-/// Reason phrase for a status code; "Unknown" for codes with none.
+/// Reason phrase for a status code (`200` -> "OK"); "Unknown" for codes with none.
 std::string_view reason(unsigned status) noexcept;
 
 /// Appends `{"error":<error>,"details":<details>}` with both JSON-escaped.

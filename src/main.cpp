@@ -11,9 +11,7 @@
 #include "problemgate/proxy/server.hpp"
 #include "normalize_command.hpp"
 
-#ifndef PROBLEMGATE_VERSION
-#define PROBLEMGATE_VERSION "0.0.0"
-#endif
+#include "problemgate_build_info.hpp"  // generated: PROBLEMGATE_VERSION, _COMMIT, _BUILD_TYPE
 
 namespace {
 
@@ -33,7 +31,8 @@ std::optional<std::string> env(const char* name) {
 
 int main(int argc, char** argv) {
   CLI::App app{"problemgate: a reverse proxy that makes every upstream error an RFC 9457 problem"};
-  app.set_version_flag("--version", std::string("problemgate ") + PROBLEMGATE_VERSION);
+  app.set_version_flag("--version", "problemgate " PROBLEMGATE_VERSION " (commit " PROBLEMGATE_COMMIT
+                                    ", " PROBLEMGATE_BUILD_TYPE ")");
   std::string config_file;
   std::string listen;
   std::string upstream_url;

@@ -38,6 +38,19 @@ class GatewayWithDemo(unittest.TestCase):
                 self.assertEqual(hashlib.sha256(got.body).hexdigest(), hashlib.sha256(want.body).hexdigest())
                 self.assertEqual(got.header("Content-Type"), want.header("Content-Type"))
 
+    def test_status_lines_carry_reason_phrases(self):
+        # Issue 23: the first line a newcomer saw from `curl -i .../ok` was `HTTP/1.1 200 Unknown`.
+        # The gateway relays the upstream's reason phrase, so both must say the real one.
+        cases = (("/ok", "200 OK"), ("/chunked", "200 OK"), ("/204", "204 No Content"),
+                 ("/304", "304 Not Modified"), ("/status/201", "201 Created"),
+                 ("/status/404", "404 Not Found"), ("/status/503", "503 Service Unavailable"),
+                 ("/status/599", "599 Unknown"))
+        for path, want in cases:
+            for via, port in (("direct", self.demo.port), ("gateway", self.gw.port)):
+                with self.subTest(path=path, via=via):
+                    r = request_full(port, "GET", path)
+                    self.assertEqual(r.raw_head.split(b"\r\n", 1)[0].decode("latin-1"), "HTTP/1.1 " + want)
+
     def test_chunked_stays_chunked(self):
         got = request_full(self.gw.port, "GET", "/chunked")
         self.assertEqual(got.header("Transfer-Encoding"), "chunked")
