@@ -3,7 +3,8 @@
 
 No Docker engine or cluster is needed (CI has neither): this parses the files and checks that
 they agree with each other and with problemgate's config surface, e.g. that the Service targets
-problemgate's listen port and not the app's, that probes hit the admin port, that the grace
+problemgate's listen port and not the app's, that probes hit the probes port (and the controls
+stay on loopback), that the grace
 period covers the drain timeout, that the image installs the runtime package of every shared
 library the binary links.
 
@@ -81,11 +82,15 @@ def url_host_port(url: str) -> tuple[str, int]:
 
 
 def check_container_config(cfg: dict, where: str, upstream_host: str, upstream_port: int) -> None:
-    """A config for a container: listeners on all interfaces, one upstream, the expected one."""
+    """A config for a container: the proxy and the probes on all interfaces, the controls on
+    loopback, one upstream, the expected one."""
     check(isinstance(cfg, dict), f"{where}: not a mapping")
     check(cfg.get("listen") == "0.0.0.0:8080", f"{where}: listen should be 0.0.0.0:8080")
-    check((cfg.get("admin") or {}).get("listen") == "0.0.0.0:9901",
-          f"{where}: admin.listen should be 0.0.0.0:9901 (probes come from outside the container)")
+    admin = cfg.get("admin") or {}
+    check(admin.get("listen") == "127.0.0.1:9901",
+          f"{where}: admin.listen (GET /config, POST /reload) should stay on loopback, 127.0.0.1:9901")
+    check(admin.get("probes_listen") == "0.0.0.0:9902",
+          f"{where}: admin.probes_listen should be 0.0.0.0:9902 (probes come from outside the container)")
     ups = cfg.get("upstreams") or {}
     check(len(ups) >= 1, f"{where}: no upstreams")
     for name, u in ups.items():
@@ -162,7 +167,8 @@ def check_dockerfile(bin_path: str | None) -> None:
     check(re.fullmatch(r"\d+(:\d+)?", user) is not None and not user.startswith("0"),
           f"Dockerfile: runtime USER should be a numeric non-root uid (runAsNonRoot), got {user!r}")
     exposed = set(" ".join(rt_by.get("EXPOSE", [])).split())
-    check(exposed == {"8080", "9901"}, f"Dockerfile: EXPOSE should be 8080 9901, got {sorted(exposed)}")
+    check(exposed == {"8080", "9902"},
+          f"Dockerfile: EXPOSE should be 8080 9902 (proxy, probes; never the controls), got {sorted(exposed)}")
     hc = " ".join(rt_by.get("HEALTHCHECK", []))
     check("127.0.0.1:9901/healthz" in hc and "--fail" in hc,
           "Dockerfile: HEALTHCHECK should curl --fail the admin /healthz on 9901")
@@ -243,12 +249,13 @@ def check_compose(bin_path: str | None) -> None:
     check(ep[:1] == ["problemgate-demo-api"] and "--listen" in ep, "compose: demo-api entrypoint")
     demo_listen = ep[ep.index("--listen") + 1] if "--listen" in ep and ep.index("--listen") + 1 < len(ep) else ""
     check(host_of(demo_listen) == "0.0.0.0", "compose: demo-api must listen on 0.0.0.0 to be reachable")
-    check("healthcheck" in demo, "compose: demo-api needs its own healthcheck (the image's probes 9901)")
+    check("healthcheck" in demo, "compose: demo-api needs its own healthcheck (the image's probes problemgate)")
     dep = (pg.get("depends_on") or {}).get("demo-api") or {}
     check(dep.get("condition") in ("service_healthy", "service_started"),
           "compose: problemgate should depend_on demo-api with a condition")
     ports = {str(p).split(":")[-1] for p in pg.get("ports") or []}
-    check({"8080", "9901"} <= ports, "compose: problemgate should publish 8080 and 9901")
+    check({"8080", "9902"} <= ports, "compose: problemgate should publish 8080 and 9902 (probes)")
+    check("9901" not in ports, "compose: don't publish 9901: the controls stay on the container's loopback")
     check("healthcheck" in pg, "compose: problemgate should have a healthcheck")
     mounted = None
     for v in pg.get("volumes") or []:
@@ -318,17 +325,20 @@ def check_k8s(bin_path: str | None) -> None:
     app = next(c for n, c in containers.items() if n != "problemgate")
     pg_ports = {p.get("name"): p["containerPort"] for p in pg.get("ports") or []}
     check(pg_ports.get("http") == port_of(cfg["listen"]), "k8s: problemgate port 'http' must be the config's listen port")
-    check(pg_ports.get("admin") == port_of(cfg["admin"]["listen"]),
-          "k8s: problemgate port 'admin' must be the config's admin.listen port")
+    admin = cfg.get("admin") or {}
+    check(pg_ports.get("probes") == port_of(admin.get("probes_listen", "off:0")),
+          "k8s: problemgate port 'probes' must be the config's admin.probes_listen port")
+    check(port_of(admin.get("listen", "127.0.0.1:9901")) not in pg_ports.values(),
+          "k8s: don't declare the controls port (admin.listen): it listens on the pod's loopback only")
     rp, lp = pg.get("readinessProbe") or {}, pg.get("livenessProbe") or {}
-    check((rp.get("httpGet") or {}).get("path") == "/readyz" and probe_port(rp, pg_ports) == pg_ports.get("admin"),
-          "k8s: problemgate readinessProbe should be GET /readyz on the admin port")
-    check((lp.get("httpGet") or {}).get("path") == "/healthz" and probe_port(lp, pg_ports) == pg_ports.get("admin"),
-          "k8s: problemgate livenessProbe should be GET /healthz on the admin port")
+    check((rp.get("httpGet") or {}).get("path") == "/readyz" and probe_port(rp, pg_ports) == pg_ports.get("probes"),
+          "k8s: problemgate readinessProbe should be GET /readyz on the probes port")
+    check((lp.get("httpGet") or {}).get("path") == "/healthz" and probe_port(lp, pg_ports) == pg_ports.get("probes"),
+          "k8s: problemgate livenessProbe should be GET /healthz on the probes port")
     ann = (tmpl.get("metadata") or {}).get("annotations") or {}
-    check(ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/port") == str(pg_ports.get("admin"))
+    check(ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/port") == str(pg_ports.get("probes"))
           and ann.get("prometheus.io/path") == "/metrics",
-          "k8s: prometheus.io/scrape|port|path annotations should point at the admin /metrics")
+          "k8s: prometheus.io/scrape|port|path annotations should point at the probes port's /metrics")
 
     # Config mount: the ConfigMap's directory, where --config points, no subPath.
     args = pg.get("args") or []

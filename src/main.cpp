@@ -42,6 +42,14 @@ int main(int argc, char** argv) {
   app.add_option("--listen", listen, "HOST:PORT to listen on (env PROBLEMGATE_LISTEN)");
   app.add_option("--upstream", upstream_url,
                  "Zero-config sidecar: send every path to this http://host:port (env PROBLEMGATE_UPSTREAM)");
+  std::string admin;
+  std::string probes;
+  app.add_option("--admin", admin,
+                 "HOST:PORT|off for the admin listener: probes, metrics, GET /config, POST /reload "
+                 "(default 127.0.0.1:9901; a non-loopback address needs admin.token_file) (env PROBLEMGATE_ADMIN)");
+  app.add_option("--probes", probes,
+                 "HOST:PORT|off for a listener with /healthz, /readyz and /metrics only, safe on the pod IP "
+                 "(default off) (env PROBLEMGATE_PROBES)");
   app.add_option("--threads", threads, "Worker threads (default: config, else the number of cores)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|critical|off (env PROBLEMGATE_LOG_LEVEL)");
 
@@ -80,6 +88,10 @@ int main(int argc, char** argv) {
   else overrides.listen = env("PROBLEMGATE_LISTEN");
   if (!upstream_url.empty()) overrides.upstream = upstream_url;
   else overrides.upstream = env("PROBLEMGATE_UPSTREAM");
+  if (!admin.empty()) overrides.admin = admin;
+  else overrides.admin = env("PROBLEMGATE_ADMIN");
+  if (!probes.empty()) overrides.probes = probes;
+  else overrides.probes = env("PROBLEMGATE_PROBES");
   if (threads > 0) overrides.threads = threads;
 
   auto load = [&]() {

@@ -40,6 +40,9 @@ std::string dump_json(const Config& c) {
   j["listen"] = listen;
   j["threads"] = c.worker_threads();
   j["admin"]["listen"] = c.admin.listen ? Json(c.admin.listen->to_string()) : Json("off");
+  j["admin"]["probes_listen"] = c.admin.probes_listen ? Json(c.admin.probes_listen->to_string()) : Json("off");
+  // The path only: the token itself is never shown.
+  j["admin"]["token_file"] = c.admin.token_file.empty() ? Json(nullptr) : Json(c.admin.token_file);
   j["drain"]["accept_for"] = duration(c.drain.accept_for);
   const auto& l = c.limits;
   j["limits"] = {{"max_request_line", l.max_request_line},

@@ -2,7 +2,11 @@
 // and leaves the default in place, so one bad value doesn't hide the next.
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 
 #include "config/internal.hpp"
@@ -27,6 +31,53 @@ bool is_normal_path(const std::string& prefix, std::string& normal) {
     return false;
   }
   return normal == prefix;
+}
+
+/// The content of admin.token_file, trimmed, or nullopt with `error` saying why not. Only a
+/// regular file (a Kubernetes Secret's symlink is followed), read up to a cap, so a path like
+/// /dev/zero can't hang or exhaust a load.
+std::optional<std::string> read_admin_token(const std::string& path, std::string& error) {
+  constexpr std::size_t kMaxBytes = 4096;
+  constexpr std::size_t kMinChars = 16;
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    error = ec ? "cannot open: " + ec.message() : "not a regular file";
+    return std::nullopt;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = std::string("cannot open: ") + std::strerror(errno);
+    return std::nullopt;
+  }
+  std::string text(kMaxBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (in.bad()) {
+    error = "cannot read";
+    return std::nullopt;
+  }
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (text.size() > kMaxBytes) {
+    error = "larger than " + std::to_string(kMaxBytes) + " bytes: expected one token";
+    return std::nullopt;
+  }
+  const auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) {
+    error = "is empty: expected a bearer token (e.g. the output of `openssl rand -hex 32`)";
+    return std::nullopt;
+  }
+  text = text.substr(first, text.find_last_not_of(" \t\r\n") - first + 1);
+  for (const char c : text) {
+    if (c < 0x21 || c > 0x7e) {
+      error = "the token must be one word of visible ASCII characters (no spaces or line breaks inside)";
+      return std::nullopt;
+    }
+  }
+  if (text.size() < kMinChars) {
+    error = "the token has " + std::to_string(text.size()) + " characters; use at least " +
+            std::to_string(kMinChars) + " (e.g. `openssl rand -hex 32`)";
+    return std::nullopt;
+  }
+  return text;
 }
 
 std::string describe(const Json& j) {
@@ -207,20 +258,35 @@ private:
     out = static_cast<unsigned>(j.get<std::uint64_t>());
   }
 
+  /// `off` (or false) -> nullopt; else HOST:PORT.
+  void endpoint_or_off(const Json& v, const Path& vp, std::optional<Endpoint>& out) {
+    if ((v.is_string() && v.get_ref<const std::string&>() == "off") || (v.is_boolean() && !v.get<bool>())) {
+      out.reset();
+      return;
+    }
+    std::string text, error;
+    if (!v.is_string()) {
+      diag_.error(vp, "expected off or HOST:PORT, got " + describe(v));
+    } else if (auto ep = parse_endpoint(text = v.get<std::string>(), error)) {
+      out = *ep;
+    } else {
+      diag_.error(vp, "\"" + text + "\": " + error + " (or off)");
+    }
+  }
+
   void admin(const Json& j, const Path& p, Admin& out) {
-    if (!object(j, p, {"listen"})) return;
-    field(j, p, "listen", [&](const Json& v, const Path& vp) {
-      if ((v.is_string() && v.get_ref<const std::string&>() == "off") || (v.is_boolean() && !v.get<bool>())) {
-        out.listen.reset();
-        return;
-      }
-      std::string text, error;
-      if (!v.is_string()) {
-        diag_.error(vp, "expected off or HOST:PORT, got " + describe(v));
-      } else if (auto ep = parse_endpoint(text = v.get<std::string>(), error)) {
-        out.listen = *ep;
+    if (!object(j, p, {"listen", "probes_listen", "token_file"})) return;
+    field(j, p, "listen", [&](auto& v, auto& vp) { endpoint_or_off(v, vp, out.listen); });
+    field(j, p, "probes_listen", [&](auto& v, auto& vp) { endpoint_or_off(v, vp, out.probes_listen); });
+    field(j, p, "token_file", [&](const Json& v, const Path& vp) {
+      std::string path;
+      if (!string(v, vp, path)) return;
+      std::string error;
+      if (auto token = read_admin_token(path, error)) {
+        out.token_file = std::move(path);
+        out.token = std::move(*token);
       } else {
-        diag_.error(vp, "\"" + text + "\": " + error + " (or off)");
+        diag_.error(vp, "\"" + path + "\": " + error);
       }
     });
   }

@@ -23,6 +23,34 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
+/// 127.0.0.0/8 or ::1 (also IPv4-mapped), as a literal: a name is not trusted to resolve there.
+bool is_loopback(const std::string& host) {
+  const auto ip = parse_ip(host);
+  if (!ip) return false;
+  const auto& a = *ip;
+  const bool v4_mapped = std::all_of(a.begin(), a.begin() + 10, [](auto b) { return b == 0; }) && a[10] == 0xff &&
+                         a[11] == 0xff;
+  if (v4_mapped) return a[12] == 127;
+  return std::all_of(a.begin(), a.begin() + 15, [](auto b) { return b == 0; }) && a[15] == 1;
+}
+
+/// Safe by default: the controls (GET /config, POST /reload) listen on loopback only, unless a
+/// bearer token guards them.
+void validate_admin(const Admin& admin, Diagnostics& diag) {
+  const auto& l = admin.listen;
+  const auto& p = admin.probes_listen;
+  if (l && p && l->port != 0 && l->port == p->port && l->host == p->host) {
+    diag.error(Path{} / "admin" / "probes_listen", p->to_string() + " is also admin.listen");
+  }
+  if (l && !is_loopback(l->host) && admin.token.empty()) {
+    diag.error(Path{} / "admin" / "listen",
+               l->to_string() +
+                   " is not a loopback address, so GET /config and POST /reload would be open to the network: "
+                   "set admin.token_file (a file holding a bearer token), or keep admin.listen on 127.0.0.1 or "
+                   "[::1] and expose only /healthz, /readyz and /metrics with admin.probes_listen (--probes)");
+  }
+}
+
 std::string route_label(const Route& r, const Path& p) {
   return p.str() + " (\"" + r.name + "\")";
 }
@@ -94,6 +122,18 @@ void apply_overrides(const Overrides& o, Config& cfg, std::vector<Path>& route_p
       diag.error("--upstream \"" + *o.upstream + "\": " + error);
     }
   }
+  // --admin / --probes: HOST:PORT or off, replacing admin.listen / admin.probes_listen.
+  auto endpoint_or_off = [&](const std::string& text, const char* flag, std::optional<Endpoint>& out) {
+    if (text == "off") {
+      out.reset();
+      return;
+    }
+    std::string error;
+    if (auto ep = parse_endpoint(text, error)) out = *ep;
+    else diag.error(std::string(flag) + " \"" + text + "\": " + error + " (or off)");
+  };
+  if (o.admin) endpoint_or_off(*o.admin, "--admin", cfg.admin.listen);
+  if (o.probes) endpoint_or_off(*o.probes, "--probes", cfg.admin.probes_listen);
   if (o.threads) {
     if (*o.threads > 1024) diag.error("--threads " + std::to_string(*o.threads) + ": expected 0 (auto) to 1024");
     else cfg.threads = *o.threads;
@@ -112,7 +152,11 @@ void validate(Config& cfg, const std::vector<Path>& route_paths, Diagnostics& di
     if (cfg.admin.listen && same(*cfg.admin.listen, cfg.listen[i])) {
       diag.error(Path{} / "admin" / "listen", cfg.admin.listen->to_string() + " is also in listen");
     }
+    if (cfg.admin.probes_listen && same(*cfg.admin.probes_listen, cfg.listen[i])) {
+      diag.error(Path{} / "admin" / "probes_listen", cfg.admin.probes_listen->to_string() + " is also in listen");
+    }
   }
+  validate_admin(cfg.admin, diag);
 
   if (cfg.upstreams.empty()) {
     diag.error("no upstream configured: pass --upstream URL or a config file");

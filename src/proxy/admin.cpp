@@ -3,7 +3,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -17,9 +16,41 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
 
+BearerCheck check_bearer(std::string_view authorization, std::string_view token) noexcept {
+  if (token.empty()) return BearerCheck::ok;
+  auto is_space = [](char c) { return c == ' ' || c == '\t'; };
+  while (!authorization.empty() && is_space(authorization.front())) authorization.remove_prefix(1);
+  while (!authorization.empty() && is_space(authorization.back())) authorization.remove_suffix(1);
+  constexpr std::string_view kScheme = "bearer";
+  if (authorization.size() <= kScheme.size() || !is_space(authorization[kScheme.size()])) {
+    return BearerCheck::missing;
+  }
+  for (std::size_t i = 0; i < kScheme.size(); ++i) {
+    const char c = authorization[i];
+    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c) != kScheme[i]) return BearerCheck::missing;
+  }
+  std::string_view given = authorization.substr(kScheme.size());
+  while (!given.empty() && is_space(given.front())) given.remove_prefix(1);
+  // Constant time in the token's length: every byte of it is compared whatever the guess is,
+  // and no branch depends on a secret byte.
+  unsigned diff = given.size() == token.size() ? 0U : 1U;
+  for (std::size_t i = 0; i < token.size(); ++i) {
+    const auto g = static_cast<unsigned char>(i < given.size() ? given[i] : 0);
+    diff |= static_cast<unsigned>(g ^ static_cast<unsigned char>(token[i]));
+  }
+  return diff == 0 ? BearerCheck::ok : BearerCheck::wrong;
+}
+
 namespace {
 
 constexpr auto kNoThrow = net::as_tuple(net::use_awaitable);
+constexpr std::string_view kRealm = R"(Bearer realm="problemgate-admin")";
+
+struct Scope {
+  const AdminHooks& hooks;
+  std::string_view token;  // "" = no token required
+  bool controls;           // /config and /reload served here
+};
 
 http::response<http::string_body> reply(http::status status, std::string_view type, std::string body,
                                         unsigned version, bool keep_alive) {
@@ -32,7 +63,44 @@ http::response<http::string_body> reply(http::status status, std::string_view ty
   return res;
 }
 
-net::awaitable<void> serve(tcp::socket socket, const AdminHooks& hooks) {
+/// GET /config, POST /reload: authorized, answered and logged with the peer's address.
+http::response<http::string_body> control(const http::request<http::string_body>& req, std::string_view path,
+                                          const Scope& scope, const std::string& peer) {
+  const unsigned v = req.version();
+  const bool ka = req.keep_alive();
+  const std::string_view method = req.method_string();
+  if (const auto auth = check_bearer(req[http::field::authorization], scope.token); auth != BearerCheck::ok) {
+    const bool missing = auth == BearerCheck::missing;
+    spdlog::warn("admin: {} {} from {}: 401, {} bearer token", method, path, peer, missing ? "no" : "wrong");
+    auto res = reply(http::status::unauthorized, "text/plain", "unauthorized: send Authorization: Bearer <token>\n",
+                     v, ka);
+    res.set(http::field::www_authenticate,
+            missing ? std::string(kRealm) : std::string(kRealm) + R"(, error="invalid_token")");
+    return res;
+  }
+  if (path == "/config" && (req.method() == http::verb::get || req.method() == http::verb::head)) {
+    spdlog::info("admin: {} /config from {}: 200", method, peer);
+    return reply(http::status::ok, "application/json", scope.hooks.config_json(), v, ka);
+  }
+  if (path == "/reload" && req.method() == http::verb::post) {
+    const std::string errors = scope.hooks.reload();
+    if (errors.empty()) {
+      spdlog::info("admin: POST /reload from {}: 200, config reloaded", peer);
+      return reply(http::status::ok, "text/plain", "reloaded\n", v, ka);
+    }
+    spdlog::info("admin: POST /reload from {}: 422, rejected, old config kept", peer);
+    return reply(http::status::unprocessable_entity, "text/plain", errors, v, ka);
+  }
+  spdlog::info("admin: {} {} from {}: 405", method, path, peer);
+  auto res = reply(http::status::method_not_allowed, "text/plain", "method not allowed\n", v, ka);
+  res.set(http::field::allow, path == "/reload" ? "POST" : "GET, HEAD");
+  return res;
+}
+
+net::awaitable<void> serve(tcp::socket socket, Scope scope) {
+  boost::system::error_code peer_ec;
+  const auto remote = socket.remote_endpoint(peer_ec);
+  const std::string peer = peer_ec ? std::string("unknown peer") : endpoint_text(remote);
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer(16 * 1024);
   for (;;) {
@@ -51,26 +119,22 @@ net::awaitable<void> serve(tcp::socket socket, const AdminHooks& hooks) {
     if (path == "/healthz" && get) {
       res = reply(http::status::ok, "text/plain", "ok\n", req.version(), ka);
     } else if (path == "/readyz" && get) {
-      const bool ready = hooks.ready();
+      const bool ready = scope.hooks.ready();
       res = reply(ready ? http::status::ok : http::status::service_unavailable, "text/plain",
                   ready ? "ready\n" : "draining\n", req.version(), ka);
     } else if (path == "/metrics" && get) {
-      res = reply(http::status::ok, "text/plain; version=0.0.4; charset=utf-8", hooks.metrics(),
+      res = reply(http::status::ok, "text/plain; version=0.0.4; charset=utf-8", scope.hooks.metrics(),
                   req.version(), ka);
-    } else if (path == "/config" && get) {
-      res = reply(http::status::ok, "application/json", hooks.config_json(), req.version(), ka);
-    } else if (path == "/reload" && req.method() == http::verb::post) {
-      const std::string errors = hooks.reload();
-      res = errors.empty()
-                ? reply(http::status::ok, "text/plain", "reloaded\n", req.version(), ka)
-                : reply(http::status::unprocessable_entity, "text/plain", errors, req.version(), ka);
-    } else if (path == "/healthz" || path == "/readyz" || path == "/metrics" || path == "/config" ||
-               path == "/reload") {
+    } else if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
       res = reply(http::status::method_not_allowed, "text/plain", "method not allowed\n", req.version(), ka);
-      res.set(http::field::allow, path == "/reload" ? "POST" : "GET, HEAD");
+      res.set(http::field::allow, "GET, HEAD");
+    } else if (scope.controls && (path == "/config" || path == "/reload")) {
+      res = control(req, path, scope, peer);
     } else {
       res = reply(http::status::not_found, "text/plain",
-                  "not found: try /healthz /readyz /metrics /config, POST /reload\n", req.version(), ka);
+                  scope.controls ? "not found: try /healthz /readyz /metrics /config, POST /reload\n"
+                                 : "not found: try /healthz /readyz /metrics\n",
+                  req.version(), ka);
     }
     if (req.method() == http::verb::head) {
       const auto len = res.body().size();
@@ -84,37 +148,49 @@ net::awaitable<void> serve(tcp::socket socket, const AdminHooks& hooks) {
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
 }
 
-net::awaitable<void> accept_loop(tcp::acceptor& acceptor, const AdminHooks& hooks) {
+void log_failure(const char* what, std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    spdlog::error("{}: {}", what, ex.what());
+  } catch (...) {
+    spdlog::error("{}: unknown exception", what);
+  }
+}
+
+net::awaitable<void> accept_loop(tcp::acceptor& acceptor, Scope scope) {
   for (;;) {
     auto [ec, socket] = co_await acceptor.async_accept(kNoThrow);
     if (ec) {
       if (!acceptor.is_open()) co_return;
       continue;
     }
-    net::co_spawn(acceptor.get_executor(), serve(std::move(socket), hooks), [](std::exception_ptr e) {
-      if (e) {
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          spdlog::warn("admin connection: {}", ex.what());
-        }
-      }
-    });
+    net::co_spawn(acceptor.get_executor(), serve(std::move(socket), scope),
+                  [](std::exception_ptr e) { log_failure("admin connection failed", e); });
   }
 }
 
 }  // namespace
 
-AdminServer::AdminServer(const config::Endpoint& listen, AdminHooks hooks) : hooks_(std::move(hooks)) {
-  const auto addr = listen_address(ioc_, listen.host, listen.port);
-  acceptor_ = open_listener(ioc_, tcp::endpoint(addr, listen.port), ListenerKind::single);
-  bound_ = endpoint_text(acceptor_.local_endpoint());
+AdminServer::AdminServer(const std::vector<AdminListener>& listeners, std::string token, AdminHooks hooks)
+    : token_(std::move(token)), hooks_(std::move(hooks)) {
+  listeners_.reserve(listeners.size());
+  for (const auto& l : listeners) {
+    const auto addr = listen_address(ioc_, l.endpoint.host, l.endpoint.port);
+    auto acceptor = open_listener(ioc_, tcp::endpoint(addr, l.endpoint.port), ListenerKind::single);
+    std::string bound = endpoint_text(acceptor.local_endpoint());
+    listeners_.push_back(Listener{std::move(acceptor), l.controls, std::move(bound)});
+  }
 }
 
 AdminServer::~AdminServer() { stop(); }
 
 void AdminServer::start() {
-  net::co_spawn(ioc_, accept_loop(acceptor_, hooks_), net::detached);
+  for (auto& l : listeners_) {
+    net::co_spawn(ioc_, accept_loop(l.acceptor, Scope{hooks_, token_, l.controls}),
+                  [](std::exception_ptr e) { log_failure("admin accept loop failed", e); });
+  }
   thread_ = std::thread([this] { ioc_.run(); });
 }
 
@@ -122,7 +198,7 @@ void AdminServer::stop() {
   if (!thread_.joinable()) return;
   net::post(ioc_, [this] {
     boost::system::error_code ignored;
-    acceptor_.close(ignored);
+    for (auto& l : listeners_) l.acceptor.close(ignored);
     ioc_.stop();
   });
   thread_.join();

@@ -61,6 +61,7 @@ struct Server::Impl {
       if (ec) return;
       const std::string errors = self->reload_now();
       if (errors.empty()) spdlog::info("SIGHUP: config reloaded");
+      else if (!loader) spdlog::warn("SIGHUP: no config file to reload (started from flags); ignored");
       wait_hup();
     });
   }
@@ -91,7 +92,10 @@ void Server::start(std::ostream& out) {
     impl_->bound.push_back(shown);
     out << "listening on " << shown << std::endl;
   }
-  if (cfg.admin.listen) {
+  std::vector<AdminListener> admin_listeners;
+  if (cfg.admin.listen) admin_listeners.push_back({*cfg.admin.listen, true});
+  if (cfg.admin.probes_listen) admin_listeners.push_back({*cfg.admin.probes_listen, false});
+  if (!admin_listeners.empty()) {
     auto& im = *impl_;
     AdminHooks hooks;
     hooks.ready = [&im] { return im.started.load() && !im.stopping.load(); };
@@ -102,8 +106,12 @@ void Server::start(std::ostream& out) {
       return config::dump_json(im.runtime->config);
     };
     hooks.reload = [this] { return reload_now(); };
-    im.admin = std::make_unique<AdminServer>(*cfg.admin.listen, std::move(hooks));
-    out << "admin listening on " << im.admin->bound() << std::endl;
+    // The token is the one read at start-up: like the admin addresses, a reload doesn't change it.
+    im.admin = std::make_unique<AdminServer>(admin_listeners, cfg.admin.token, std::move(hooks));
+    for (std::size_t i = 0; i < admin_listeners.size(); ++i) {
+      out << (admin_listeners[i].controls ? "admin" : "probes") << " listening on " << im.admin->bound(i)
+          << std::endl;
+    }
   }
 }
 

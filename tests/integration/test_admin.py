@@ -11,7 +11,8 @@ import threading
 import time
 import unittest
 
-from harness import DemoApi, Gateway, RawClient, ScriptedUpstream, http_request, response_bytes, wait_until
+from harness import (GATEWAY_BIN, DemoApi, Gateway, RawClient, ScriptedUpstream, http_request, response_bytes,
+                     wait_until)
 
 
 def free_port():
@@ -371,6 +372,216 @@ class Readiness(unittest.TestCase):
         t.join(timeout=30)
         self.assertEqual(result["r"][0], 200)
         self.assertEqual(gw.proc.wait(timeout=30), 0)
+
+
+def listener_port(gw, kind, timeout=20.0):
+    """The port of the '<kind> listening on HOST:PORT' line ('admin' or 'probes')."""
+    pattern = re.compile(rf"{kind} listening on (\S+):(\d+)")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in list(gw.log_lines):
+            m = pattern.match(line.strip())
+            if m:
+                return int(m.group(2))
+        if gw.proc.poll() is not None:
+            break
+        time.sleep(0.01)
+    raise RuntimeError(f"problemgate did not print '{kind} listening on': {gw.log_lines[:5]}")
+
+
+def wait_for_stderr(gw, pattern, timeout=20.0):
+    """The first match of `pattern` in the gateway's stderr (diagnostics), waiting for it."""
+    found = []
+
+    def seen():
+        m = re.search(pattern, gw.stderr())
+        if m:
+            found.append(m)
+        return bool(m)
+
+    wait_until(seen, timeout=timeout, step=0.02)
+    return found[0] if found else None
+
+
+TOKEN = "s3cr3t-0123456789abcdef-XYZ"
+
+
+class AdminSurface(unittest.TestCase):
+    """Issue 23: the probes split from the controls; the controls on loopback or behind a token."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.demo = DemoApi()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.demo.stop()
+
+    def start(self, cfg=None, args=None, env=None):
+        gw = Gateway(cfg, args=args, env=env)
+        self.addCleanup(gw.stop)
+        return gw
+
+    def test_probes_listener_serves_probes_and_metrics_only(self):
+        gw = self.start(config(self.demo.url).replace(
+            "admin:\n  listen: 127.0.0.1:0\n", "admin:\n  listen: 127.0.0.1:0\n  probes_listen: 127.0.0.1:0\n"))
+        probes, admin = listener_port(gw, "probes"), listener_port(gw, "admin")
+        self.assertNotEqual(probes, admin)
+        self.assertEqual(http_request("127.0.0.1", probes, "GET", "/healthz")[0], 200)
+        self.assertTrue(wait_until(lambda: http_request("127.0.0.1", probes, "GET", "/readyz")[0] == 200,
+                                   timeout=20, step=0.02))
+        gw.request("GET", "/ok")
+        status, headers, body = http_request("127.0.0.1", probes, "GET", "/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn(b"problemgate_requests_total", body)
+        # The controls are not there at all: 404, whatever the method.
+        for method, path in (("GET", "/config"), ("POST", "/reload"), ("GET", "/reload"), ("POST", "/config")):
+            status, _, body = http_request("127.0.0.1", probes, method, path)
+            self.assertEqual(status, 404, (method, path))
+            self.assertNotIn(b"/config", body)
+        # ... and are on the controls listener (no token configured: loopback only).
+        self.assertEqual(http_request("127.0.0.1", admin, "GET", "/config")[0], 200)
+        self.assertEqual(http_request("127.0.0.1", admin, "GET", "/readyz")[0], 200)
+        self.assertEqual(http_request("127.0.0.1", probes, "POST", "/healthz")[0], 405)
+
+    def test_token_guards_the_controls_and_only_them(self):
+        d = tempfile.mkdtemp(prefix="pg-token-")
+        self.addCleanup(shutil.rmtree, d, True)
+        token_file = os.path.join(d, "token")
+        with open(token_file, "w") as f:
+            f.write(TOKEN + "\n")  # trimmed: a trailing newline is fine
+        cfg = config(self.demo.url).replace(
+            "admin:\n  listen: 127.0.0.1:0\n", f"admin:\n  listen: 127.0.0.1:0\n  token_file: {token_file}\n")
+        gw = self.start(cfg)
+        port = gw.admin_port()
+        for method, path in (("GET", "/config"), ("POST", "/reload")):
+            status, headers, _ = http_request("127.0.0.1", port, method, path)
+            self.assertEqual(status, 401, (method, path, "no header"))
+            self.assertTrue(headers["www-authenticate"].startswith("Bearer"), headers)
+            for bad in ("Bearer wrong-token-0123456789", "Bearer " + TOKEN + "x", "Bearer " + TOKEN[:-1],
+                        "Basic " + TOKEN, "Bearer", TOKEN):
+                status, headers, _ = http_request("127.0.0.1", port, method, path, headers={"Authorization": bad})
+                self.assertEqual(status, 401, (method, path, bad))
+                self.assertTrue(headers["www-authenticate"].startswith("Bearer"), headers)
+        good = {"Authorization": "Bearer " + TOKEN}
+        status, _, body = http_request("127.0.0.1", port, "GET", "/config", headers=good)
+        self.assertEqual(status, 200)
+        self.assertNotIn(TOKEN.encode(), body)
+        self.assertEqual(json.loads(body)["admin"]["token_file"], token_file)
+        self.assertEqual(http_request("127.0.0.1", port, "GET", "/config",
+                                      headers={"Authorization": "bearer  " + TOKEN})[0], 200)  # scheme: any case
+        self.assertEqual(http_request("127.0.0.1", port, "POST", "/reload", headers=good)[0], 200)
+        # Probes and metrics never ask for it.
+        self.assertEqual(http_request("127.0.0.1", port, "GET", "/healthz")[0], 200)
+        self.assertEqual(http_request("127.0.0.1", port, "GET", "/metrics")[0], 200)
+        # A refused token is logged at warn, with the peer; the token never reaches the log.
+        self.assertIsNotNone(wait_for_stderr(gw, r"warn(?:ing)? admin: POST /reload from 127\.0\.0\.1:\d+: 401, wrong bearer token"))
+        self.assertIsNotNone(wait_for_stderr(gw, r"warn(?:ing)? admin: GET /config from 127\.0\.0\.1:\d+: 401, no bearer token"))
+        self.assertIsNotNone(wait_for_stderr(gw, r"info admin: POST /reload from 127\.0\.0\.1:\d+: 200"))
+        self.assertNotIn(TOKEN, gw.stderr())
+
+    def run_refused(self, args, cfg_text=None):
+        """Runs the binary expecting a start-up refusal; returns (stdout, stderr)."""
+        cmd = [GATEWAY_BIN]
+        if cfg_text is not None:
+            d = tempfile.mkdtemp(prefix="pg-refuse-")
+            self.addCleanup(shutil.rmtree, d, True)
+            path = os.path.join(d, "c.yaml")
+            with open(path, "w") as f:
+                f.write(cfg_text)
+            cmd += ["--config", path]
+        r = subprocess.run(cmd + args, capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        # Refused while loading the config: nothing was bound, not even the proxy's listener.
+        self.assertNotIn("listening on", r.stdout)
+        return r.stdout, r.stderr
+
+    def test_non_loopback_controls_without_a_token_refuse_to_start(self):
+        cfg = config(self.demo.url).replace("admin:\n  listen: 127.0.0.1:0\n", "admin:\n  listen: 0.0.0.0:0\n")
+        _, err = self.run_refused([], cfg)
+        self.assertIn("/admin/listen: 0.0.0.0:0 is not a loopback address", err)
+        self.assertIn("admin.token_file", err)
+        # The same from flags alone, and from the environment.
+        _, err = self.run_refused(["--listen", "127.0.0.1:0", "--upstream", self.demo.url, "--admin", "0.0.0.0:0"])
+        self.assertIn("/admin/listen: 0.0.0.0:0 is not a loopback address", err)
+        r = subprocess.run([GATEWAY_BIN, "--listen", "127.0.0.1:0", "--upstream", self.demo.url],
+                           env=dict(os.environ, PROBLEMGATE_ADMIN="[::]:0"), capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("/admin/listen: [::]:0 is not a loopback address", r.stderr)
+        # check-config says so too.
+        d = tempfile.mkdtemp(prefix="pg-check-")
+        self.addCleanup(shutil.rmtree, d, True)
+        with open(os.path.join(d, "c.yaml"), "w") as f:
+            f.write(cfg)
+        r = subprocess.run([GATEWAY_BIN, "check-config", os.path.join(d, "c.yaml")], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("is not a loopback address", r.stderr)
+
+    def test_admin_and_probes_flags_zero_config(self):
+        # --admin 127.0.0.1:0: a zero-config instance on a free admin port.
+        gw = self.start(args=["--listen", "127.0.0.1:0", "--upstream", self.demo.url, "--admin", "127.0.0.1:0",
+                              "--probes", "127.0.0.1:0"])
+        port, probes = gw.admin_port(), listener_port(gw, "probes")
+        self.assertEqual(http_request("127.0.0.1", port, "GET", "/config")[0], 200)
+        self.assertEqual(http_request("127.0.0.1", probes, "GET", "/healthz")[0], 200)
+        self.assertEqual(http_request("127.0.0.1", probes, "GET", "/config")[0], 404)
+        self.assertEqual(gw.request("GET", "/ok")[0], 200)
+        # Two zero-config instances side by side with --admin off (and one via the environment).
+        a = self.start(args=["--listen", "127.0.0.1:0", "--upstream", self.demo.url, "--admin", "off"])
+        b = self.start(args=["--listen", "127.0.0.1:0", "--upstream", self.demo.url],
+                       env={"PROBLEMGATE_ADMIN": "off"})
+        for g in (a, b):
+            self.assertEqual(g.request("GET", "/ok")[0], 200)
+            self.assertIsNone(g.proc.poll())
+            self.assertFalse(any("admin listening" in line for line in g.log_lines), g.log_lines)
+
+    def test_flags_override_the_files_admin_addresses(self):
+        cfg = config(self.demo.url).replace(
+            "admin:\n  listen: 127.0.0.1:0\n", "admin:\n  listen: 127.0.0.1:0\n  probes_listen: 127.0.0.1:0\n")
+        gw = self.start(cfg, args=["--admin", "off"], env={"PROBLEMGATE_PROBES": "off"})
+        self.assertEqual(gw.request("GET", "/ok")[0], 200)
+        time.sleep(0.2)  # the admin lines would come right after 'listening on'
+        self.assertFalse(any("admin listening" in line or "probes listening" in line for line in gw.log_lines),
+                         gw.log_lines)
+        # A reload re-applies the flags: admin stays off (and the reload itself succeeds).
+        gw.proc.send_signal(signal.SIGHUP)
+        self.assertIsNotNone(wait_for_stderr(gw, r"SIGHUP: config reloaded"))
+
+    def test_control_requests_are_logged_with_the_peer(self):
+        gw = self.start(config(self.demo.url))
+        port = gw.admin_port()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            peer_port = s.getsockname()[1]
+            s.sendall(b"POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            reply = b""
+            while chunk := s.recv(4096):
+                reply += chunk
+        self.assertTrue(reply.startswith(b"HTTP/1.1 200"), reply)
+        self.assertIsNotNone(wait_for_stderr(
+            gw, rf"info admin: POST /reload from 127\.0\.0\.1:{peer_port}: 200, config reloaded"), gw.stderr())
+        http_request("127.0.0.1", port, "GET", "/config")
+        self.assertIsNotNone(wait_for_stderr(gw, r"info admin: GET /config from 127\.0\.0\.1:\d+: 200"))
+        # A rejected reload is logged with its outcome too.
+        with open(gw.config_path, "w") as f:
+            f.write(config(self.demo.url) + "bogus_key: 1\n")
+        self.assertEqual(http_request("127.0.0.1", port, "POST", "/reload")[0], 422)
+        self.assertIsNotNone(wait_for_stderr(gw, r"admin: POST /reload from 127\.0\.0\.1:\d+: 422"))
+        # Probes are not control requests: not logged.
+        http_request("127.0.0.1", port, "GET", "/healthz")
+        self.assertNotIn("/healthz", gw.stderr())
+
+    def test_sighup_without_a_config_file_warns(self):
+        gw = self.start(args=["--listen", "127.0.0.1:0", "--upstream", self.demo.url, "--admin", "127.0.0.1:0"])
+        port = gw.admin_port()
+        gw.proc.send_signal(signal.SIGHUP)
+        self.assertIsNotNone(wait_for_stderr(gw, r"warn(?:ing)? SIGHUP: no config file to reload \(started from flags\)"),
+                             gw.stderr())
+        self.assertIsNone(gw.proc.poll())
+        self.assertEqual(gw.request("GET", "/ok")[0], 200)
+        status, _, body = http_request("127.0.0.1", port, "POST", "/reload")
+        self.assertEqual(status, 422)
+        self.assertIn(b"no config file to reload", body)
 
 
 if __name__ == "__main__":

@@ -52,8 +52,17 @@ struct Drain {
   Duration accept_for{0};
 };
 
+/// The admin surface: two listeners, split as Istio splits 15000 (admin, loopback) from 15021
+/// (health). Validation guarantees that `listen` is a loopback address or `token` is set.
 struct Admin {
-  std::optional<Endpoint> listen = Endpoint{"127.0.0.1", 9901};  ///< nullopt = "off"
+  /// Controls (GET /config, POST /reload) and the probes; nullopt = "off".
+  std::optional<Endpoint> listen = Endpoint{"127.0.0.1", 9901};
+  /// Probes and metrics only (/healthz, /readyz, /metrics), for the pod IP; nullopt = "off".
+  std::optional<Endpoint> probes_listen;
+  /// File holding the bearer token the controls require ("" = none): read once at load.
+  std::string token_file;
+  /// Its content, surrounding whitespace trimmed. A secret: never dumped or logged.
+  std::string token;
 };
 
 struct RequestId {

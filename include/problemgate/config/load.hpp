@@ -24,13 +24,16 @@ private:
 };
 
 /// Command-line / environment overrides (they win over the file). main maps --listen /
-/// PROBLEMGATE_LISTEN and --upstream / PROBLEMGATE_UPSTREAM onto these.
+/// PROBLEMGATE_LISTEN, --upstream / PROBLEMGATE_UPSTREAM, --admin / PROBLEMGATE_ADMIN and
+/// --probes / PROBLEMGATE_PROBES onto these.
 struct Overrides {
   std::optional<std::string> listen;    ///< HOST:PORT[,HOST:PORT...]; replaces `listen`
   /// http://host:port: defines or re-points upstream "default" (its other settings from the
   /// file stay); adds route "default" for "/" when the file has no routes.
   std::optional<std::string> upstream;
   std::optional<unsigned> threads;      ///< 0 = auto
+  std::optional<std::string> admin;     ///< HOST:PORT or off; replaces `admin.listen`
+  std::optional<std::string> probes;    ///< HOST:PORT or off; replaces `admin.probes_listen`
 };
 
 /// Parses YAML (or JSON) text. `source` names the file in messages. Throws ConfigError.

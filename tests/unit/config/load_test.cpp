@@ -121,7 +121,7 @@ TEST_SUITE("config.load") {
     constexpr std::string_view kAll = R"(
 listen: ["127.0.0.1:8081", "[::1]:8082"]
 threads: 4
-admin: { listen: "[::]:9902" }
+admin: { listen: "[::1]:9902", probes_listen: "[::]:9903" }
 limits:
   max_request_line: 4KiB
   max_header_bytes: 16384
@@ -190,8 +190,11 @@ routes:
     CHECK(c.listen[1].host == "::1");
     CHECK(c.listen[1].port == 8082);
     CHECK(c.threads == 4);
-    CHECK(c.admin.listen->host == "::");
+    CHECK(c.admin.listen->host == "::1");
     CHECK(c.admin.listen->port == 9902);
+    REQUIRE(c.admin.probes_listen);
+    CHECK(c.admin.probes_listen->host == "::");
+    CHECK(c.admin.probes_listen->port == 9903);
     CHECK(c.limits.max_request_line == 4096);
     CHECK(c.limits.max_header_bytes == 16384);
     CHECK(c.limits.max_header_fields == 50);
