@@ -56,9 +56,9 @@ def load_docs(path: str) -> list:
 
 
 def duration_ms(text) -> int:
-    """problemgate durations: 250ms, 10s, 5m, 1h; a bare number is milliseconds."""
-    m = re.fullmatch(r"\s*(\d+)\s*(ms|s|m|h)?\s*", str(text))
-    if not m:
+    """problemgate durations: 250ms, 10s, 5m, 1h; a bare number is refused, except 0."""
+    m = re.fullmatch(r"(\d+)(ms|s|m|h)?", str(text))
+    if not m or (m.group(2) is None and int(m.group(1)) != 0):
         raise ValueError(f"bad duration {text!r}")
     n, unit = int(m.group(1)), m.group(2) or "ms"
     return n * {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}[unit]

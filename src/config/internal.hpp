@@ -40,6 +40,8 @@ public:
   Diagnostics(std::string source, const LineMap* lines) : source_(std::move(source)), lines_(lines) {}
 
   void error(const Path& path, std::string_view reason);
+  /// For a place the line map can't find: a duplicate key shares its pointer with the first.
+  void error_at(int line, const Path& path, std::string_view reason);
   /// For syntax errors, which have a line but no pointer.
   void error_at_line(int line, std::string_view reason);
   /// For problems that have no place in the document (flags, unreadable file).
@@ -65,10 +67,19 @@ private:
 /// reports duplicate keys and non-scalar keys to `diag`.
 Json yaml_to_json(std::string_view text, LineMap& lines, Diagnostics& diag);
 
+/// A mapping the parser checked for unknown keys: its pointer and every key it accepts there.
+struct KeySet {
+  std::string pointer;
+  std::vector<std::string> keys;
+};
+
 /// Fills `out` from the document root; problems go to `diag`, defaults stay where a value is
 /// missing or broken so later checks don't cascade. `route_paths[i]` is the pointer of
-/// out.routes[i] (entries that are not routes at all are dropped).
-void parse_config(const Json& root, Config& out, std::vector<Path>& route_paths, Diagnostics& diag);
+/// out.routes[i] (entries that are not routes at all are dropped). When `key_sets` is given,
+/// each mapping checked is appended to it (the schema test compares them with
+/// config/problemgate.schema.json).
+void parse_config(const Json& root, Config& out, std::vector<Path>& route_paths, Diagnostics& diag,
+                  std::vector<KeySet>* key_sets = nullptr);
 
 /// A route may leave out `upstream` when the file defines exactly one. Decided on the file
 /// alone, before flags, so `--upstream` doesn't make such a file ambiguous.

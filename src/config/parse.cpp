@@ -80,6 +80,17 @@ std::optional<std::string> read_admin_token(const std::string& path, std::string
   return text;
 }
 
+/// What a bare duration most likely meant: a small number is seconds (`window: 60`); from 1000
+/// on it was most likely written as milliseconds (how bare numbers used to be read), shown in
+/// the largest unit that keeps it exact.
+std::string suggest_duration(std::uint64_t n) {
+  if (n < 1000) return std::to_string(n) + "s";
+  if (n % 3'600'000 == 0) return std::to_string(n / 3'600'000) + "h";
+  if (n % 60'000 == 0) return std::to_string(n / 60'000) + "m";
+  if (n % 1000 == 0) return std::to_string(n / 1000) + "s";
+  return std::to_string(n) + "ms";
+}
+
 std::string describe(const Json& j) {
   if (j.is_string()) return "\"" + j.get<std::string>() + "\"";
   if (j.is_object()) return "a mapping";
@@ -89,7 +100,7 @@ std::string describe(const Json& j) {
 
 class Parser {
 public:
-  explicit Parser(Diagnostics& diag) : diag_(diag) {}
+  Parser(Diagnostics& diag, std::vector<KeySet>* key_sets) : diag_(diag), key_sets_(key_sets) {}
 
   void config(const Json& root, Config& out, std::vector<Path>& route_paths);
 
@@ -100,6 +111,7 @@ private:
       diag_.error(p, "expected a mapping, got " + describe(j));
       return false;
     }
+    if (key_sets_ != nullptr) key_sets_->push_back({p.str(), std::vector<std::string>(allowed.begin(), allowed.end())});
     for (const auto& [key, value] : j.items()) {
       if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
       std::string msg = "unknown key \"" + key + "\"";
@@ -170,8 +182,24 @@ private:
 
   bool duration(const Json& j, const Path& p, Duration& out, bool allow_zero = false) {
     std::optional<Duration> d;
-    if (j.is_string()) d = parse_duration(j.get<std::string>());
-    else if (j.is_number_unsigned()) d = parse_duration(std::to_string(j.get<std::uint64_t>()));
+    std::optional<std::uint64_t> bare;  // a number without a unit
+    if (j.is_string()) {
+      const auto& s = j.get_ref<const std::string&>();
+      d = parse_duration(s);
+      std::uint64_t n = 0;
+      if (auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+          !d && ec == std::errc{} && ptr == s.data() + s.size() && !s.empty() && s.front() != '-' && s.front() != '+') {
+        bare = n;
+      }
+    } else if (j.is_number_unsigned()) {
+      d = parse_duration(std::to_string(j.get<std::uint64_t>()));
+      if (!d) bare = j.get<std::uint64_t>();
+    }
+    if (bare) {
+      diag_.error(p, "invalid duration " + describe(j) + ": a duration needs a unit (ms, s, m, h): did you mean \"" +
+                         suggest_duration(*bare) + "\"?");
+      return false;
+    }
     if (!d) {
       diag_.error(p, "invalid duration " + describe(j) + ": expected e.g. 250ms, 10s, 5m, 1h");
       return false;
@@ -651,6 +679,7 @@ private:
   }
 
   Diagnostics& diag_;
+  std::vector<KeySet>* key_sets_;
 };
 
 void Parser::config(const Json& root, Config& out, std::vector<Path>& route_paths) {
@@ -694,8 +723,9 @@ void Parser::config(const Json& root, Config& out, std::vector<Path>& route_path
 
 }  // namespace
 
-void parse_config(const Json& root, Config& out, std::vector<Path>& route_paths, Diagnostics& diag) {
-  Parser(diag).config(root, out, route_paths);
+void parse_config(const Json& root, Config& out, std::vector<Path>& route_paths, Diagnostics& diag,
+                  std::vector<KeySet>* key_sets) {
+  Parser(diag, key_sets).config(root, out, route_paths);
 }
 
 }  // namespace problemgate::config::detail

@@ -35,11 +35,15 @@ std::optional<Duration> parse_duration(std::string_view text) {
   if (!number) return std::nullopt;
   const std::string_view unit = text.substr(used);
   std::uint64_t scale = 0;
-  if (unit.empty() || unit == "ms") scale = 1;
+  // A bare number has no unit to read it in: `window: 60` read as 60 ms would be a limit 1000x
+  // looser than meant. Only 0 is the same in every unit (as in Go's time.ParseDuration).
+  if (unit.empty()) scale = *number == 0 ? 1 : 0;
+  else if (unit == "ms") scale = 1;
   else if (unit == "s") scale = 1000;
   else if (unit == "m") scale = 60 * 1000;
   else if (unit == "h") scale = 60 * 60 * 1000;
   else return std::nullopt;
+  if (scale == 0) return std::nullopt;
   auto ms = checked_mul(*number, scale);
   // Duration's rep is signed 64-bit; anything near that is a typo, not a timeout.
   if (!ms || *ms > static_cast<std::uint64_t>(std::numeric_limits<Duration::rep>::max())) return std::nullopt;

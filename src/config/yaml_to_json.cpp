@@ -113,11 +113,17 @@ public:
           }
           const std::string key = kv.first.Scalar();
           const Path p = path / key;
-          remember(p, kv.first.Mark());
           if (obj.contains(key)) {
-            diag_.error(p, "duplicate key \"" + key + "\"");
+            // At the duplicate's own line: the first one's is where the pointer leads.
+            const int line = kv.first.Mark().line >= 0 ? kv.first.Mark().line + 1 : 0;
+            std::string reason = "duplicate key \"" + key + "\"";
+            if (auto first = lines_.find(p.str()); first != lines_.end()) {
+              reason += " (first at line " + std::to_string(first->second) + ")";
+            }
+            diag_.error_at(line, p, reason);
             continue;
           }
+          remember(p, kv.first.Mark());
           obj[key] = convert(kv.second, p);
         }
         return obj;

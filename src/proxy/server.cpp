@@ -8,6 +8,7 @@
 
 #include <csignal>
 #include <algorithm>
+#include <charconv>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -33,6 +34,9 @@ struct Server::Impl {
         metrics(threads),
         shared{clock, access_log, metrics, {}},
         runtime(std::make_shared<const Runtime>(std::move(cfg), clock, limiter_key)) {
+    running_addresses.listen = runtime->config.listen;
+    running_addresses.threads = threads;
+    running_addresses.admin = runtime->config.admin;
     for (unsigned i = 0; i < threads; ++i) workers.push_back(std::make_unique<Worker>(i, shared, runtime));
   }
 
@@ -50,6 +54,8 @@ struct Server::Impl {
   std::shared_ptr<const Runtime> runtime;
   std::vector<std::unique_ptr<Worker>> workers;
   std::vector<std::string> bound;
+  // What runs, for a reload to compare with: the configured hosts with the ports bound.
+  config::Config running_addresses;
   net::io_context signals_ctx{1};
   net::signal_set signals{signals_ctx, SIGINT, SIGTERM};
   net::signal_set hup{signals_ctx, SIGHUP};
@@ -76,7 +82,8 @@ Server::~Server() {
 
 void Server::start(std::ostream& out) {
   const auto& cfg = impl_->runtime->config;
-  for (const auto& listen : cfg.listen) {
+  for (std::size_t i = 0; i < cfg.listen.size(); ++i) {
+    const auto& listen = cfg.listen[i];
     const auto addr = listen_address(impl_->workers[0]->context(), listen.host, listen.port);
     std::uint16_t port = listen.port;
     bool first = true;
@@ -90,6 +97,7 @@ void Server::start(std::ostream& out) {
     }
     const std::string shown = endpoint_text(tcp::endpoint(addr, port));
     impl_->bound.push_back(shown);
+    impl_->running_addresses.listen[i].port = port;
     out << "listening on " << shown << std::endl;
   }
   std::vector<AdminListener> admin_listeners;
@@ -106,11 +114,18 @@ void Server::start(std::ostream& out) {
       return config::dump_json(im.runtime->config);
     };
     hooks.reload = [this] { return reload_now(); };
-    // The token is the one read at start-up: like the admin addresses, a reload doesn't change it.
+    // The token is the one read at start-up: like the admin addresses, a reload doesn't change it
+    // (config::restart_only_changes refuses a reload that tries).
     im.admin = std::make_unique<AdminServer>(admin_listeners, cfg.admin.token, std::move(hooks));
     for (std::size_t i = 0; i < admin_listeners.size(); ++i) {
-      out << (admin_listeners[i].controls ? "admin" : "probes") << " listening on " << im.admin->bound(i)
-          << std::endl;
+      const std::string& shown = im.admin->bound(i);  // "HOST:PORT"
+      const auto colon = shown.rfind(':');
+      std::uint16_t bound_port = 0;
+      if (colon != std::string::npos) std::from_chars(shown.data() + colon + 1, shown.data() + shown.size(), bound_port);
+      auto& running = admin_listeners[i].controls ? im.running_addresses.admin.listen
+                                                  : im.running_addresses.admin.probes_listen;
+      if (running) running->port = bound_port;
+      out << (admin_listeners[i].controls ? "admin" : "probes") << " listening on " << shown << std::endl;
     }
   }
 }
@@ -174,13 +189,10 @@ void Server::shutdown() {
 void Server::reload(config::Config config) {
   auto& im = *impl_;
   std::lock_guard lock(im.runtime_mutex);
-  const auto& old = im.runtime->config;
-  if (config.listen.size() != old.listen.size() ||
-      !std::equal(config.listen.begin(), config.listen.end(), old.listen.begin(),
-                  [](const auto& a, const auto& b) { return a.host == b.host && a.port == b.port; }))
-    spdlog::warn("reload: listener addresses changed; they take effect only after a restart");
-  if (config.worker_threads() != old.worker_threads())
-    spdlog::warn("reload: thread count changed; it takes effect only after a restart");
+  // Refused whole rather than applied in part: the file and what runs never disagree silently.
+  if (auto problems = config::restart_only_changes(im.running_addresses, config); !problems.empty()) {
+    throw config::ConfigError(std::move(problems));
+  }
   im.access_log.set_queue_bytes(config.limits.access_log_buffer_bytes);
   auto rt = std::make_shared<const Runtime>(std::move(config), im.clock, im.limiter_key,
                                            im.runtime.get());

@@ -200,6 +200,67 @@ upstreams_unused: 1
             self.assertEqual(gw.stop(), 0)
             demo.stop()
 
+    def test_a_reload_that_changes_listen_threads_or_admin_listen_is_refused_by_name(self):
+        """Issue 23: what cannot change live is refused whole (POST /reload's 422 and the log
+        name the key), so GET /config keeps showing what runs; restating what runs is fine."""
+        demo = DemoApi()
+        self.addCleanup(demo.stop)
+        gw = Gateway(config(demo.url))
+        self.addCleanup(gw.stop)
+        admin_port = gw.admin_port()
+        extra = """  - name: extra
+    match: { prefix: /extra }
+    upstream: legacy
+"""
+
+        def running_config():
+            status, _, body = http_request("127.0.0.1", admin_port, "GET", "/config")
+            self.assertEqual(status, 200)
+            return json.loads(body)
+
+        def write(text):
+            with open(gw.config_path, "w") as f:
+                f.write(text)
+
+        good = config(demo.url, admin_port, extra)
+        refusal = gw.config_path + ": {key}: cannot change on a reload (runs {runs}, the file says {says}): restart to apply it"
+
+        write(good.replace("threads: 2", "threads: 3"))
+        status, _, body = http_request("127.0.0.1", admin_port, "POST", "/reload")
+        self.assertEqual(status, 422)
+        self.assertEqual(body.decode(), refusal.format(key="/threads", runs=2, says=3) + "\n")
+        cfg = running_config()
+        self.assertEqual(cfg["threads"], 2)
+        self.assertEqual([r["name"] for r in cfg["routes"]], ["limited", "legacy"])  # nothing applied
+
+        write(good.replace("admin:\n  listen: 127.0.0.1:" + str(admin_port), "admin:\n  listen: \"off\""))
+        status, _, body = http_request("127.0.0.1", admin_port, "POST", "/reload")
+        self.assertEqual(status, 422)
+        self.assertEqual(body.decode(), refusal.format(key="/admin/listen", runs=f"127.0.0.1:{admin_port}",
+                                                       says="off") + "\n")
+
+        # SIGHUP: the refusal is logged, naming the key.
+        other = free_port()
+        write(good.replace("listen: 127.0.0.1:0", f"listen: 127.0.0.1:{other}"))
+        gw.proc.send_signal(signal.SIGHUP)
+        expected = refusal.format(key="/listen", runs=f"127.0.0.1:{gw.port}", says=f"127.0.0.1:{other}")
+        self.assertTrue(wait_until(lambda: expected in gw.stderr(), timeout=10), gw.stderr()[-2000:])
+        self.assertIn("reload rejected, old config kept: " + expected, gw.stderr())
+        self.assertEqual(running_config()["listen"], ["127.0.0.1:0"])
+
+        # The bound ports restated, and keys that may change live (drain.accept_for too): applied.
+        write(good.replace("listen: 127.0.0.1:0", f"listen: 127.0.0.1:{gw.port}")
+              + "drain: { accept_for: 2s }\n")
+        status, _, body = http_request("127.0.0.1", admin_port, "POST", "/reload")
+        self.assertEqual(status, 200, body)
+        cfg = running_config()
+        self.assertEqual([r["name"] for r in cfg["routes"]], ["limited", "legacy", "extra"])
+        self.assertEqual(cfg["drain"]["accept_for"], "2000ms")
+        self.assertEqual(cfg["threads"], 2)
+        _, _, metrics = http_request("127.0.0.1", admin_port, "GET", "/metrics")
+        self.assertRegex(metrics.decode(), r'problemgate_config_reloads_total\{result="failure"\} 3')
+        self.assertRegex(metrics.decode(), r'problemgate_config_reloads_total\{result="success"\} 1')
+
     def test_access_log_off_writes_no_lines_and_a_reload_turns_it_on(self):
         demo = DemoApi()
         self.addCleanup(demo.stop)

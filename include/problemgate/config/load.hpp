@@ -47,7 +47,15 @@ Config load_config_file(const std::string& path, const Overrides& overrides = {}
 /// has no upstream or is otherwise invalid.
 Config load_config_flags(const Overrides& overrides);
 
-/// Parses "250ms", "10s", "5m", "1h" (and bare milliseconds); nullopt when malformed.
+/// What a reload cannot change live: `listen`, `threads` and `admin.listen` (their sockets and
+/// threads exist once). One problem per such key whose value in `next` differs from what runs,
+/// "FILE: /listen: cannot change on a reload (...): restart to apply it"; empty when the reload
+/// may go ahead. `running` holds the addresses actually bound and the thread count in use: a
+/// file that says port 0 ("any free port") matches whichever port was bound.
+std::vector<std::string> restart_only_changes(const Config& running, const Config& next);
+
+/// Parses "250ms", "10s", "5m", "1h"; nullopt when malformed. A bare number is malformed (it
+/// has no unit), except "0".
 std::optional<Duration> parse_duration(std::string_view text);
 /// Parses "64KiB", "1MiB", "1GiB", "512B" or plain bytes; nullopt when malformed. Decimal
 /// units ("KB") are rejected on purpose: their meaning differs between tools.

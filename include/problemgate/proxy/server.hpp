@@ -31,7 +31,8 @@ public:
   void shutdown();
 
   /// Installs a new configuration snapshot on every worker. Thread-safe. Listener addresses,
-  /// thread count and the admin listener are not changed by a reload.
+  /// thread count and the admin listener cannot change live: a config that changes any of them
+  /// is refused whole with config::ConfigError naming the key (config::restart_only_changes).
   void reload(config::Config config);
 
   /// How to re-read the configuration (SIGHUP, admin POST /reload). It returns the new config

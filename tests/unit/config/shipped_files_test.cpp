@@ -15,6 +15,7 @@ TEST_SUITE("config.shipped") {
       if (!entry.is_regular_file()) continue;
       const auto ext = entry.path().extension();
       if (ext != ".yaml" && ext != ".yml" && ext != ".json") continue;
+      if (entry.path().filename() == "problemgate.schema.json") continue;  // schema_test.cpp's
       CAPTURE(entry.path().string());
       try {
         load_config_file(entry.path().string());
