@@ -703,6 +703,34 @@ class Cli(unittest.TestCase):
                                              "message": "field required"}])
         self.assertIn("error", out[4])
 
+    def test_normalize_jsonl_content_type_null_or_absent(self):
+        # A null or missing content_type means "no Content-Type field", not a bad line: the same
+        # body as `normalize --status` without --content-type gives.
+        body = '{"error": "Agent not found", "details": "No agent exists with DID: x"}'
+        lines = [json.dumps({"status": 404, "content_type": None, "body": body, "path": "/a", "request_id": "r1"}),
+                 json.dumps({"status": 404, "body": body, "path": "/a", "request_id": "r1"}),
+                 json.dumps({"status": 403, "content_type": None, "body": "", "path": "/a", "request_id": "r1"})]
+        r = self.run_cli(["normalize", "--jsonl"], ("\n".join(lines) + "\n").encode())
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, b"")
+        out = r.stdout.decode().splitlines()
+        self.assertEqual(len(out), 3)
+        single = self.run_cli(["normalize", "--status", "404", "--path", "/a", "--request-id", "r1"], body.encode())
+        self.assertEqual(single.returncode, 0, single.stderr)
+        self.assertEqual(out[0], single.stdout.decode().rstrip("\n"))
+        self.assertEqual(out[1], out[0])
+        p = json.loads(out[0])
+        self.assertEqual((p["code"], p["subcode"], p["detail"]),
+                         ("resource_not_found", "agent_not_found", "No agent exists with DID: x"))
+        p = json.loads(out[2])
+        self.assertNotIn("error", p)
+        self.assertEqual((p["status"], p["code"]), (403, "permission_denied"))
+        # Other members stay strict: a null path or body is still a bad line.
+        r = self.run_cli(["normalize", "--jsonl"],
+                         (json.dumps({"status": 404, "content_type": None, "body": None}) + "\n").encode())
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"line 1", r.stderr)
+
     def test_normalize_jsonl_wrong_member_types(self):
         # Wrong member types are bad lines too, never a crash.
         lines = [json.dumps({"status": 404, "body": 12}), json.dumps({"status": 404, "path": None}),
