@@ -24,7 +24,8 @@ CLI::App* add_normalize_command(CLI::App& app, NormalizeArgs& args) {
   cmd->add_option("--route", args.route, "Route whose dialect and rules apply (default: matched by --path)");
   cmd->add_option("--request-id", args.request_id, "Request id to write into the body");
   cmd->add_flag("--jsonl", args.jsonl,
-                "Read one JSON object a line {status, content_type, body, path} and write one body a line");
+                "Read one JSON object a line {status, content_type, body, path} and write one body a line "
+                "(content_type null or absent: no Content-Type)");
   return cmd;
 }
 
@@ -105,6 +106,11 @@ int run_normalize_command(const NormalizeArgs& args) {
       auto it = j.find(name);
       return it == j.end() || it->is_string();
     };
+    // content_type: null (the corpus's way to write it) means the upstream sent no
+    // Content-Type field, the same as leaving the member out.
+    if (j.is_object()) {
+      if (auto it = j.find("content_type"); it != j.end() && it->is_null()) j.erase(it);
+    }
     if (j.is_discarded() || !j.is_object() || !j.contains("status") || !j["status"].is_number_integer() ||
         j["status"].get<std::int64_t>() < 400 || j["status"].get<std::int64_t>() > 599 ||
         !string_or_absent("body") || !string_or_absent("content_type") || !string_or_absent("path") ||

@@ -1,4 +1,4 @@
--- nginx+Lua contender: problemgate's error rewrite (shared/spec/problem.md
+-- nginx+Lua contender: problemgate's error rewrite (docs/contract.md
 -- §1-§4, the detail/flat/nested JSON dialects and HTML) written the way an
 -- OpenResty user would: buffer the error body in body_filter, decode it with
 -- cjson, build an RFC 9457 problem table, encode it. Not tuned to be slow or

@@ -17,8 +17,8 @@ import time
 BUILD_DIR = os.environ.get("PROBLEMGATE_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 GATEWAY_BIN = os.environ.get("PROBLEMGATE_BIN", os.path.join(BUILD_DIR, "problemgate"))
 DEMO_BIN = os.environ.get("PROBLEMGATE_DEMO_BIN", os.path.join(BUILD_DIR, "problemgate-demo-api"))
-SHARED_DIR = os.environ.get("PROBLEMGATE_SHARED_DIR",
-                            os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared"))
+# The project's golden corpus (tests/corpus/); CMake passes its path, the default finds it here.
+CORPUS_DIR = os.environ.get("PROBLEMGATE_CORPUS_DIR", os.path.join(os.path.dirname(__file__), "..", "corpus"))
 
 REQUEST_ID_RE = re.compile(r"^req_[0-9A-HJKMNP-TV-Z]{26}$")
 PROBLEM_MEMBERS_ORDER = ["type", "title", "status", "detail", "instance", "code", "subcode",

@@ -1,5 +1,5 @@
 """Issue 7, smuggling and framing rows S1, S2, S3, S4, S6 of the reliability battery
-(shared/notes/reliability-battery.md), against the real binary over loopback.
+(docs/reliability-battery.md), against the real binary over loopback.
 
 S1: every probe goes on a fresh connection, followed by a canary with its own request id on
 the same connection when it is still open. The capturing upstream's bytes, per connection,

@@ -13,10 +13,10 @@ import threading
 import time
 import unittest
 
-from harness import (GATEWAY_BIN, SHARED_DIR, DemoApi, Gateway, RawClient, ScriptedUpstream,
+from harness import (CORPUS_DIR, GATEWAY_BIN, DemoApi, Gateway, RawClient, ScriptedUpstream,
                      assert_problem, request_full, response_bytes, sidecar_config, wait_until)
 
-CORPUS = os.path.join(SHARED_DIR, "corpus", "seed-dialects.json")
+CORPUS = os.path.join(CORPUS_DIR, "seed-dialects.json")
 TYPE_BASE = "https://docs.example.com/errors#"
 
 
@@ -54,12 +54,14 @@ def problem_of(test, r, status, code=None, subcode=None):
 # ----------------------------------------------------------------------------- the golden corpus
 
 class Corpus(unittest.TestCase):
-    """Every case of the shared corpus once through the proxy (route without a rate-limit policy)."""
+    """Every case of the golden corpus (tests/corpus/) once through the proxy (route without a
+    rate-limit policy) and once through `problemgate normalize --jsonl`. The corpus is part of the
+    repository: a missing one fails here, it is never skipped."""
 
     @classmethod
     def setUpClass(cls):
-        if not os.path.exists(CORPUS):
-            raise unittest.SkipTest(f"corpus not found at {CORPUS} (set PROBLEMGATE_SHARED_DIR)")
+        if not os.path.isfile(CORPUS):
+            raise AssertionError(f"corpus not found at {CORPUS} (PROBLEMGATE_CORPUS_DIR)")
         with open(CORPUS) as f:
             cls.cases = json.load(f)
 
@@ -88,6 +90,30 @@ class Corpus(unittest.TestCase):
         for case, r in zip(self.cases, responses):
             with self.subTest(case=case["name"]):
                 self.check_case(case, r)
+
+    def test_every_corpus_case_through_the_cli(self):
+        # One --jsonl line per case, content_type as the corpus writes it (null: no field).
+        lines = [json.dumps({"status": c["upstream"]["status"], "content_type": c["upstream"].get("content_type"),
+                             "body": c["upstream"]["body"], "path": c["request"]["path"].split("?")[0],
+                             "request_id": f"req-corpus-{i}"}) for i, c in enumerate(self.cases)]
+        r = subprocess.run([GATEWAY_BIN, "normalize", "--jsonl"], input=("\n".join(lines) + "\n").encode(),
+                           capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = r.stdout.decode().splitlines()
+        self.assertEqual(len(out), len(self.cases))
+        for i, (case, line) in enumerate(zip(self.cases, out)):
+            with self.subTest(case=case["name"]):
+                exp = case["expect"]
+                p = json.loads(line)
+                self.assertEqual(p["status"], case["upstream"]["status"])
+                self.assertEqual(p["code"], exp["code"])
+                self.assertEqual(p.get("subcode"), exp["subcode"])
+                self.assertEqual(p["requestId"], f"req-corpus-{i}")
+                self.assertEqual(p.get("errors", []), exp["errors"])
+                if exp["detail"] is not None:
+                    self.assertEqual(p.get("detail"), exp["detail"])
+                if "retryAfter" in exp:
+                    self.assertEqual(p.get("retryAfter"), exp["retryAfter"])
 
     def check_case(self, case, r):
         req, up, exp = case["request"], case["upstream"], case["expect"]
@@ -702,6 +728,34 @@ class Cli(unittest.TestCase):
         self.assertEqual(out[3]["errors"], [{"path": "body.name", "code": "value_error_missing",
                                              "message": "field required"}])
         self.assertIn("error", out[4])
+
+    def test_normalize_jsonl_content_type_null_or_absent(self):
+        # A null or missing content_type means "no Content-Type field", not a bad line: the same
+        # body as `normalize --status` without --content-type gives.
+        body = '{"error": "Agent not found", "details": "No agent exists with DID: x"}'
+        lines = [json.dumps({"status": 404, "content_type": None, "body": body, "path": "/a", "request_id": "r1"}),
+                 json.dumps({"status": 404, "body": body, "path": "/a", "request_id": "r1"}),
+                 json.dumps({"status": 403, "content_type": None, "body": "", "path": "/a", "request_id": "r1"})]
+        r = self.run_cli(["normalize", "--jsonl"], ("\n".join(lines) + "\n").encode())
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, b"")
+        out = r.stdout.decode().splitlines()
+        self.assertEqual(len(out), 3)
+        single = self.run_cli(["normalize", "--status", "404", "--path", "/a", "--request-id", "r1"], body.encode())
+        self.assertEqual(single.returncode, 0, single.stderr)
+        self.assertEqual(out[0], single.stdout.decode().rstrip("\n"))
+        self.assertEqual(out[1], out[0])
+        p = json.loads(out[0])
+        self.assertEqual((p["code"], p["subcode"], p["detail"]),
+                         ("resource_not_found", "agent_not_found", "No agent exists with DID: x"))
+        p = json.loads(out[2])
+        self.assertNotIn("error", p)
+        self.assertEqual((p["status"], p["code"]), (403, "permission_denied"))
+        # Other members stay strict: a null path or body is still a bad line.
+        r = self.run_cli(["normalize", "--jsonl"],
+                         (json.dumps({"status": 404, "content_type": None, "body": None}) + "\n").encode())
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"line 1", r.stderr)
 
     def test_normalize_jsonl_wrong_member_types(self):
         # Wrong member types are bad lines too, never a crash.

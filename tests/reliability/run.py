@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The non-CI rows of the reliability battery (shared/notes/reliability-battery.md): R3 R4 R7
+"""The non-CI rows of the reliability battery (docs/reliability-battery.md): R3 R4 R7
 R8 U8 U10 U11 S5 S7 S8. Starts the real binary, real upstreams (the demo API, Debian's nginx,
 scripted sockets) on 127.0.0.1 and prints one table row per battery row: measured figure and
 pass/fail. Durations are shortened by default; `--full` / `--soak-minutes 30` for the real ones.

@@ -1,4 +1,5 @@
-// The shared golden corpus (../shared/corpus/seed-dialects.json), loaded as it is.
+// The project's golden corpus (tests/corpus/seed-dialects.json, format in tests/corpus/README.md),
+// loaded as it is. A missing corpus is a failure, never a skip.
 #include "problemgate/problem/normalize.hpp"
 
 #include <doctest/doctest.h>
@@ -13,7 +14,7 @@ namespace {
 using nlohmann::json;
 namespace pp = problemgate::problem;
 
-const std::string kCorpus = std::string(PROBLEMGATE_SHARED_DIR) + "/corpus/seed-dialects.json";
+const std::string kCorpus = std::string(PROBLEMGATE_CORPUS_DIR) + "/seed-dialects.json";
 
 /// Upstream text that must never reach a 5xx client: JSON string values, or lines of other bodies.
 std::vector<std::string> upstream_texts(const std::string& body) {
@@ -47,10 +48,8 @@ std::string header_value(const std::optional<std::int64_t>& v) { return v ? std:
 
 TEST_SUITE("problem.corpus") {
   TEST_CASE("seed-dialects.json: every case") {
-    if (!std::filesystem::exists(kCorpus)) {
-      MESSAGE("corpus not found at " << kCorpus << "; skipped");
-      return;
-    }
+    INFO("corpus: " << kCorpus);
+    REQUIRE_MESSAGE(std::filesystem::is_regular_file(kCorpus), "corpus not found at " << kCorpus);
     const json corpus = json::parse(pgtest::read_file(kCorpus));
     REQUIRE(corpus.is_array());
     REQUIRE(corpus.size() > 0);
