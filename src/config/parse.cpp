@@ -120,7 +120,10 @@ private:
         msg += hint;
       } else {
         msg += "; expected one of:";
-        for (auto k : allowed) msg += " " + std::string(k);
+        for (auto k : allowed) {
+          msg += ' ';  // appended piecewise: GCC 12 warns (-Wrestrict, falsely) on " " + string&&
+          msg += k;
+        }
       }
       diag_.error(p / key, msg);
     }
