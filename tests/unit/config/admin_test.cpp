@@ -5,6 +5,8 @@
 #include "problemgate/config/load.hpp"
 
 #include <doctest/doctest.h>
+
+#include "config_test_support.hpp"
 #include <nlohmann/json.hpp>
 
 #include <atomic>
@@ -13,37 +15,11 @@
 #include <unistd.h>
 
 using namespace problemgate::config;
+using namespace problemgate::config::test;
 namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::string_view kMinimal = R"(
-upstreams:
-  legacy: { url: http://127.0.0.1:9000 }
-routes:
-  - match: { prefix: / }
-)";
-
-std::string with(std::string_view extra) { return std::string(kMinimal) + std::string(extra); }
-
-std::vector<std::string> errors_of(std::string_view text, const Overrides& o = {}) {
-  try {
-    load_config_text(text, "t.yaml", o);
-  } catch (const ConfigError& e) {
-    return e.problems();
-  }
-  return {};
-}
-
-std::string error_of(std::string_view text, const Overrides& o = {}) {
-  auto errors = errors_of(text, o);
-  CAPTURE(text);
-  if (errors.size() != 1) {
-    for (const auto& e : errors) MESSAGE(e);
-  }
-  REQUIRE(errors.size() == 1);
-  return errors.front();
-}
 
 bool contains(const std::string& haystack, std::string_view needle) {
   return haystack.find(needle) != std::string::npos;

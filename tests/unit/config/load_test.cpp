@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include "config_test_support.hpp"
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -9,41 +11,10 @@
 #include "config/internal.hpp"
 
 using namespace problemgate::config;
+using namespace problemgate::config::test;
 namespace problem = problemgate::problem;
 
 namespace {
-
-constexpr std::string_view kMinimal = R"(
-upstreams:
-  legacy: { url: http://127.0.0.1:9000 }
-routes:
-  - match: { prefix: / }
-)";
-
-std::vector<std::string> errors_of(std::string_view text, const Overrides& o = {}) {
-  try {
-    load_config_text(text, "t.yaml", o);
-  } catch (const ConfigError& e) {
-    return e.problems();
-  }
-  return {};
-}
-
-// The one problem `text` has (fails the test when there are none or several).
-std::string error_of(std::string_view text, const Overrides& o = {}) {
-  auto errors = errors_of(text, o);
-  CAPTURE(text);
-  if (errors.size() != 1) {
-    for (const auto& e : errors) MESSAGE(e);
-  }
-  REQUIRE(errors.size() == 1);
-  return errors.front();
-}
-
-// A minimal valid document with `extra` appended (YAML at top level).
-std::string with(std::string_view extra) {
-  return std::string(kMinimal) + std::string(extra);
-}
 
 std::string route_with(std::string_view route_keys) {
   return "upstreams:\n  legacy: http://127.0.0.1:9000\nroutes:\n  - match: { prefix: / }\n" + std::string(route_keys);

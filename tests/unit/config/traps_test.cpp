@@ -4,38 +4,12 @@
 
 #include <doctest/doctest.h>
 
+#include "config_test_support.hpp"
+
 using namespace problemgate::config;
+using namespace problemgate::config::test;
 
 namespace {
-
-// Line 1 is empty, so a line appended by with() is line 6.
-constexpr std::string_view kMinimal = R"(
-upstreams:
-  legacy: { url: http://127.0.0.1:9000 }
-routes:
-  - match: { prefix: / }
-)";
-
-std::string with(std::string_view extra) { return std::string(kMinimal) + std::string(extra); }
-
-std::vector<std::string> errors_of(std::string_view text, std::string_view source = "t.yaml") {
-  try {
-    load_config_text(text, source);
-  } catch (const ConfigError& e) {
-    return e.problems();
-  }
-  return {};
-}
-
-std::string error_of(std::string_view text, std::string_view source = "t.yaml") {
-  auto errors = errors_of(text, source);
-  CAPTURE(text);
-  if (errors.size() != 1) {
-    for (const auto& e : errors) MESSAGE(e);
-  }
-  REQUIRE(errors.size() == 1);
-  return errors.front();
-}
 
 Endpoint ep(std::string host, std::uint16_t port) { return Endpoint{std::move(host), port}; }
 
@@ -72,7 +46,7 @@ TEST_SUITE("config.traps") {
     }
     SUBCASE("JSON too") {
       CHECK(error_of(R"({"upstreams": {"a": "http://x"}, "routes": [{}],
- "limits": {"header_timeout": 10}})", "t.json") ==
+ "limits": {"header_timeout": 10}})", {}, "t.json") ==
             "t.json:2: /limits/header_timeout: invalid duration 10: a duration needs a unit (ms, s, m, h): did you mean \"10s\"?");
     }
   }
@@ -129,15 +103,15 @@ routes:
     CHECK(errors[2] == "t.yaml:9: /threads: duplicate key \"threads\" (first at line 6)");
 
     SUBCASE("JSON") {
-      CHECK(error_of("{\"upstreams\": {\"a\": \"http://x\"},\n \"routes\": [{}],\n \"threads\": 1,\n \"threads\": 2}", "t.json") ==
+      CHECK(error_of("{\"upstreams\": {\"a\": \"http://x\"},\n \"routes\": [{}],\n \"threads\": 1,\n \"threads\": 2}", {}, "t.json") ==
             "t.json:4: /threads: duplicate key \"threads\" (first at line 3)");
       // Tabs in indentation (which the YAML reader refuses) keep their line numbers too.
       CHECK(error_of("{\n\t\"upstreams\": {\"a\": \"http://x\"},\n\t\"routes\": [{\"name\": \"a\",\n\t\t\"name\": \"b\"}]\n}",
-                     "t.json") == "t.json:4: /routes/0/name: duplicate key \"name\" (first at line 3)");
+                     {}, "t.json") == "t.json:4: /routes/0/name: duplicate key \"name\" (first at line 3)");
       // Valid JSON the YAML reader refuses (an escaped surrogate pair): still reported, by
       // pointer (that parser knows no lines).
       auto json_errors = errors_of(R"({"upstreams": {"a": "http://x"}, "threads": 1, "threads": 2,
- "routes": [{"name": "\ud83d\ude00"}, {"match": {"prefix": "/x"}, "name": "a", "name": "b"}]})", "t.json");
+ "routes": [{"name": "\ud83d\ude00"}, {"match": {"prefix": "/x"}, "name": "a", "name": "b"}]})", {}, "t.json");
       REQUIRE(json_errors.size() == 2);
       CHECK(json_errors[0] == "t.json: /threads: duplicate key \"threads\"");
       CHECK(json_errors[1] == "t.json: /routes/1/name: duplicate key \"name\"");
