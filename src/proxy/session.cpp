@@ -111,7 +111,6 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
   const auto& cfg = rt.config;
   ex_.method.assign(req.bytes.substr(0, scan.method_len));
   const std::string_view target = req.bytes.substr(scan.target_off, scan.target_len);
-  ex_.path.assign(path_of(target));  // as received, for the log of a refused target
   ex_.accept.assign(req.get("accept"));
   ex_.user_agent.assign(req.get("user-agent").substr(0, 256));
 
@@ -134,6 +133,7 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
   // an absolute-form target its authority in place of Host (RFC 9112 §3.2.2).
   const core::TargetParts parts = core::split_request_target(target);
   if (parts.form == core::TargetParts::Form::invalid) {
+    ex_.path.assign(path_of(target));  // as received, for the log and `instance`
     co_return co_await reply_and_finish(rt, core::GatewayError::malformed_request, has_body || !keep_alive);
   }
   absolute_form_ = parts.form == core::TargetParts::Form::absolute;
