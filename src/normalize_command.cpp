@@ -2,12 +2,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cctype>
 #include <cstdint>
 #include <iostream>
 #include <iterator>
 
 #include "problemgate/config/load.hpp"
 #include "problemgate/problem/normalize.hpp"
+#include "normalize_report.hpp"
 #include "problemgate/routing/route_table.hpp"
 
 namespace problemgate::cli {
@@ -24,8 +26,13 @@ CLI::App* add_normalize_command(CLI::App& app, NormalizeArgs& args) {
   cmd->add_option("--route", args.route, "Route whose dialect and rules apply (default: matched by --path)");
   cmd->add_option("--request-id", args.request_id, "Request id to write into the body");
   cmd->add_flag("--jsonl", args.jsonl,
-                "Read one JSON object a line {status, content_type, body, path} and write one body a line "
-                "(content_type null or absent: no Content-Type)");
+                "Read one JSON object a line {status, content_type, body, path, request_id, headers} and write "
+                "one body a line (content_type null or absent: no Content-Type; headers: an object of the "
+                "upstream's Retry-After, X-Amzn-ErrorType, Content-Encoding)");
+  cmd->add_flag("--report", args.report,
+                "With --jsonl: after the bodies, print a migration report (counts per dialect and parent code, "
+                "upstream codes nothing mapped, bodies no dialect recognised)");
+  cmd->add_flag("--report-only", args.report_only, "With --jsonl: print the migration report instead of the bodies");
   return cmd;
 }
 
@@ -72,6 +79,10 @@ int run_normalize_command(const NormalizeArgs& args) {
   }
   problem::Normalizer normalizer;
 
+  if ((args.report || args.report_only) && !args.jsonl) {
+    std::cerr << "error: --report and --report-only need --jsonl\n";
+    return 2;
+  }
   if (!args.jsonl) {
     if (args.status < 400 || args.status > 599) {
       std::cerr << "error: --status must be an error status (400-599)\n";
@@ -94,6 +105,9 @@ int run_normalize_command(const NormalizeArgs& args) {
     return 0;
   }
 
+  const bool print_bodies = !args.report_only;
+  const bool reporting = args.report || args.report_only;
+  MigrationReport report;
   std::string line;
   std::size_t line_no = 0;
   int failures = 0;
@@ -111,13 +125,23 @@ int run_normalize_command(const NormalizeArgs& args) {
     if (j.is_object()) {
       if (auto it = j.find("content_type"); it != j.end() && it->is_null()) j.erase(it);
     }
+    // headers: an object of string values, when present (the upstream fields the normalizer reads).
+    auto headers_ok = [&j] {
+      auto it = j.find("headers");
+      if (it == j.end()) return true;
+      if (!it->is_object()) return false;
+      for (const auto& v : *it)
+        if (!v.is_string()) return false;
+      return true;
+    };
     if (j.is_discarded() || !j.is_object() || !j.contains("status") || !j["status"].is_number_integer() ||
         j["status"].get<std::int64_t>() < 400 || j["status"].get<std::int64_t>() > 599 ||
         !string_or_absent("body") || !string_or_absent("content_type") || !string_or_absent("path") ||
-        !string_or_absent("request_id")) {
+        !string_or_absent("request_id") || !headers_ok()) {
       std::cerr << "line " << line_no << ": expected {\"status\": 400-599, \"body\": \"...\", ...} with string members\n";
       ++failures;
-      std::cout << "{\"error\":\"line " << line_no << " is not a valid input object\"}\n";
+      report.add_bad_line();
+      if (print_bodies) std::cout << "{\"error\":\"line " << line_no << " is not a valid input object\"}\n";
       continue;
     }
     const int status = j["status"].get<int>();
@@ -125,15 +149,32 @@ int run_normalize_command(const NormalizeArgs& args) {
     const std::string content_type = j.value("content_type", "");
     const std::string path = j.value("path", "/");
     const std::string request_id = j.value("request_id", args.request_id);
+    std::string retry_after, amzn_error_type, content_encoding;
+    if (auto it = j.find("headers"); it != j.end()) {
+      for (const auto& [name, value] : it->items()) {
+        std::string lower = name;
+        for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (lower == "retry-after") retry_after = value.get<std::string>();
+        else if (lower == "x-amzn-errortype") amzn_error_type = value.get<std::string>();
+        else if (lower == "content-encoding") content_encoding = value.get<std::string>();
+      }
+    }
     problem::Input in;
     in.status = status;
     in.content_type = content_type;
+    in.content_encoding = content_encoding;
+    in.amzn_error_type = amzn_error_type;
+    in.retry_after_header = retry_after;
     in.body = body;
     in.instance = path;
     in.request_id = request_id;
     auto out = normalizer.normalize(in, ctx.cfg.problem, route_options(ctx, path));
-    std::cout << out.body << "\n";
+    if (reporting) report.add(line_no, in, out);
+    if (!print_bodies) continue;
+    if (out.rewritten) std::cout << out.body << "\n";
+    else std::cout << "{\"error\":\"line " << line_no << " would pass through untouched (content encoding)\"}\n";
   }
+  if (reporting) report.print(std::cout);
   return failures == 0 ? 0 : 1;
 }
 

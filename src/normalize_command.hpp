@@ -15,6 +15,8 @@ struct NormalizeArgs {
   std::string route;
   std::string request_id = "req_dry_run";
   bool jsonl = false;
+  bool report = false;       ///< --report: a migration summary after the bodies
+  bool report_only = false;  ///< --report-only: the summary instead of the bodies
 };
 
 CLI::App* add_normalize_command(CLI::App& app, NormalizeArgs& args);

@@ -257,7 +257,7 @@ std::string Metrics::render(std::uint64_t active_connections, std::uint64_t acce
   header(out, "problemgate_unrecognised_bodies_total", "counter", "Upstream error bodies in no structured dialect (fell to text), by route.");
   for (const auto& [route, s] : routes)
     if (s.unrecognised) sample(out, "problemgate_unrecognised_bodies_total", {{"route", route}}, s.unrecognised);
-  header(out, "problemgate_oversized_errors_total", "counter", "Upstream error bodies over max_error_body, passed through untouched.");
+  header(out, "problemgate_oversized_errors_total", "counter", "Upstream error bodies over max_error_body, answered with the status-only problem (dialect oversize).");
   for (const auto& [route, s] : routes)
     if (s.oversized) sample(out, "problemgate_oversized_errors_total", {{"route", route}}, s.oversized);
   header(out, "problemgate_upstream_failures_total", "counter", "Upstream failures by kind.");

@@ -116,8 +116,17 @@ bool is_numeric_code(std::string_view raw) noexcept {
   return true;
 }
 
+std::string_view without_number_prefix(std::string_view raw) noexcept {
+  std::size_t i = 0;
+  if (i < raw.size() && (raw[i] == '-' || raw[i] == '+')) ++i;
+  const std::size_t digits = i;
+  while (i < raw.size() && is_digit(raw[i])) ++i;
+  if (i == digits || i >= raw.size() || raw[i] != ',') return raw;
+  return trim(raw.substr(i + 1));
+}
+
 std::string subcode_for(std::string_view raw) {
-  raw = trim(raw);
+  raw = without_number_prefix(trim(raw));
   if (raw.empty() || is_numeric_code(raw)) return {};
   if (raw.find(' ') != std::string_view::npos) {
     // A title such as "Agent not found": letters and single words only, or it is a sentence.
@@ -149,7 +158,7 @@ bool repeats_reason_phrase(std::string_view snake, int status) {
   };
   // Older RFC 2616/7231 names and common spellings of the same statuses.
   static constexpr std::array kAliases{
-      Alias{401, "unauthorised"},          Alias{401, "unauthenticated"},
+      Alias{401, "unauthorised"},
       Alias{404, "notfound"},              Alias{408, "request_time_out"},
       Alias{413, "request_entity_too_large"}, Alias{413, "payload_too_large"},
       Alias{414, "request_uri_too_long"},  Alias{414, "request_uri_too_large"},

@@ -13,7 +13,11 @@ inline constexpr std::size_t kMaxTitleWords = 6;
 /// True for codes that are only digits (Twilio `20003`, Google's numeric `error.code`).
 bool is_numeric_code(std::string_view raw) noexcept;
 
-/// The subcode an upstream code gives: lowercase_snake_case, or "" for numeric codes, sentences
+/// `-2147024891, System.UnauthorizedAccessException` (SharePoint's OData codes: an HRESULT, a
+/// comma, then the exception name) -> the name; any other code unchanged.
+std::string_view without_number_prefix(std::string_view raw) noexcept;
+
+/// The subcode an upstream code gives (after without_number_prefix): lowercase_snake_case, or "" for numeric codes, sentences
 /// (more than kMaxTitleWords words, or anything but letters and spaces once it has a space) and
 /// over-long tokens.
 std::string subcode_for(std::string_view raw);

@@ -60,6 +60,13 @@ std::optional<std::string> join_segments(JsonArray a) {
   return p;
 }
 
+/// A JSON:API error object: it has a `source`, or speaks through `detail`/`title` rather than
+/// `message` (GraphQL, GitHub and Google entries carry a `message`).
+bool is_jsonapi_error(JsonObject e) noexcept {
+  if (object_member(e, "source")) return true;
+  return (text_member(e, "detail") || text_member(e, "title")) && !member(e, "message");
+}
+
 std::optional<std::string> entry_path(JsonObject e) {
   if (auto src = object_member(e, "source")) {
     if (auto s = first_text(*src, "pointer", "parameter", "header")) return std::string(*s);
@@ -72,7 +79,11 @@ std::optional<std::string> entry_path(JsonObject e) {
       }
     }
   }
-  if (auto s = first_text(e, "field", "location", "propertyName", "param")) return std::string(*s);
+  // `param` before `location`: express-validator's location says where (body, query), its param
+  // which field; Google's legacy entries name the field in location.
+  if (auto s = first_text(e, "pointer", "field", "param", "propertyName", "location", "name")) return std::string(*s);
+  // JSON:API: an error object without a source is about the request as a whole (spec §3.3).
+  if (is_jsonapi_error(e)) return std::string();
   return std::nullopt;
 }
 
@@ -143,12 +154,16 @@ std::size_t FieldErrors::serialized_size(std::string_view path, std::string_view
   return scratch_.size();
 }
 
-std::optional<std::string_view> entry_code(JsonObject e) noexcept {
+std::optional<std::string_view> entry_code_besides_reason(JsonObject e) noexcept {
   if (auto c = code_member(e, "code")) return c;
   if (auto ext = object_member(e, "extensions")) {
     if (auto c = code_member(*ext, "code")) return c;
   }
-  if (auto c = code_member(e, "type")) return c;
+  return code_member(e, "type");
+}
+
+std::optional<std::string_view> entry_code(JsonObject e) noexcept {
+  if (auto c = entry_code_besides_reason(e)) return c;
   return code_member(e, "reason");
 }
 
@@ -193,7 +208,15 @@ void errors_from_array(JsonArray a, DefaultFieldCode& default_code, FieldErrors&
     auto path = entry_path(*e);
     if (!path) continue;
     auto message = first_text(*e, "message", "msg", "detail", "defaultMessage", "description", "title");
-    out.add(*path, entry_code_or(entry_code(*e), default_code), message);
+    std::optional<std::string_view> code;
+    if (!message) {
+      // RFC 7807's invalid-params {name, reason}: with nothing else to say, reason is the text.
+      message = text_member(*e, "reason");
+      code = message ? entry_code_besides_reason(*e) : entry_code(*e);
+    } else {
+      code = entry_code(*e);
+    }
+    out.add(*path, entry_code_or(code, default_code), message);
   }
 }
 

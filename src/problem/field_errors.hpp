@@ -85,5 +85,7 @@ void collect_field_errors(JsonObject o, DefaultFieldCode& default_code, FieldErr
 
 /// The code an error entry carries (`code`, `extensions.code`, `type`, `reason`), raw.
 std::optional<std::string_view> entry_code(JsonObject e) noexcept;
+/// entry_code() without `reason`, for entries whose reason is their text (RFC 7807).
+std::optional<std::string_view> entry_code_besides_reason(JsonObject e) noexcept;
 
 }  // namespace problemgate::problem::internal

@@ -106,7 +106,8 @@ struct Normalizer::Impl {
     out.content_type = negotiate_content_type(in.accept);
     const auto encoding = internal::parse_encoding(in.content_encoding);
     if (encoding == internal::Encoding::unsupported) return out;
-    if (encoding == internal::Encoding::identity && in.body.size() > opts.max_error_body) return out;
+    if (encoding == internal::Encoding::identity && in.body.size() > opts.max_error_body)
+      return status_only(in, opts, route, Dialect::oversize);
 
     std::string_view body = in.body;
     if (encoding != internal::Encoding::identity) {
@@ -114,7 +115,7 @@ struct Normalizer::Impl {
       if (status == internal::DecodeStatus::ok) {
         body = decoded;
       } else if (status == internal::DecodeStatus::too_large) {
-        return out;  // spec §1: the cap applies after decoding; over it, pass through untouched
+        return status_only(in, opts, route, Dialect::oversize);  // spec §1: the cap applies after decoding
       } else {
         body = {};
         out.body_undecodable = true;
@@ -138,10 +139,12 @@ struct Normalizer::Impl {
     // §3.2: the upstream code, the AWS header as a fallback, then the legacy table.
     if (ex.upstream_code.empty() && !in.amzn_error_type.empty())
       ex.upstream_code = std::string(internal::aws_error_name(in.amzn_error_type));
+    bool mapped = false;
     if (!ex.upstream_code.empty() && !internal::is_numeric_code(ex.upstream_code)) {
       if (auto hit = internal::find_legacy_code(ex.upstream_code, opts)) {
         p.subcode = std::move(hit->subcode);
         if (!hit->code.empty()) p.code = std::move(hit->code);
+        mapped = true;
       } else {
         p.subcode = internal::subcode_for(ex.upstream_code);
       }
@@ -172,9 +175,10 @@ struct Normalizer::Impl {
     }
     p.extensions = std::move(ex.extensions);
 
-    internal::apply_rules(route.rules,
-                          {out.dialect, ex.upstream_code, ex.detail ? std::string_view(*ex.detail) : ""},
-                          opts, upstream_type || ex.title.has_value(), p);
+    const Rule* rule = internal::apply_rules(
+        route.rules, {out.dialect, ex.upstream_code, ex.detail ? std::string_view(*ex.detail) : ""}, opts,
+        upstream_type || ex.title.has_value(), p);
+    if (rule && (rule->set.code || rule->set.subcode)) mapped = true;
 
     if (in.status == 429 || in.status == 503) {
       p.retry_after = ex.retry_after ? ex.retry_after : delta_seconds(in.retry_after_header);
@@ -187,14 +191,18 @@ struct Normalizer::Impl {
     out.subcode = p.subcode == out.code ? std::string() : std::move(p.subcode);
     out.rate_limit = ex.rate_limit;
     out.retry_after = p.retry_after;
+    out.upstream_code = std::move(ex.upstream_code);
+    out.code_mapped = mapped;
   }
 
-  /// The last resort when something threw: status-derived members only.
-  static Output status_only(const Input& in, const Options& opts) {
+  /// Status-derived members only: an oversize body (route rules apply), or the last resort when
+  /// something threw (no rules: they may be what threw).
+  static Output status_only(const Input& in, const Options& opts, const RouteOptions& route, Dialect d) {
     Output out;
     out.content_type = negotiate_content_type(in.accept);
+    out.dialect = d;
     Extract ex;
-    build(in, opts, RouteOptions{}, ex, out);
+    build(in, opts, route, ex, out);
     return out;
   }
 };
@@ -207,7 +215,15 @@ Output Normalizer::normalize(const Input& in, const Options& opts, const RouteOp
     return impl_->run(in, opts, route);
   } catch (...) {
     // Only allocation failure is expected here; the fallback may throw it again and terminate.
-    return Impl::status_only(in, opts);
+    return Impl::status_only(in, opts, RouteOptions{}, Dialect::empty);
+  }
+}
+
+Output oversize_problem(const Input& in, const Options& opts, const RouteOptions& route) noexcept {
+  try {
+    return Normalizer::Impl::status_only(in, opts, route, Dialect::oversize);
+  } catch (...) {
+    return Normalizer::Impl::status_only(in, opts, RouteOptions{}, Dialect::oversize);
   }
 }
 

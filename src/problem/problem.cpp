@@ -238,6 +238,7 @@ std::string_view dialect_name(Dialect d) noexcept {
     case Dialect::html: return "html";
     case Dialect::text: return "text";
     case Dialect::empty: return "empty";
+    case Dialect::oversize: return "oversize";
   }
   return "auto";
 }

@@ -4,10 +4,6 @@ namespace problemgate::proxy {
 
 bool Session::rewrite_error(const Runtime& rt, const HeadView& res, int status, bool complete,
                             obs::RouteCounters& route_counters) {
-  if (!complete) {
-    obs::bump(route_counters.oversized_errors);  // over the cap: passed through untouched
-    return false;
-  }
   const auto& route = *ex_.route;
   problem::Input in;
   in.status = status;
@@ -22,13 +18,20 @@ bool Session::rewrite_error(const Runtime& rt, const HeadView& res, int status, 
     const auto r = std::to_chars(retry_buf, retry_buf + sizeof retry_buf, *ex_.upstream_limit.retry_after_s);
     in.retry_after_header = std::string_view(retry_buf, static_cast<std::size_t>(r.ptr - retry_buf));
   }
-  in.body = ex_.error_body;
   in.instance = ex_.path;
   in.request_id = ex_.request_id;
   in.accept = ex_.accept;
-  ex_.normalized = worker_.normalizer().normalize(in, rt.config.problem, route.problem);
+  if (complete) {
+    in.body = ex_.error_body;
+    ex_.normalized = worker_.normalizer().normalize(in, rt.config.problem, route.problem);
+  } else {
+    // Over problem.max_error_body (spec §1): what was read is not parsed; status-only problem.
+    ex_.normalized = problem::oversize_problem(in, rt.config.problem, route.problem);
+  }
   auto& out = ex_.normalized;
   if (!out.rewritten) return false;
+  // Also a complete compressed body that inflates past the cap.
+  if (out.dialect == problem::Dialect::oversize) obs::bump(route_counters.oversized_errors);
   ex_.dialect = problem::dialect_name(out.dialect);
   ex_.code = out.code;
   ex_.subcode = out.subcode;

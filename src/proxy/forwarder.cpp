@@ -268,8 +268,10 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
 
   // --- Error responses are buffered (up to the cap) and rewritten before anything is sent.
   const auto& popts = cfg.problem;
-  bool rewrite = status >= 400 && route.problem.normalize && !no_body;
-  if (rewrite && upstream_has_length && rscan.content_length > popts.max_error_body) rewrite = false;
+  const bool rewrite = status >= 400 && route.problem.normalize && !no_body;
+  // Spec §1: an error body announced over the cap is not read at all; the client gets the
+  // status-only problem and the upstream connection is closed rather than drained.
+  const bool declared_oversize = rewrite && upstream_has_length && rscan.content_length > popts.max_error_body;
   bool chunk_out = false;
   if (!no_body && (upstream_chunked || !upstream_has_length)) {
     // Unknown length: chunk it for HTTP/1.1 clients; a 1.0 client reads until close.
@@ -295,7 +297,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     err_body.clear();
     const std::size_t cap = popts.max_error_body;
     bool failed = false;
-    while (!body_done() && err_body.size() <= cap) {
+    while (!declared_oversize && !body_done() && err_body.size() <= cap) {
       const std::size_t old = err_body.size();
       // Size each read by what is announced (or a small step): zero-filling a 64 KiB string
       // for a 200-byte error body would cost more than the rewrite itself.
@@ -330,7 +332,10 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       ex_.error = "bad_response";
       co_return co_await reply_and_finish(rt, core::GatewayError::upstream_down, has_body || !keep_alive);
     }
-    rewritten = rewrite_error(rt, res, status, body_done(), route_counters);
+    // Not complete (over the cap, announced or found while reading): the oversize problem, and
+    // the rest of the body is never read (the connection is discarded below, as body_done() is
+    // false).
+    rewritten = rewrite_error(rt, res, status, !declared_oversize && body_done(), route_counters);
     if (!rewritten) prefix = err_body.size();  // relayed as it came
     build_response_head(rt, res, rscan, rewritten, !rewritten && chunk_out, keep_alive);
   }

@@ -206,7 +206,8 @@ private:
   void rate_limit_fields(const Runtime& rt);
   void set_rate_limit_headers(const Runtime& rt, http::fields& f);
   /// Normalizes the buffered upstream error body (ex_.error_body, `complete` when it all fit
-  /// under problem.max_error_body): true when the client gets the rewritten body.
+  /// under problem.max_error_body; else the status-only `oversize` problem): true when the client
+  /// gets the rewritten body (false only for a content coding the normalizer cannot decode).
   bool rewrite_error(const Runtime& rt, const HeadView& res, int status, bool complete,
                      obs::RouteCounters& route_counters);
   void merge_body_rate_limit(const problem::Output& out);

@@ -29,8 +29,9 @@ struct UpstreamRateLimit {
 };
 
 /// The result of normalize(). When `rewritten` is false the caller passes the original response
-/// through untouched (unsupported Content-Encoding, or a body over max_error_body; for gzip and
-/// deflate the cap applies to the decoded size, spec §1).
+/// through untouched (an unsupported Content-Encoding). A body over max_error_body (for gzip and
+/// deflate, its decoded size) is not read: the problem is built from the status alone, with
+/// dialect `oversize` (spec §1).
 struct Output {
   bool rewritten = false;
   std::string body;                      ///< canonical problem+json bytes (empty when !rewritten)
@@ -41,7 +42,11 @@ struct Output {
   UpstreamRateLimit rate_limit;          ///< flat dialect's retry_after/limit/remaining/reset
   std::optional<std::int64_t> retry_after;   ///< what went into retryAfter
   bool body_undecodable = false;         ///< gzip/deflate body corrupt: status-only problem
+  std::string upstream_code;             ///< the upstream's own code as written ("" when none)
+  bool code_mapped = false;              ///< the legacy table or a rule decided code or subcode
 };
+
+Output oversize_problem(const Input& in, const Options& opts, const RouteOptions& route) noexcept;
 
 /// Rewrites an upstream error body into the canonical problem (spec §1-§4, §7).
 ///
@@ -64,8 +69,13 @@ class Normalizer {
 
  private:
   struct Impl;
+  friend Output oversize_problem(const Input& in, const Options& opts, const RouteOptions& route) noexcept;
   std::unique_ptr<Impl> impl_;
 };
+
+/// The problem for an error body over max_error_body that was not read (spec §1): status-derived
+/// members only (rules still apply), dialect `oversize`. Pure; allocates only the output.
+Output oversize_problem(const Input& in, const Options& opts, const RouteOptions& route) noexcept;
 
 /// normalize() through a thread_local Normalizer. Same contract.
 Output normalize(const Input& in, const Options& opts, const RouteOptions& route) noexcept;

@@ -10,8 +10,9 @@
 
 namespace problemgate::problem {
 
-/// Upstream error dialects in detection order (spec §4). `automatic` = detect.
-enum class Dialect { automatic, problem, nested, flat, detail, fieldmap, json, xml, html, text, empty };
+/// Upstream error dialects in detection order (spec §4). `automatic` = detect. `oversize` is
+/// not detected: it marks a body over max_error_body, answered from the status alone (spec §1).
+enum class Dialect { automatic, problem, nested, flat, detail, fieldmap, json, xml, html, text, empty, oversize };
 
 /// "problem", "nested", ... ("auto" for automatic).
 std::string_view dialect_name(Dialect d) noexcept;

@@ -12,7 +12,13 @@ bool read_flat(JsonObject root, const DialectInput& in, Extract& out) {
 
   Extract ex;
   ex.errors = FieldErrors(in.field_error_budget);
-  ex.upstream_code = std::string(*error);  // subcode_for() drops it when it is a sentence
+  // A string `code` beside `error` is the specific one (Fastify: "FST_ERR_VALIDATION" beside
+  // "Bad Request"); else `error` itself, which subcode_for() drops when it is a sentence.
+  if (auto code = code_member(root, "code")) {
+    ex.upstream_code = std::string(*code);
+  } else {
+    ex.upstream_code = std::string(*error);
+  }
   auto detail = first_text(root, "details", "error_description", "message");
   // Spring Boot's placeholder says nothing.
   if (detail && *detail == "No message available") detail = std::nullopt;

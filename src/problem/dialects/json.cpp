@@ -29,11 +29,17 @@ bool read_json(JsonObject root, const DialectInput& in, Extract& out) {
     if (auto aws = code_member(root, "__type")) code = aws_error_name(*aws);
   }
   if (!code && k8s_status) code = code_member(root, "reason");
-  if (!code && first_error) code = entry_code(*first_error);  // JSON:API code, GraphQL extensions.code
+  // GraphQL: the first error's extensions.code is the response's code (spec §3.2). Other entry
+  // codes (JSON:API, GitHub's {resource, field, code}) stay on their field errors: the subcode is
+  // the body's own code, never an entry's.
+  if (!code && first_error) {
+    if (auto ext = object_member(*first_error, "extensions")) code = code_member(*ext, "code");
+  }
   if (code) ex.upstream_code = std::string(*code);
 
   auto detail = first_text(root, "message", "Message", "msg", "description", "error_message",
                            "errorMessage", "title");
+  if (!detail) detail = text_member(root, "errors");  // Shopify: {"errors": "Not Found"}
   if (!detail && first_error) detail = first_text(*first_error, "detail", "message", "title");
   if (detail) ex.detail = std::string(*detail);
 

@@ -23,6 +23,49 @@ std::optional<std::string_view> google_reason(JsonObject error) noexcept {
   return std::nullopt;
 }
 
+/// A protobuf Duration in its JSON form ("30s", "1.500s"), in whole seconds rounded up.
+std::optional<std::int64_t> duration_seconds(std::string_view d) noexcept {
+  if (d.size() < 2 || d.back() != 's') return std::nullopt;
+  d.remove_suffix(1);
+  std::int64_t whole = 0;
+  bool fraction = false;
+  std::size_t i = 0;
+  for (; i < d.size() && d[i] >= '0' && d[i] <= '9'; ++i) {
+    if (whole > 315'576'000'000) return std::nullopt;  // the Duration type's own bound
+    whole = whole * 10 + (d[i] - '0');
+  }
+  if (i == 0) return std::nullopt;
+  if (i < d.size()) {
+    if (d[i] != '.' || i + 1 == d.size()) return std::nullopt;
+    for (++i; i < d.size(); ++i) {
+      if (d[i] < '0' || d[i] > '9') return std::nullopt;
+      fraction = fraction || d[i] != '0';
+    }
+  }
+  return whole + (fraction ? 1 : 0);
+}
+
+/// Google's `RetryInfo.retryDelay` from `error.details[]`.
+std::optional<std::int64_t> google_retry_delay(JsonObject error) noexcept {
+  auto details = array_member(error, "details");
+  if (!details) return std::nullopt;
+  for (JsonElement item : *details) {
+    auto d = as_object(item);
+    if (!d) continue;
+    auto type = string_member(*d, "@type");
+    if (type && type->ends_with("google.rpc.RetryInfo")) {
+      if (auto delay = string_member(*d, "retryDelay")) return duration_seconds(*delay);
+    }
+  }
+  return std::nullopt;
+}
+
+/// OData v2/v3 (SAP Gateway, SharePoint) write `message` as {"lang": ..., "value": ...}.
+std::optional<std::string_view> odata_message(JsonObject error) noexcept {
+  auto m = object_member(error, "message");
+  return m ? text_member(*m, "value") : std::nullopt;
+}
+
 }  // namespace
 
 bool read_nested(JsonObject root, const DialectInput& in, Extract& out) {
@@ -38,8 +81,11 @@ bool read_nested(JsonObject root, const DialectInput& in, Extract& out) {
   if (code) ex.upstream_code = std::string(*code);
 
   auto detail = first_text(*error, "message", "reason", "description", "detail");
+  if (!detail) detail = odata_message(*error);
   if (!detail) detail = first_text(root, "message", "detail");
   if (detail) ex.detail = std::string(*detail);
+
+  ex.retry_after = google_retry_delay(*error);
 
   DefaultFieldCode field_code{ex.upstream_code};
   if (auto param = text_member(*error, "param")) {  // Stripe: one entry for the offending param

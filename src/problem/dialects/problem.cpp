@@ -90,6 +90,8 @@ bool read_problem(JsonObject root, const DialectInput& in, Extract& out) {
       flatten_field_map(*map, field_code, ex.errors);  // ASP.NET ValidationProblemDetails
     }
   }
+  // RFC 7807's example extension, [{name, reason}]; it also stays as an extension member.
+  if (auto params = array_member(root, "invalid-params")) errors_from_array(*params, field_code, ex.errors);
 
   append_extension_members(root, ex.extensions);
   out = std::move(ex);

@@ -110,9 +110,14 @@ bool read_xml(std::string_view body, const DialectInput& in, Extract& out) {
 
   Extract ex;
   if (!read_problem_xml(root, ex) && !read_soap_fault(root, ex) && !read_code_message(root, ex)) return false;
+  // Element text keeps the document's line breaks and indentation (Azure Storage puts
+  // "\nRequestId:...\nTime:..." inside <Message>): collapse them as the html dialect does.
   // pugixml decodes "&lt;" and CDATA is raw: text meant as text must not become a tag.
-  if (ex.title) neutralize_tag_openers(*ex.title);
-  if (ex.detail) neutralize_tag_openers(*ex.detail);
+  for (auto* text : {&ex.title, &ex.detail}) {
+    if (!*text) continue;
+    **text = clean_text(**text, std::string::npos);
+    neutralize_tag_openers(**text);
+  }
   out = std::move(ex);
   return true;
 }

@@ -1,10 +1,13 @@
-// The project's golden corpus (tests/corpus/seed-dialects.json, format in tests/corpus/README.md),
-// loaded as it is. A missing corpus is a failure, never a skip.
+// The project's golden corpus (every tests/corpus/*.json, format in tests/corpus/README.md), loaded
+// as it is. A missing corpus is a failure, never a skip.
 #include "problemgate/problem/normalize.hpp"
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "support.hpp"
@@ -14,7 +17,26 @@ namespace {
 using nlohmann::json;
 namespace pp = problemgate::problem;
 
-const std::string kCorpus = std::string(PROBLEMGATE_CORPUS_DIR) + "/seed-dialects.json";
+const std::string kCorpusDir = PROBLEMGATE_CORPUS_DIR;
+
+std::vector<std::string> corpus_files() {
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(kCorpusDir))
+    if (e.is_regular_file() && e.path().extension() == ".json") files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+/// A response field of the case's upstream, "" when absent (names compared case-insensitively).
+std::string upstream_header(const json& up, std::string_view name) {
+  if (!up.contains("headers")) return {};
+  for (const auto& [k, v] : up["headers"].items()) {
+    if (k.size() == name.size() &&
+        std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) { return std::tolower(a) == std::tolower(b); }))
+      return v.get<std::string>();
+  }
+  return {};
+}
 
 /// Upstream text that must never reach a 5xx client: JSON string values, or lines of other bodies.
 std::vector<std::string> upstream_texts(const std::string& body) {
@@ -47,18 +69,27 @@ std::string header_value(const std::optional<std::int64_t>& v) { return v ? std:
 }  // namespace
 
 TEST_SUITE("problem.corpus") {
-  TEST_CASE("seed-dialects.json: every case") {
-    INFO("corpus: " << kCorpus);
-    REQUIRE_MESSAGE(std::filesystem::is_regular_file(kCorpus), "corpus not found at " << kCorpus);
-    const json corpus = json::parse(pgtest::read_file(kCorpus));
-    REQUIRE(corpus.is_array());
-    REQUIRE(corpus.size() > 0);
+  TEST_CASE("tests/corpus/*.json: every case") {
+    INFO("corpus: " << kCorpusDir);
+    REQUIRE_MESSAGE(std::filesystem::is_directory(kCorpusDir), "corpus not found at " << kCorpusDir);
+    json corpus = json::array();
+    for (const auto& file : corpus_files()) {
+      const json part = json::parse(pgtest::read_file(file));
+      REQUIRE_MESSAGE(part.is_array(), file);
+      for (const auto& c : part) corpus.push_back(c);
+    }
+    REQUIRE(corpus.size() >= 150);
     pp::Options opts;
     pp::RouteOptions route;
     std::size_t n = 0;
+    std::map<std::string, std::size_t> families;
     for (const auto& c : corpus) {
       const std::string name = c.at("name");
       CAPTURE(name);
+      if (c.contains("family")) {
+        ++families[c["family"].get<std::string>()];
+        CHECK_FALSE(c.value("source", "").empty());
+      }
       const auto& up = c.at("upstream");
       const auto& ex = c.at("expect");
       const std::string body = up.value("body", "");
@@ -68,11 +99,15 @@ TEST_SUITE("problem.corpus") {
       const std::string path = c.at("request").value("path", "/");
       const int status = up.at("status");
       const std::string ce = up.value("content_encoding", "");
+      const std::string amzn = upstream_header(up, "X-Amzn-ErrorType");
+      const std::string retry_after = upstream_header(up, "Retry-After");
 
       pp::Input in;
       in.status = status;
       in.content_type = ct;
       in.content_encoding = ce;
+      in.amzn_error_type = amzn;
+      in.retry_after_header = retry_after;
       in.body = body;
       in.instance = path;
       in.request_id = pgtest::kRequestId;
@@ -124,6 +159,7 @@ TEST_SUITE("problem.corpus") {
       }
       ++n;
     }
-    MESSAGE(n << " corpus cases checked");
+    MESSAGE(n << " corpus cases checked, " << families.size() << " API families");
+    CHECK(families.size() >= 30);
   }
 }

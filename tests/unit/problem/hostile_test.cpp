@@ -174,8 +174,10 @@ TEST_SUITE("problem.hostile") {
     in.body = z;
     in.content_encoding = "gzip";
     const auto out = n.normalize(in, problemgate::problem::Options{}, problemgate::problem::RouteOptions{});
-    CHECK_FALSE(out.rewritten);
-    CHECK(out.body.empty());
+    // Over the cap once inflated: the status-only problem (spec §1), none of the inflated bytes.
+    CHECK(out.rewritten);
+    CHECK(out.dialect == problemgate::problem::Dialect::oversize);
+    CHECK(out.body.size() < 1024);
   }
 
   TEST_CASE("corrupt gzip gives a status-only problem") {

@@ -226,7 +226,8 @@ TEST_SUITE("problem.normalize") {
         {"github validation", 422, "application/json",
          R"({"message":"Validation Failed","errors":[{"resource":"Issue","field":"title","code":"missing_field"}],"documentation_url":"https://docs.github.com/rest"})",
          Dialect::json,
-         {{"detail", "Validation Failed"}, {"subcode", "missing_field"},
+         // The entry's code is a field's, not the body's: no subcode (contract §3.2).
+         {{"detail", "Validation Failed"}, {"subcode", nullptr},
           {"errors", json::array({err("title", "missing_field")})}}},
         {"aws json __type", 400, "application/x-amz-json-1.1",
          R"({"__type":"com.amazon.coral.validate#ValidationException","message":"1 validation error detected"})",
@@ -237,9 +238,9 @@ TEST_SUITE("problem.normalize") {
         {"json:api", 422, "application/vnd.api+json",
          R"({"errors":[{"status":"422","code":"blank","source":{"pointer":"/data/attributes/firstName"},"title":"Invalid Attribute","detail":"First name must contain at least two characters."},{"source":{"parameter":"include"},"detail":"Unknown include"}]})",
          Dialect::json,
-         {{"detail", "First name must contain at least two characters."}, {"subcode", "blank"},
+         {{"detail", "First name must contain at least two characters."}, {"subcode", nullptr},
           {"errors", json::array({err("/data/attributes/firstName", "blank", "First name must contain at least two characters."),
-                                  err("include", "blank", "Unknown include")})}}},
+                                  err("include", "invalid", "Unknown include")})}}},
         {"graphql", 400, "application/json",
          R"({"errors":[{"message":"Variable \"$id\" got invalid value","locations":[{"line":1,"column":8}],"path":["user","friends",1,"name"],"extensions":{"code":"BAD_USER_INPUT"}}],"data":null})",
          Dialect::json,
@@ -442,7 +443,28 @@ TEST_SUITE("problem.normalize") {
     small.max_error_body = 4;
     c.content_encoding = "";
     c.body = R"({"error":"too big"})";
-    CHECK_FALSE(pgtest::run(c, small).out.rewritten);
+    // Spec §1: over the cap, the problem is built from the status alone.
+    const auto over = pgtest::run(c, small);
+    CHECK(over.out.rewritten);
+    CHECK(over.out.dialect == Dialect::oversize);
+    CHECK(over.out.subcode.empty());
+    CHECK(over.out.body.find("too big") == std::string::npos);
+  }
+
+  TEST_CASE("oversize_problem: status-derived members, retryAfter from the header, rules apply") {
+    pp::Input in;
+    in.status = 503;
+    in.instance = "/x";
+    in.request_id = "req_1";
+    in.retry_after_header = "9";
+    auto out = pp::oversize_problem(in, pp::Options{}, pp::RouteOptions{});
+    CHECK(out.rewritten);
+    CHECK(out.dialect == Dialect::oversize);
+    CHECK(out.code == "upstream_unavailable");
+    CHECK(out.retry_after == 9);
+    CHECK(out.body.find(R"("detail":"The upstream service is unavailable.")") != std::string::npos);
+    CHECK(pp::dialect_name(Dialect::oversize) == "oversize");
+    CHECK_FALSE(pp::parse_dialect("oversize"));  // a route cannot pin it
   }
 
   TEST_CASE("Output mirrors the body's code and subcode") {
@@ -452,6 +474,46 @@ TEST_SUITE("problem.normalize") {
     CHECK(r.out.dialect == Dialect::nested);
     auto s = pgtest::run(404, "application/json", R"({"error":"Not Found"})");
     CHECK(s.out.subcode.empty());
+  }
+
+  TEST_CASE("Google RetryInfo.retryDelay: whole seconds, rounded up; malformed delays ignored") {
+    auto retry = [](std::string_view delay, int status = 429) {
+      const std::string body = R"({"error":{"code":429,"status":"RESOURCE_EXHAUSTED","details":[)"
+                               R"({"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":")" +
+                               std::string(delay) + R"("}]}})";
+      pgtest::Call c;
+      c.status = status;
+      c.body = body;
+      c.retry_after_header = "99";
+      return pgtest::run(c).out.retry_after;
+    };
+    CHECK(retry("30s") == 30);
+    CHECK(retry("1.5s") == 2);
+    CHECK(retry("1.000s") == 1);
+    CHECK(retry("0.001s") == 1);
+    CHECK(retry("0s") == 0);
+    // Not a Duration: the Retry-After field decides.
+    for (std::string_view bad : {"30", "s", ".5s", "1.s", "-1s", "1e3s", "1,5s", "99999999999999999999s"})
+      CHECK_MESSAGE(retry(bad) == 99, bad);
+    CHECK_FALSE(retry("30s", 400).has_value());  // retryAfter only on 429 and 503
+  }
+
+  TEST_CASE("an entry's code is never the body's subcode; GraphQL's first extensions.code is") {
+    auto r = pgtest::run(422, "application/json",
+                         R"({"message":"Validation Failed","errors":[{"resource":"Issue","field":"title","code":"missing_field"}]})");
+    CHECK(r.out.subcode.empty());
+    CHECK(r.body["errors"][0]["code"] == "missing_field");
+    r = pgtest::run(400, "application/json", R"({"errors":[{"message":"m","extensions":{"code":"BAD_USER_INPUT"}}]})");
+    CHECK(r.out.subcode == "bad_user_input");
+    CHECK_FALSE(r.body.contains("errors"));
+  }
+
+  TEST_CASE("report fields: the upstream code as written, and whether a table or rule mapped it") {
+    auto r = pgtest::run(404, "application/json", R"({"error":{"code":"CHANNEL_NOT_FOUND","message":"m"}})");
+    CHECK(r.out.upstream_code == "CHANNEL_NOT_FOUND");
+    CHECK_FALSE(r.out.code_mapped);
+    r = pgtest::run(404, "application/json", R"({"error":{"code":"SKILL_NOT_FOUND","message":"m"}})");
+    CHECK(r.out.code_mapped);  // the default legacy table
   }
 
   TEST_CASE("Normalizer object is reusable across bodies of different sizes") {
