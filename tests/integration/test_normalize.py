@@ -822,6 +822,72 @@ class Cli(unittest.TestCase):
                                              "message": "field required"}])
         self.assertIn("error", out[4])
 
+    def test_normalize_jsonl_headers_and_migration_report(self):
+        # A day of captured errors, in small: codes the default legacy table maps, codes nothing
+        # maps, a numeric code, bodies no dialect recognises, a bad line, a header-fed code.
+        cfg = self.write("""
+upstreams:
+  app: { url: "http://127.0.0.1:9" }
+routes:
+  - name: app
+    match: { prefix: / }
+    rules:
+      - when: { upstream_code: QUOTA_EXCEEDED }
+        set: { code: rate_limited }
+""")
+        rows = [
+            {"status": 404, "body": '{"error": {"code": "SKILL_NOT_FOUND", "message": "m"}}'},
+            {"status": 404, "body": '{"error": {"code": "CHANNEL_GONE", "message": "m"}}'},
+            {"status": 404, "body": '{"error": {"code": "CHANNEL_GONE", "message": "m2"}}'},
+            {"status": 403, "body": '{"error": {"code": "QUOTA_EXCEEDED", "message": "q"}}'},
+            {"status": 400, "body": '{"code": 21211, "message": "bad number"}'},
+            {"status": 400, "body": '{"statusCode": 400, "code": "FST_ERR_VALIDATION", "error": "Bad Request", "message": "x"}'},
+            {"status": 500, "content_type": "text/plain", "body": "Traceback (most recent call last):\n  boom"},
+            {"status": 502, "content_type": None, "body": ""},
+            {"status": 404, "body": '{"message": "no fn"}', "headers": {"x-amzn-errortype": "ResourceNotFoundException:http://x/"}},
+            {"status": 429, "body": '{"ok": false, "error": "ratelimited"}', "headers": {"Retry-After": "30"}},
+        ]
+        lines = [json.dumps(r) for r in rows]
+        lines.insert(3, "not json")
+        stdin = ("\n".join(lines) + "\n").encode()
+        r = self.run_cli(["normalize", "--jsonl", "--report", "--config", cfg], stdin)
+        self.assertEqual(r.returncode, 1, r.stderr)  # the bad line
+        out = r.stdout.decode()
+        bodies, _, report = out.partition("\n# problemgate normalize report\n")
+        bodies = [json.loads(l) for l in bodies.splitlines()]
+        self.assertEqual(len(bodies), 11)
+        amzn = bodies[9]
+        self.assertEqual(amzn.get("subcode"), "resource_not_found_exception")
+        self.assertEqual(bodies[10].get("retryAfter"), 30)
+        self.assertIn("10 bodies normalized, 1 bad input lines", report)
+        self.assertRegex(report, r"by dialect:\n(  .*\n)*  nested +4 +40\.0%")
+        self.assertRegex(report, r"  resource_not_found +4 ")
+        self.assertRegex(report, r"  rate_limited +2 ")
+        self.assertIn("2 bodies mapped by the legacy table or a rule", report)
+        unmapped = report.split("codes not mapped:", 1)[1].split("bodies no dialect recognised", 1)[0]
+        self.assertRegex(unmapped, r"\n  2 +2 +CHANNEL_GONE +channel_gone\n")  # count, first line
+        self.assertRegex(unmapped, r"FST_ERR_VALIDATION +fst_err_validation")
+        self.assertRegex(unmapped, r"ResourceNotFoundException +resource_not_found_exception")
+        self.assertNotIn("SKILL_NOT_FOUND", unmapped)
+        self.assertNotIn("QUOTA_EXCEEDED", unmapped)
+        self.assertNotIn("21211", unmapped, "numeric codes are not codes")
+        unrecognised = report.split("bodies no dialect recognised (text, empty): ", 1)[1]
+        self.assertTrue(unrecognised.startswith("2\n"), unrecognised)
+        self.assertIn("line 8: 500 text/plain  Traceback (most recent call last):   boom", unrecognised)
+        self.assertIn("line 9: 502 (no content type)  (empty body)", unrecognised)
+
+        only = self.run_cli(["normalize", "--jsonl", "--report-only", "--config", cfg], stdin)
+        self.assertEqual(only.returncode, 1)
+        self.assertTrue(only.stdout.decode().startswith("\n# problemgate normalize report\n"))
+        self.assertEqual(only.stdout.decode().partition("# problemgate normalize report\n")[2], report)
+
+        # The flags need --jsonl; headers must be an object of strings.
+        r = self.run_cli(["normalize", "--status", "404", "--report"], b"{}")
+        self.assertEqual(r.returncode, 2)
+        r = self.run_cli(["normalize", "--jsonl"], (json.dumps({"status": 404, "headers": {"Retry-After": 5}}) + "\n").encode())
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"line 1", r.stderr)
+
     def test_normalize_jsonl_content_type_null_or_absent(self):
         # A null or missing content_type means "no Content-Type field", not a bad line: the same
         # body as `normalize --status` without --content-type gives.
