@@ -15,11 +15,11 @@ using tcp = net::ip::tcp;
 
 Worker::Worker(unsigned index, Shared& shared, std::shared_ptr<const Runtime> runtime)
     : index_(index), shared_(shared), metrics_(shared.metrics.worker(index)),
-      snapshot_(WorkerSnapshot::make(std::move(runtime), nullptr, ioc_.get_executor(), metrics_)),
+      snapshot_(WorkerSnapshot::make(std::move(runtime), nullptr, ioc_.get_executor(), metrics_, shared.store_health)),
       ids_(shared.clock) {}
 
 void Worker::set_runtime(std::shared_ptr<const Runtime> rt) {
-  snapshot_ = WorkerSnapshot::make(std::move(rt), snapshot_.get(), ioc_.get_executor(), metrics_);
+  snapshot_ = WorkerSnapshot::make(std::move(rt), snapshot_.get(), ioc_.get_executor(), metrics_, shared_.store_health);
 }
 
 void Worker::add_acceptor(tcp::acceptor acceptor) {

@@ -38,6 +38,7 @@ struct Shared {
   obs::AccessLog& access_log;
   obs::Metrics& metrics;
   std::atomic<std::uint32_t> connections{0};
+  redis::StoreHealth store_health;
 };
 
 /// One thread's world: its io_context, acceptors, upstream pools, id generator, normalizer and
