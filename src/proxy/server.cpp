@@ -32,7 +32,7 @@ struct Server::Impl {
       : access_log(true, 1, cfg.limits.access_log_buffer_bytes),
         threads(cfg.worker_threads()),
         metrics(threads),
-        shared{clock, access_log, metrics, {}},
+        shared{clock, access_log, metrics, {}, {}},
         runtime(std::make_shared<const Runtime>(std::move(cfg), clock, limiter_key)) {
     running_addresses.listen = runtime->config.listen;
     running_addresses.threads = threads;

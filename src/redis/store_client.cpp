@@ -100,10 +100,17 @@ StoreClient::~StoreClient() {
   resolver_.cancel();
   conns_.clear();  // frees the contexts; no check is in flight (each holds the client)
   // Leaving while down: this client no longer counts as a worker that cannot reach the store.
-  if (reported_down_) health_.came_back(endpoint_);
+  if (reported_down_) health_.forget();
 }
 
 void StoreClient::start() { resolve_and_open(); }
+
+void StoreClient::shutdown() {
+  state_ = State::stopped;
+  retry_timer_.cancel();
+  resolver_.cancel();
+  for (auto& c : conns_) c->close();
+}
 
 void StoreClient::resolve_and_open() {
   boost::system::error_code ec;
@@ -137,6 +144,7 @@ void StoreClient::open_all(const std::string& ip) {
 void StoreClient::connection_ready(std::string_view sha) {
   sha_.assign(sha);
   backoff_ = std::chrono::milliseconds(0);
+  if (state_ == State::stopped) return;
   if (state_ == State::starting || state_ == State::probing) state_ = State::up;
   if (reported_down_) {
     reported_down_ = false;
@@ -145,7 +153,7 @@ void StoreClient::connection_ready(std::string_view sha) {
 }
 
 void StoreClient::connection_failed(std::string_view reason, bool timed_out) {
-  if (state_ == State::down) return;
+  if (state_ == State::down || state_ == State::stopped) return;
   state_ = State::down;
   // Checks queued on the other connections fail now too (their replies may never come), and
   // new ones fail at once until a connection completes its handshake again.
@@ -158,7 +166,7 @@ void StoreClient::connection_failed(std::string_view reason, bool timed_out) {
   retry_timer_.expires_after(backoff_);
   retry_timer_.async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
     auto self = w.lock();
-    if (!self || ec) return;
+    if (!self || ec || self->state_ != State::down) return;
     self->state_ = State::probing;
     self->resolve_and_open();
   });

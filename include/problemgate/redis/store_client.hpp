@@ -29,6 +29,8 @@ class StoreHealth {
 public:
   void went_down(std::string_view endpoint, std::string_view reason, config::RateLimitStore::OnError policy);
   void came_back(std::string_view endpoint);
+  /// A client that was down is gone (a reload replaced it, or the worker stopped): no log.
+  void forget() noexcept { down_.fetch_sub(1, std::memory_order_relaxed); }
   /// Some worker cannot reach the store right now.
   bool degraded() const noexcept { return down_.load(std::memory_order_relaxed) != 0; }
 
@@ -62,6 +64,9 @@ public:
 
   /// Opens the connections (resolving the host first when it is a name).
   void start();
+  /// Closes every connection for good (the worker is draining and no request is left): checks
+  /// fail from now on, nothing reconnects.
+  void shutdown();
 
   /// One GCRA step for `key` on `route`'s policy (`gcra` in µs, `window` for the expiry). With
   /// `now_us`, the script uses that instead of Redis's clock (tests of the arithmetic only).
@@ -83,7 +88,7 @@ public:
 private:
   class Events;
   friend class Events;
-  enum class State { starting, up, down, probing };
+  enum class State { starting, up, down, probing, stopped };
 
   void open_all(const std::string& ip);
   void resolve_and_open();
