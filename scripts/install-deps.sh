@@ -8,6 +8,7 @@ packages=(
   libboost1.81-dev libsimdjson-dev libspdlog-dev libfmt-dev nlohmann-json3-dev doctest-dev
   libyaml-cpp-dev zlib1g-dev libpugixml-dev libcli11-dev libbenchmark-dev libre2-dev
   clang libclang-rt-14-dev
+  libhiredis-dev redis-server
   python3-h11 python3-hypothesis python3-jsonschema slowhttptest wrk prometheus valgrind
   "$@"
 )

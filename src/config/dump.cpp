@@ -81,6 +81,13 @@ std::string dump_json(const Config& c) {
                                                                                       : "both"},
       {"reset", c.rate_limit_headers.reset == RateLimitHeaders::Reset::epoch ? "epoch" : "delta"}};
   if (c.rate_limit) j["rate_limit"] = policy(*c.rate_limit);
+  const auto& st = c.rate_limit_store;
+  j["rate_limit_store"] = {{"type", st.type == RateLimitStore::Type::local ? "local" : "redis"},
+                           {"url", redact_url(st.url)},
+                           {"timeout", duration(st.timeout)},
+                           {"on_error", st.on_error == RateLimitStore::OnError::allow ? "allow" : "deny"},
+                           {"key_prefix", st.key_prefix},
+                           {"pool_size", st.pool_size}};
   Json ups = Json::object();
   for (const auto& u : c.upstreams) {
     ups[u.name] = {{"url", redact_url(u.url)},

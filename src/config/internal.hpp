@@ -105,6 +105,15 @@ struct HttpUrl {
 /// "http://host[:port][/]" only; `error` names the problem (https, path, ...).
 std::optional<HttpUrl> parse_http_url(std::string_view text, std::string& error);
 
+struct RedisUrl {
+  std::string host;
+  std::uint16_t port = 6379;
+  std::uint32_t db = 0;
+  std::string username, password;
+};
+/// "redis://[[user]:password@]host[:port][/db]"; rediss:// (TLS) is refused with a reason.
+std::optional<RedisUrl> parse_redis_url(std::string_view text, std::string& error);
+
 /// ` (did you mean "x"?)` when one of `candidates` is within a typo of `word`, else "".
 std::string did_you_mean(std::string_view word, const std::vector<std::string_view>& candidates);
 

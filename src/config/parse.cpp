@@ -440,6 +440,44 @@ private:
     });
   }
 
+  void rate_limit_store(const Json& j, const Path& p, RateLimitStore& out) {
+    using T = RateLimitStore::Type;
+    using E = RateLimitStore::OnError;
+    if (!object(j, p, {"type", "url", "timeout", "on_error", "key_prefix", "pool_size"})) return;
+    field(j, p, "type", [&](auto& v, auto& vp) { choice<T>(v, vp, out.type, {{"local", T::local}, {"redis", T::redis}}); });
+    field(j, p, "url", [&](const Json& v, const Path& vp) {
+      std::string text;
+      if (!string(v, vp, text)) return;
+      std::string error;
+      auto u = parse_redis_url(text, error);
+      if (!u) {
+        diag_.error(vp, error);
+        return;
+      }
+      out.url = text;
+      out.host = u->host;
+      out.port = u->port;
+      out.db = u->db;
+      out.username = u->username;
+      out.password = u->password;
+    });
+    // Up to 10 s: a check holds its request that long when Redis stalls.
+    field(j, p, "timeout", [&](auto& v, auto& vp) {
+      Duration d{};
+      if (!duration(v, vp, d)) return;
+      if (d > Duration{10'000}) diag_.error(vp, "must be at most 10s (a stalled Redis holds each limited request this long)");
+      else out.timeout = d;
+    });
+    field(j, p, "on_error", [&](auto& v, auto& vp) { choice<E>(v, vp, out.on_error, {{"allow", E::allow}, {"deny", E::deny}}); });
+    field(j, p, "key_prefix", [&](const Json& v, const Path& vp) {
+      // "" is a valid prefix (keys start at the hash tag), so not string().
+      if (!v.is_string()) diag_.error(vp, "expected a string, got " + describe(v));
+      else if (v.get_ref<const std::string&>().size() > 256) diag_.error(vp, "must be at most 256 bytes");
+      else out.key_prefix = v.get<std::string>();
+    });
+    field(j, p, "pool_size", [&](auto& v, auto& vp) { count(v, vp, out.pool_size, 1, 64); });
+  }
+
   // `off` (or false) -> nullopt; a mapping -> a policy. Returns false when invalid.
   bool rate_limit(const Json& j, const Path& p, std::optional<RateLimitPolicy>& out) {
     if ((j.is_string() && j.get_ref<const std::string&>() == "off") || (j.is_boolean() && !j.get<bool>())) {
@@ -693,7 +731,7 @@ void Parser::config(const Json& root, Config& out, std::vector<Path>& route_path
     return;
   }
   object(root, p, {"listen", "threads", "admin", "drain", "limits", "request_id", "trusted_proxies", "problem",
-                   "rate_limit_headers", "rate_limit", "access_log", "upstreams", "routes"});
+                   "rate_limit_headers", "rate_limit", "rate_limit_store", "access_log", "upstreams", "routes"});
   field(root, p, "listen", [&](auto& v, auto& vp) { listen(v, vp, out.listen); });
   field(root, p, "threads", [&](auto& v, auto& vp) { threads(v, vp, out.threads); });
   field(root, p, "admin", [&](auto& v, auto& vp) { admin(v, vp, out.admin); });
@@ -708,6 +746,7 @@ void Parser::config(const Json& root, Config& out, std::vector<Path>& route_path
   field(root, p, "rate_limit_headers", [&](auto& v, auto& vp) { rate_limit_headers(v, vp, out.rate_limit_headers); });
   // Before routes: a route without its own policy starts from this one.
   field(root, p, "rate_limit", [&](auto& v, auto& vp) { rate_limit(v, vp, out.rate_limit); });
+  field(root, p, "rate_limit_store", [&](auto& v, auto& vp) { rate_limit_store(v, vp, out.rate_limit_store); });
   field(root, p, "access_log", [&](auto& v, auto& vp) { on_off(v, vp, out.access_log); });
   field(root, p, "upstreams", [&](auto& v, auto& vp) { upstreams(v, vp, out.upstreams); });
   field(root, p, "routes", [&](const Json& v, const Path& vp) {

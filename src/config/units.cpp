@@ -252,3 +252,82 @@ std::optional<HttpUrl> parse_http_url(std::string_view text, std::string& error)
 }
 
 }  // namespace problemgate::config::detail
+
+namespace problemgate::config::detail {
+
+std::optional<RedisUrl> parse_redis_url(std::string_view text, std::string& error) {
+  auto starts_with_nocase = [&](std::string_view prefix) {
+    if (text.size() < prefix.size()) return false;
+    for (std::size_t i = 0; i < prefix.size(); ++i) {
+      if (std::tolower(static_cast<unsigned char>(text[i])) != prefix[i]) return false;
+    }
+    return true;
+  };
+  if (starts_with_nocase("rediss://")) {
+    error = "rediss:// (TLS to Redis) is not supported: use redis:// on a trusted network, or a local TLS tunnel";
+    return std::nullopt;
+  }
+  if (!starts_with_nocase("redis://")) {
+    error = "expected a redis://[:PASSWORD@]HOST:PORT/DB URL";
+    return std::nullopt;
+  }
+  std::string_view rest = text.substr(8);
+  if (rest.find_first_of("?#") != std::string_view::npos) {
+    error = "Redis URL must not have a query or fragment";
+    return std::nullopt;
+  }
+  RedisUrl url;
+  // The last '@' ends the credentials: a password may contain '@', a host cannot.
+  const auto at = rest.rfind('@');
+  if (at != std::string_view::npos) {
+    const std::string_view userinfo = rest.substr(0, at);
+    const auto colon = userinfo.find(':');
+    if (colon == std::string_view::npos) {
+      error = "Redis URL credentials must be :PASSWORD or USER:PASSWORD";
+      return std::nullopt;
+    }
+    url.username = std::string(userinfo.substr(0, colon));
+    url.password = std::string(userinfo.substr(colon + 1));
+    if (url.password.empty()) {
+      error = "empty password in Redis URL";
+      return std::nullopt;
+    }
+    rest = rest.substr(at + 1);
+  }
+  const auto slash = rest.find('/');
+  const std::string_view authority = rest.substr(0, slash);
+  if (slash != std::string_view::npos) {
+    const std::string_view db = rest.substr(slash + 1);
+    if (!db.empty()) {
+      std::uint32_t n = 0;
+      auto [ptr, ec] = std::from_chars(db.data(), db.data() + db.size(), n);
+      if (ec != std::errc{} || ptr != db.data() + db.size() || n > 15'999) {
+        error = "invalid database \"" + std::string(db) + "\" in Redis URL (a number, e.g. /0)";
+        return std::nullopt;
+      }
+      url.db = n;
+    }
+  }
+  std::string_view host, port;
+  if (!split_host_port(authority, host, port, error)) return std::nullopt;
+  if (host.empty()) {
+    error = "missing host in Redis URL";
+    return std::nullopt;
+  }
+  if (host.find(':') == std::string_view::npos && !is_valid_host(host)) {
+    error = "invalid host \"" + std::string(host) + "\" in Redis URL";
+    return std::nullopt;
+  }
+  url.host = std::string(host);
+  if (!port.empty()) {
+    auto p = parse_port(port);
+    if (!p || *p == 0) {
+      error = "invalid port \"" + std::string(port) + "\" in Redis URL (1-65535)";
+      return std::nullopt;
+    }
+    url.port = *p;
+  }
+  return url;
+}
+
+}  // namespace problemgate::config::detail

@@ -34,6 +34,9 @@ GatewayErrorInfo gateway_error_info(GatewayError e) noexcept {
       return {"upstream_timeout", 504, "upstream_timeout", "http_response_timeout", "The upstream service did not answer in time."};
     case GatewayError::gateway_unavailable:
       return {"gateway_unavailable", 503, "gateway_unavailable", "proxy_internal_error", "The gateway cannot take this request now."};
+    case GatewayError::rate_limit_unavailable:
+      return {"rate_limit_unavailable", 503, "gateway_unavailable", "proxy_internal_error",
+              "The gateway cannot check this request's rate limit now."};
   }
   return {"internal", 500, "", "proxy_internal_error", "Internal gateway error."};
 }

@@ -19,6 +19,23 @@ std::array<std::uint64_t, Histogram::kBounds.size() + 1> Histogram::counts() con
   return out;
 }
 
+std::string_view store_check_name(StoreCheck c) noexcept {
+  switch (c) {
+    case StoreCheck::allowed: return "allowed";
+    case StoreCheck::limited: return "limited";
+    case StoreCheck::error: return "error";
+    default: return "timeout";
+  }
+}
+
+std::string_view store_conn_state_name(StoreConnState s) noexcept {
+  switch (s) {
+    case StoreConnState::connecting: return "connecting";
+    case StoreConnState::connected: return "connected";
+    default: return "disconnected";
+  }
+}
+
 std::string_view method_label_name(MethodLabel m) noexcept {
   switch (m) {
     case MethodLabel::get: return "GET";
@@ -172,6 +189,48 @@ void histogram(std::string& out, std::string_view name, std::string_view route,
 
 }  // namespace
 
+void Metrics::render_store(std::string& out) const {
+  std::array<std::uint64_t, static_cast<std::size_t>(StoreCheck::count)> checks{};
+  std::array<std::uint64_t, static_cast<std::size_t>(StoreConnState::count)> conns{};
+  std::array<std::uint64_t, Histogram::kBounds.size() + 1> rtt{};
+  std::uint64_t rtt_sum = 0, loads = 0;
+  for (const auto& w : workers_) {
+    const auto& s = w->store_;
+    for (std::size_t i = 0; i < checks.size(); ++i) checks[i] += s.checks[i].load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < conns.size(); ++i) conns[i] += s.connections[i].load(std::memory_order_relaxed);
+    const auto c = s.round_trip.counts();
+    for (std::size_t i = 0; i < rtt.size(); ++i) rtt[i] += c[i];
+    rtt_sum += s.round_trip.sum_us();
+    loads += s.script_loads.load(std::memory_order_relaxed);
+  }
+  header(out, "problemgate_rate_limit_store_checks_total", "counter",
+         "Checks sent to the shared rate-limit store (Redis), by result.");
+  for (std::size_t i = 0; i < checks.size(); ++i)
+    sample(out, "problemgate_rate_limit_store_checks_total", {{"result", store_check_name(static_cast<StoreCheck>(i))}}, checks[i]);
+  header(out, "problemgate_rate_limit_store_round_trip_seconds", "histogram", "Round trip of one check to the rate-limit store.");
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < Histogram::kBounds.size(); ++i) {
+    cumulative += rtt[i];
+    char le[32];
+    std::snprintf(le, sizeof le, "%g", Histogram::kBounds[i]);
+    sample(out, "problemgate_rate_limit_store_round_trip_seconds_bucket", {{"le", le}}, cumulative);
+  }
+  cumulative += rtt.back();
+  sample(out, "problemgate_rate_limit_store_round_trip_seconds_bucket", {{"le", "+Inf"}}, cumulative);
+  char sum[48];
+  std::snprintf(sum, sizeof sum, "%.6f", static_cast<double>(rtt_sum) / 1e6);
+  out += "problemgate_rate_limit_store_round_trip_seconds_sum ";
+  out += sum;
+  out += '\n';
+  sample(out, "problemgate_rate_limit_store_round_trip_seconds_count", {}, cumulative);
+  header(out, "problemgate_rate_limit_store_connections", "gauge", "Connections to the rate-limit store, by state.");
+  for (std::size_t i = 0; i < conns.size(); ++i)
+    sample(out, "problemgate_rate_limit_store_connections", {{"state", store_conn_state_name(static_cast<StoreConnState>(i))}}, conns[i]);
+  header(out, "problemgate_rate_limit_store_script_loads_total", "counter",
+         "SCRIPT LOADs of the limiter script (each connection once, and after a NOSCRIPT).");
+  sample(out, "problemgate_rate_limit_store_script_loads_total", {}, loads);
+}
+
 std::string Metrics::render(std::uint64_t active_connections, std::uint64_t access_log_dropped) const {
   // Merge per-worker series by label set.
   struct RouteSum {
@@ -281,6 +340,7 @@ std::string Metrics::render(std::uint64_t active_connections, std::uint64_t acce
   header(out, "problemgate_config_reloads_total", "counter", "Config reloads by result.");
   sample(out, "problemgate_config_reloads_total", {{"result", "success"}}, reloads_ok.load(std::memory_order_relaxed));
   sample(out, "problemgate_config_reloads_total", {{"result", "failure"}}, reloads_failed.load(std::memory_order_relaxed));
+  render_store(out);
   header(out, "problemgate_access_log_dropped_total", "counter",
          "Access-log lines dropped because stdout's reader did not keep up (limits.access_log_buffer_bytes).");
   sample(out, "problemgate_access_log_dropped_total", {}, access_log_dropped);

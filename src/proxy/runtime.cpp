@@ -24,9 +24,13 @@ bool same_policy(const config::RateLimitPolicy& a, const config::RateLimitPolicy
 }  // namespace
 
 Runtime::Runtime(config::Config cfg, const core::Clock& clock,
-                 const ratelimit::HashKey& limiter_key, const Runtime* previous)
-    : config(std::move(cfg)), routes(config.routes) {
+                 const ratelimit::HashKey& limiter_key_, const Runtime* previous)
+    : config(std::move(cfg)), routes(config.routes), limiter_key(limiter_key_) {
   limiters.reserve(config.routes.size());
+  // µs, capped at 2^52: the script's Lua numbers are exact below 2^53.
+  for (const auto& route : config.routes)
+    store_gcra.push_back(route.rate_limit ? ratelimit::Gcra::of(*route.rate_limit, 1000, std::int64_t{1} << 52)
+                                          : ratelimit::Gcra{});
   for (const auto& route : config.routes) {
     const auto& policy = policy_of(config, route);
     std::shared_ptr<ratelimit::RateLimiter> limiter;
@@ -40,7 +44,7 @@ Runtime::Runtime(config::Config cfg, const core::Clock& clock,
         }
       }
     }
-    if (policy && !limiter) limiter = std::make_shared<ratelimit::RateLimiter>(*policy, clock, limiter_key);
+    if (policy && !limiter) limiter = std::make_shared<ratelimit::RateLimiter>(*policy, clock, limiter_key_);
     limiters.push_back(std::move(limiter));
   }
 }

@@ -5,6 +5,7 @@
 
 #include "problemgate/config/config.hpp"
 #include "problemgate/core/clock.hpp"
+#include "problemgate/ratelimit/gcra.hpp"
 #include "problemgate/ratelimit/rate_limiter.hpp"
 #include "problemgate/routing/route_table.hpp"
 
@@ -25,6 +26,10 @@ struct Runtime {
   routing::RouteTable routes;
   /// One per route (index as in config.routes); null when the route has no policy.
   std::vector<std::shared_ptr<ratelimit::RateLimiter>> limiters;
+  /// The same policies in µs, for the shared store's script (rate_limit_store.type: redis).
+  std::vector<ratelimit::Gcra> store_gcra;
+  /// The process's hash key: a shared store's client starts from it (and adopts the store's).
+  ratelimit::HashKey limiter_key;
 
   std::size_t route_index(const config::Route* r) const noexcept {
     return static_cast<std::size_t>(r - config.routes.data());

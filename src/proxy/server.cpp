@@ -32,7 +32,7 @@ struct Server::Impl {
       : access_log(true, 1, cfg.limits.access_log_buffer_bytes),
         threads(cfg.worker_threads()),
         metrics(threads),
-        shared{clock, access_log, metrics, {}},
+        shared{clock, access_log, metrics, {}, {}},
         runtime(std::make_shared<const Runtime>(std::move(cfg), clock, limiter_key)) {
     running_addresses.listen = runtime->config.listen;
     running_addresses.threads = threads;
@@ -106,7 +106,16 @@ void Server::start(std::ostream& out) {
   if (!admin_listeners.empty()) {
     auto& im = *impl_;
     AdminHooks hooks;
-    hooks.ready = [&im] { return im.started.load() && !im.stopping.load(); };
+    hooks.ready = [&im] {
+      if (!im.started.load() || im.stopping.load()) return false;
+      // A shared rate-limit store that cannot be reached makes the gateway unready only when
+      // it refuses limited requests then (on_error: deny); with allow it still serves.
+      if (!im.shared.store_health.degraded()) return true;
+      std::lock_guard lock(im.runtime_mutex);
+      const auto& store = im.runtime->config.rate_limit_store;
+      return store.type != config::RateLimitStore::Type::redis ||
+             store.on_error == config::RateLimitStore::OnError::allow;
+    };
     hooks.metrics = [&im] { return im.metrics.render(im.shared.connections.load(std::memory_order_relaxed),
                                                     im.access_log.dropped_lines()); };
     hooks.config_json = [&im] {

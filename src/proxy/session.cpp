@@ -173,11 +173,22 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
     const std::string_view header = by_header ? req.get(policy.header_name) : std::string_view{};
     const std::string_view ip =
         policy.key == config::RateLimitPolicy::Key::route ? std::string_view{} : client_ip(rt, req);
-    ex_.decision = limiter->check(ratelimit::request_key(policy, ip, header, route.name));
-    auto& rc = snapshot_->route_counters(ex_.route);
-    obs::bump(ex_.decision->allowed ? rc.rate_limit_allowed : rc.rate_limit_denied);
-    if (!ex_.decision->allowed) {
-      co_return co_await reply_and_finish(rt, core::GatewayError::rate_limited, has_body || !keep_alive);
+    const ratelimit::LimitKey key = ratelimit::request_key(policy, ip, header, route.name);
+    if (redis::StoreClient* store = snapshot_->store()) {
+      // Shared store: a round trip to Redis. On failure, on_error decides (no decision: the
+      // request goes on without rate-limit headers; deny: 503).
+      if (!co_await check_shared_limit(rt, *store, key)) {
+        co_return co_await reply_and_finish(rt, core::GatewayError::rate_limit_unavailable, has_body || !keep_alive);
+      }
+    } else {
+      ex_.decision = limiter->check(key);
+    }
+    if (ex_.decision) {
+      auto& rc = snapshot_->route_counters(ex_.route);
+      obs::bump(ex_.decision->allowed ? rc.rate_limit_allowed : rc.rate_limit_denied);
+      if (!ex_.decision->allowed) {
+        co_return co_await reply_and_finish(rt, core::GatewayError::rate_limited, has_body || !keep_alive);
+      }
     }
   }
 
@@ -190,6 +201,17 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
     ex_.request_body.shrink_to_fit();
   }
   co_return outcome;
+}
+
+net::awaitable<bool> Session::check_shared_limit(const Runtime& rt, redis::StoreClient& store,
+                                                 const ratelimit::LimitKey& key) {
+  const std::size_t i = rt.route_index(ex_.route);
+  const auto r = co_await store.check(ex_.route->name, rt.store_gcra[i], ex_.route->rate_limit->window, key);
+  if (r.status == redis::StoreClient::Result::Status::decided) {
+    ex_.decision = r.decision;
+    co_return true;
+  }
+  co_return rt.config.rate_limit_store.on_error == config::RateLimitStore::OnError::allow;
 }
 
 std::string_view Session::client_ip(const Runtime& rt, const HeadView& req) {

@@ -217,6 +217,10 @@ private:
   void build_response_head(const Runtime& rt, const HeadView& res, const HeadScan& rscan,
                            bool rewritten, bool chunk_out, bool keep_alive);
   std::string_view client_ip(const Runtime& rt, const HeadView& req);
+  /// The limit check in the shared store: false when it failed and on_error is deny. Sets
+  /// ex_.decision when the store decided.
+  net::awaitable<bool> check_shared_limit(const Runtime& rt, redis::StoreClient& store,
+                                          const ratelimit::LimitKey& key);
 
   Worker& worker_;
   ClientStream client_;

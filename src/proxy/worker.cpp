@@ -15,11 +15,11 @@ using tcp = net::ip::tcp;
 
 Worker::Worker(unsigned index, Shared& shared, std::shared_ptr<const Runtime> runtime)
     : index_(index), shared_(shared), metrics_(shared.metrics.worker(index)),
-      snapshot_(WorkerSnapshot::make(std::move(runtime), nullptr, ioc_.get_executor(), metrics_)),
+      snapshot_(WorkerSnapshot::make(std::move(runtime), nullptr, ioc_.get_executor(), metrics_, shared.store_health)),
       ids_(shared.clock) {}
 
 void Worker::set_runtime(std::shared_ptr<const Runtime> rt) {
-  snapshot_ = WorkerSnapshot::make(std::move(rt), snapshot_.get(), ioc_.get_executor(), metrics_);
+  snapshot_ = WorkerSnapshot::make(std::move(rt), snapshot_.get(), ioc_.get_executor(), metrics_, shared_.store_health);
 }
 
 void Worker::add_acceptor(tcp::acceptor acceptor) {
@@ -93,7 +93,14 @@ void Worker::session_ended() {
   if (draining_ && sessions_ == 0) {
     drain_timer_.cancel();
     for (const auto& pool : snapshot_->pools()) pool->close_idle();
+    release_store();
   }
+}
+
+void Worker::release_store() {
+  // The store's connections wait on their sockets forever; once no session can need them,
+  // they go, so the worker's loop runs out of work and the drain ends.
+  if (draining_ && !accepting_ && sessions_ == 0 && snapshot_->store()) snapshot_->store()->shutdown();
 }
 
 void Worker::begin_drain(std::chrono::milliseconds deadline, std::chrono::milliseconds accept_for) {
@@ -125,6 +132,7 @@ void Worker::close_idle_clients() {
 }
 
 void Worker::stop_accepting() {
+  accepting_ = false;
   for (auto& a : acceptors_) {
     boost::system::error_code ignored;
     a->close(ignored);
@@ -132,7 +140,10 @@ void Worker::stop_accepting() {
 }
 
 void Worker::arm_drain_deadline(std::chrono::milliseconds deadline) {
-  if (sessions_ == 0) return;
+  if (sessions_ == 0) {
+    release_store();
+    return;
+  }
   drain_timer_.expires_after(deadline);
   drain_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) {

@@ -38,6 +38,7 @@ struct Shared {
   obs::AccessLog& access_log;
   obs::Metrics& metrics;
   std::atomic<std::uint32_t> connections{0};
+  redis::StoreHealth store_health;
 };
 
 /// One thread's world: its io_context, acceptors, upstream pools, id generator, normalizer and
@@ -102,6 +103,7 @@ private:
   void schedule_sweep();
   void stop_accepting();
   void close_idle_clients();
+  void release_store();
   void arm_drain_deadline(std::chrono::milliseconds deadline);
 
   // One thread runs this context; other threads only post() to it (reload, drain), which keeps
@@ -121,6 +123,7 @@ private:
   boost::intrusive::list<IdleClient, boost::intrusive::constant_time_size<false>> idle_;
   std::size_t sessions_ = 0;
   bool draining_ = false;
+  bool accepting_ = true;
   boost::asio::steady_timer drain_timer_{ioc_};
   boost::asio::steady_timer accept_timer_{ioc_};
   boost::asio::steady_timer sweep_timer_{ioc_};

@@ -21,12 +21,18 @@ std::shared_ptr<upstream::UpstreamPool> reusable_pool(const WorkerSnapshot* prev
   return nullptr;
 }
 
+bool same_store(const config::RateLimitStore& a, const config::RateLimitStore& b) {
+  return a.type == b.type && a.url == b.url && a.timeout == b.timeout && a.on_error == b.on_error &&
+         a.key_prefix == b.key_prefix && a.pool_size == b.pool_size;
+}
+
 }  // namespace
 
 std::shared_ptr<const WorkerSnapshot> WorkerSnapshot::make(std::shared_ptr<const Runtime> runtime,
                                                            const WorkerSnapshot* previous,
                                                            const boost::asio::any_io_executor& ex,
-                                                           obs::WorkerMetrics& metrics) {
+                                                           obs::WorkerMetrics& metrics,
+                                                           redis::StoreHealth& store_health) {
   std::shared_ptr<WorkerSnapshot> snap(new WorkerSnapshot(std::move(runtime)));
   const auto& cfg = snap->runtime_->config;
   for (const auto& up : cfg.upstreams) {
@@ -38,6 +44,18 @@ std::shared_ptr<const WorkerSnapshot> WorkerSnapshot::make(std::shared_ptr<const
   }
   for (const auto& r : cfg.routes) snap->route_counters_.push_back(&metrics.route(r.name));
   snap->no_route_counters_ = &metrics.route("");
+  const auto& store = cfg.rate_limit_store;
+  if (store.type == config::RateLimitStore::Type::redis) {
+    if (previous && previous->store_ && same_store(previous->store_->settings(), store)) {
+      snap->store_ = previous->store_;
+    } else {
+      // A new client; the old one (if any) serves the checks in flight of older snapshots and
+      // closes its connections when the last of them is done.
+      snap->store_ = std::make_shared<redis::StoreClient>(ex, store, snap->runtime_->limiter_key,
+                                                          metrics.store(), store_health);
+      snap->store_->start();
+    }
+  }
   if (previous) {
     // A pool left behind may still be in use by requests of older snapshots; they finish on
     // it, but nothing it holds may reach a request of this one (it may be the old address).

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "problemgate/obs/metrics.hpp"
+#include "problemgate/redis/store_client.hpp"
 #include "problemgate/upstream/pool.hpp"
 #include "proxy/runtime.hpp"
 
@@ -29,9 +30,13 @@ public:
   static std::shared_ptr<const WorkerSnapshot> make(std::shared_ptr<const Runtime> runtime,
                                                     const WorkerSnapshot* previous,
                                                     const boost::asio::any_io_executor& ex,
-                                                    obs::WorkerMetrics& metrics);
+                                                    obs::WorkerMetrics& metrics,
+                                                    redis::StoreHealth& store_health);
 
   const Runtime& runtime() const noexcept { return *runtime_; }
+  /// This worker's client of the shared rate-limit store; null with `type: local`. Kept
+  /// across reloads that leave rate_limit_store as it was.
+  redis::StoreClient* store() const noexcept { return store_.get(); }
   upstream::UpstreamPool& pool(std::size_t upstream_index) const noexcept {
     return *pools_[upstream_index];
   }
@@ -51,6 +56,7 @@ private:
 
   std::shared_ptr<const Runtime> runtime_;
   std::vector<std::shared_ptr<upstream::UpstreamPool>> pools_;
+  std::shared_ptr<redis::StoreClient> store_;
   // Counter objects never move or die (WorkerMetrics keeps them in deques): plain pointers.
   std::vector<obs::RouteCounters*> route_counters_;
   std::vector<obs::UpstreamCounters*> upstream_counters_;

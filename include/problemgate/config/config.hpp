@@ -102,6 +102,24 @@ struct RateLimitPolicy {
   std::uint64_t burst = 0;
 };
 
+/// Where rate-limit state lives (config `rate_limit_store:`): this process's memory, or a Redis
+/// server shared by every instance. Validation guarantees `host` is set and the URL is redis://.
+struct RateLimitStore {
+  enum class Type { local, redis } type = Type::local;
+  std::string url = "redis://127.0.0.1:6379/0";  ///< as written (a password in it is a secret)
+  std::string host = "127.0.0.1";  ///< name or IP literal; IPv6 without brackets
+  std::uint16_t port = 6379;
+  std::uint32_t db = 0;            ///< SELECTed after connecting when not 0
+  std::string username;            ///< AUTH username password (Redis 6 ACL) when set
+  std::string password;            ///< AUTH password when set; never dumped or logged
+  Duration timeout{50};            ///< per check, round trip included; past it on_error applies
+  /// A check that failed or timed out: allow = serve without rate-limit headers (fail open,
+  /// counted and logged), deny = 503 gateway_unavailable.
+  enum class OnError { allow, deny } on_error = OnError::allow;
+  std::string key_prefix = "problemgate:";
+  std::uint32_t pool_size = 2;     ///< connections per worker thread
+};
+
 struct Route {
   std::string name;
   std::string prefix = "/";
@@ -133,6 +151,7 @@ struct Config {
   problem::Options problem;
   RateLimitHeaders rate_limit_headers;
   std::optional<RateLimitPolicy> rate_limit;  ///< default policy for routes without their own
+  RateLimitStore rate_limit_store;
   bool access_log = true;  ///< one JSON line per request on stdout
   std::vector<Upstream> upstreams;
   std::vector<Route> routes;

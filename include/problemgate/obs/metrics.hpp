@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -68,6 +69,24 @@ struct UpstreamCounters {
   std::atomic<std::uint64_t> retries{0};
 };
 
+enum class StoreCheck : std::uint8_t { allowed, limited, error, timeout, count };
+std::string_view store_check_name(StoreCheck c) noexcept;
+enum class StoreConnState : std::uint8_t { connecting, connected, disconnected, count };
+std::string_view store_conn_state_name(StoreConnState s) noexcept;
+
+/// The shared rate-limit store (Redis) on one worker: checks by result, round trips, and its
+/// connections by state (gauges, moved by the worker as connections change state).
+struct StoreCounters {
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(StoreCheck::count)> checks{};
+  Histogram round_trip;
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(StoreConnState::count)> connections{};
+  std::atomic<std::uint64_t> script_loads{0};
+  void move(std::optional<StoreConnState> from, std::optional<StoreConnState> to) noexcept {
+    if (from) connections[static_cast<std::size_t>(*from)].fetch_sub(1, std::memory_order_relaxed);
+    if (to) connections[static_cast<std::size_t>(*to)].fetch_add(1, std::memory_order_relaxed);
+  }
+};
+
 /// One worker's metrics. The worker writes; the admin thread reads (render). Counter objects
 /// are created under a mutex and never move or die (std::deque), so the worker can cache plain
 /// pointers to them and count with relaxed atomics: nothing on the request path takes a lock
@@ -83,7 +102,10 @@ public:
 
   static constexpr std::size_t kMaxRewriteSeries = 2000;
 
+  StoreCounters& store() noexcept { return store_; }
+
 private:
+  StoreCounters store_;
   friend class Metrics;
   mutable std::mutex mutex_;
   std::deque<RouteCounters> routes_;
@@ -113,6 +135,7 @@ public:
   std::string render(std::uint64_t active_connections, std::uint64_t access_log_dropped = 0) const;
 
 private:
+  void render_store(std::string& out) const;
   std::vector<std::unique_ptr<WorkerMetrics>> workers_;
 };
 
