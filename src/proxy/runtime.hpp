@@ -7,6 +7,8 @@
 #include "problemgate/core/clock.hpp"
 #include "problemgate/ratelimit/rate_limiter.hpp"
 #include "problemgate/routing/route_table.hpp"
+#include "problemgate/upstream/cluster.hpp"
+#include "problemgate/upstream/cluster_manager.hpp"
 
 namespace problemgate::proxy {
 
@@ -18,13 +20,22 @@ struct Runtime {
   /// unchanged carry over, so a reload never hands every client a fresh quota. `limiter_key`
   /// keys the limiters' hash of client keys: one per process (draw_limiter_key), passed to every
   /// reload, so all limiters of a process store a client's key under the same digest.
+  ///
+  /// Upstream clusters whose endpoints and outlier/health settings are unchanged carry over
+  /// too (with their ejections and health verdicts); new ones resolve their names here
+  /// (blocking: this runs at start-up and on reload, never on a worker) and are handed to
+  /// `manager` (null in tests: then nothing is re-resolved or health-checked). `hosts_file`:
+  /// see upstream::Cluster.
   Runtime(config::Config cfg, const core::Clock& clock, const ratelimit::HashKey& limiter_key,
-          const Runtime* previous = nullptr);
+          const Runtime* previous = nullptr, upstream::ClusterManager* manager = nullptr,
+          const std::string& hosts_file = {});
 
   config::Config config;
   routing::RouteTable routes;
   /// One per route (index as in config.routes); null when the route has no policy.
   std::vector<std::shared_ptr<ratelimit::RateLimiter>> limiters;
+  /// One per upstream (index as in config.upstreams), shared by every worker.
+  std::vector<std::shared_ptr<upstream::Cluster>> clusters;
 
   std::size_t route_index(const config::Route* r) const noexcept {
     return static_cast<std::size_t>(r - config.routes.data());
