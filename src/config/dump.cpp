@@ -96,6 +96,39 @@ std::string dump_json(const Config& c) {
                    {"idle_timeout", duration(u.idle_timeout)},
                    {"reuse_check_after", duration(u.reuse_check_after)},
                    {"max_connections", u.max_connections}};
+    Json& ju = ups[u.name];
+    if (u.endpoints.size() > 1) {
+      ju.erase("url");
+      Json eps = Json::array();
+      for (const auto& t : u.endpoints) eps.push_back(redact_url(t.url));
+      ju["endpoints"] = eps;
+    }
+    ju["resolve"] = duration(u.resolve);
+    ju["lb"] = u.lb == Upstream::Lb::round_robin ? "round_robin" : "least_request";
+    if (u.health_check) {
+      const auto& hc = *u.health_check;
+      ju["health_check"] = {{"path", hc.path},
+                            {"interval", duration(hc.interval)},
+                            {"timeout", duration(hc.timeout)},
+                            {"unhealthy_threshold", hc.unhealthy_threshold},
+                            {"healthy_threshold", hc.healthy_threshold}};
+    }
+    ju["outlier"] = {{"consecutive_failures", u.outlier.consecutive_failures},
+                     {"ejection_time", duration(u.outlier.ejection_time)},
+                     {"max_ejected_percent", u.outlier.max_ejected_percent}};
+    Json on = Json::array();
+    if (u.retries.on_connect_failure) on.push_back("connect_failure");
+    if (u.retries.on_reset) on.push_back("reset_before_response");
+    Json methods = Json::array();
+    const std::pair<std::uint8_t, const char*> names[] = {
+        {kRetryGet, "GET"}, {kRetryHead, "HEAD"}, {kRetryOptions, "OPTIONS"}, {kRetryPut, "PUT"}, {kRetryDelete, "DELETE"}};
+    for (const auto& [bit, name] : names)
+      if (u.retries.methods & bit) methods.push_back(name);
+    ju["retries"] = {{"attempts", u.retries.attempts},
+                     {"on", on},
+                     {"methods", methods},
+                     {"budget_percent", u.retries.budget_percent},
+                     {"budget_reserve", u.retries.budget_reserve}};
   }
   j["upstreams"] = ups;
   Json routes = Json::array();

@@ -528,10 +528,40 @@ private:
       url(j, p, out);
       return;
     }
-    if (!object(j, p, {"url", "connect_timeout", "timeout", "idle_timeout", "reuse_check_after",
-                       "max_connections"})) return;
-    if (!j.contains("url") || j["url"].is_null()) diag_.error(p, "missing url");
+    if (!object(j, p, {"url", "endpoints", "resolve", "lb", "connect_timeout", "timeout", "idle_timeout",
+                       "reuse_check_after", "max_connections", "health_check", "outlier", "retries"})) return;
+    const bool has_url = j.contains("url") && !j["url"].is_null();
+    const bool has_endpoints = j.contains("endpoints") && !j["endpoints"].is_null();
+    if (!has_url && !has_endpoints) diag_.error(p, "missing url (or endpoints)");
+    if (has_url && has_endpoints) diag_.error(p, "set url or endpoints, not both");
     field(j, p, "url", [&](auto& v, auto& vp) { url(v, vp, out); });
+    field(j, p, "endpoints", [&](auto& v, auto& vp) {
+      if (!v.is_array() || v.empty()) {
+        diag_.error(vp, "expected a non-empty list of http://HOST:PORT URLs, got " + describe(v));
+        return;
+      }
+      std::vector<UpstreamTarget> targets;
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        UpstreamTarget t;
+        if (!target(v[i], vp / i, t)) continue;
+        if (std::find(targets.begin(), targets.end(), t) != targets.end()) {
+          diag_.error(vp / i, "\"" + t.url + "\" is listed twice");
+          continue;
+        }
+        targets.push_back(std::move(t));
+      }
+      if (!targets.empty()) {
+        out.url = targets.front().url;
+        out.host = targets.front().host;
+        out.port = targets.front().port;
+        out.endpoints = std::move(targets);
+      }
+    });
+    field(j, p, "resolve", [&](auto& v, auto& vp) { duration(v, vp, out.resolve, true); });
+    field(j, p, "lb", [&](auto& v, auto& vp) {
+      using L = Upstream::Lb;
+      choice<L>(v, vp, out.lb, {{"round_robin", L::round_robin}, {"least_request", L::least_request}});
+    });
     field(j, p, "connect_timeout", [&](auto& v, auto& vp) { duration(v, vp, out.connect_timeout); });
     field(j, p, "timeout", [&](auto& v, auto& vp) { duration(v, vp, out.timeout); });
     field(j, p, "idle_timeout", [&](auto& v, auto& vp) { duration(v, vp, out.idle_timeout); });
@@ -539,19 +569,88 @@ private:
     field(j, p, "max_connections", [&](auto& v, auto& vp) {
       count(v, vp, out.max_connections, 1, std::numeric_limits<std::uint32_t>::max());
     });
+    field(j, p, "health_check", [&](auto& v, auto& vp) {
+      HealthCheck hc;
+      if (health_check(v, vp, hc)) out.health_check = std::move(hc);
+    });
+    field(j, p, "outlier", [&](auto& v, auto& vp) {
+      if (!object(v, vp, {"consecutive_failures", "ejection_time", "max_ejected_percent"})) return;
+      field(v, vp, "consecutive_failures", [&](auto& w, auto& wp) { count(w, wp, out.outlier.consecutive_failures, 0, 1000); });
+      field(v, vp, "ejection_time", [&](auto& w, auto& wp) { duration(w, wp, out.outlier.ejection_time); });
+      field(v, vp, "max_ejected_percent", [&](auto& w, auto& wp) { count(w, wp, out.outlier.max_ejected_percent, 0, 100); });
+    });
+    field(j, p, "retries", [&](auto& v, auto& vp) { retries(v, vp, out.retries); });
   }
 
-  void url(const Json& j, const Path& p, Upstream& out) {
+  bool health_check(const Json& j, const Path& p, HealthCheck& out) {
+    if (!object(j, p, {"path", "interval", "timeout", "unhealthy_threshold", "healthy_threshold"})) return false;
+    field(j, p, "path", [&](auto& v, auto& vp) {
+      if (string(v, vp, out.path) && (out.path.front() != '/' || out.path.find_first_of(" \r\n\t") != std::string::npos))
+        diag_.error(vp, "expected an absolute path like /healthz, got \"" + out.path + "\"");
+    });
+    field(j, p, "interval", [&](auto& v, auto& vp) { duration(v, vp, out.interval); });
+    field(j, p, "timeout", [&](auto& v, auto& vp) { duration(v, vp, out.timeout); });
+    field(j, p, "unhealthy_threshold", [&](auto& v, auto& vp) { count(v, vp, out.unhealthy_threshold, 1, 1000); });
+    field(j, p, "healthy_threshold", [&](auto& v, auto& vp) { count(v, vp, out.healthy_threshold, 1, 1000); });
+    return true;
+  }
+
+  void retries(const Json& j, const Path& p, Retries& out) {
+    if (!object(j, p, {"attempts", "on", "methods", "budget_percent", "budget_reserve"})) return;
+    field(j, p, "attempts", [&](auto& v, auto& vp) { count(v, vp, out.attempts, 0, 10); });
+    field(j, p, "on", [&](auto& v, auto& vp) {
+      if (!v.is_array()) {
+        diag_.error(vp, "expected a list of connect_failure, reset_before_response, got " + describe(v));
+        return;
+      }
+      out.on_connect_failure = out.on_reset = false;
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        const std::string name = v[i].is_string() ? v[i].template get<std::string>() : std::string();
+        if (name == "connect_failure") out.on_connect_failure = true;
+        else if (name == "reset_before_response") out.on_reset = true;
+        else diag_.error(vp / i, "expected connect_failure or reset_before_response, got " + describe(v[i]));
+      }
+    });
+    field(j, p, "methods", [&](auto& v, auto& vp) {
+      if (!v.is_array()) {
+        diag_.error(vp, "expected a list of GET, HEAD, OPTIONS, PUT, DELETE, got " + describe(v));
+        return;
+      }
+      out.methods = 0;
+      static constexpr std::pair<std::string_view, std::uint8_t> kMethods[] = {
+          {"GET", kRetryGet}, {"HEAD", kRetryHead}, {"OPTIONS", kRetryOptions}, {"PUT", kRetryPut}, {"DELETE", kRetryDelete}};
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        const std::string name = v[i].is_string() ? v[i].template get<std::string>() : std::string();
+        const auto it = std::find_if(std::begin(kMethods), std::end(kMethods), [&](const auto& m) { return m.first == name; });
+        if (it != std::end(kMethods)) out.methods |= it->second;
+        else diag_.error(vp / i, "expected one of GET, HEAD, OPTIONS, PUT, DELETE, got " + describe(v[i]));
+      }
+    });
+    field(j, p, "budget_percent", [&](auto& v, auto& vp) { count(v, vp, out.budget_percent, 0, 100); });
+    field(j, p, "budget_reserve", [&](auto& v, auto& vp) { count(v, vp, out.budget_reserve, 0, 10000); });
+  }
+
+  bool target(const Json& j, const Path& p, UpstreamTarget& out) {
     std::string text, error;
-    if (!string(j, p, text)) return;
+    if (!string(j, p, text)) return false;
     auto u = parse_http_url(text, error);
     if (!u) {
       diag_.error(p, "\"" + text + "\": " + error);
-      return;
+      return false;
     }
     out.url = text;
     out.host = u->host;
     out.port = u->port;
+    return true;
+  }
+
+  void url(const Json& j, const Path& p, Upstream& out) {
+    UpstreamTarget t;
+    if (!target(j, p, t)) return;
+    out.url = t.url;
+    out.host = t.host;
+    out.port = t.port;
+    out.endpoints = {std::move(t)};
   }
 
   void upstreams(const Json& j, const Path& p, std::vector<Upstream>& out) {

@@ -229,6 +229,7 @@ void AccessLog::format(const AccessRecord& r, std::string& out) {
   number(out, ",\"status\":", r.status);
   if (!r.route.empty()) field(out, ",\"route\":", r.route);
   if (!r.upstream.empty()) field(out, ",\"upstream\":", r.upstream);
+  if (!r.endpoints.empty()) field(out, ",\"endpoints\":", r.endpoints);
   out += ",\"duration_ms\":";
   millis(out, r.duration_ms);
   number(out, ",\"bytes_in\":", static_cast<std::int64_t>(r.bytes_in));

@@ -327,7 +327,7 @@ std::string Metrics::render(std::uint64_t active_connections, std::uint64_t acce
   for (const auto& [up, s] : upstreams) sample(out, "problemgate_upstream_connections_opened_total", {{"upstream", up}}, s.connects);
   header(out, "problemgate_upstream_connections_reused_total", "counter", "Requests sent on a pooled keep-alive connection.");
   for (const auto& [up, s] : upstreams) sample(out, "problemgate_upstream_connections_reused_total", {{"upstream", up}}, s.reuses);
-  header(out, "problemgate_upstream_retries_total", "counter", "Idempotent requests retried once after a stale pooled connection failed.");
+  header(out, "problemgate_upstream_retries_total", "counter", "Requests retried: on a new connection after a stale pooled one failed, or on another endpoint.");
   for (const auto& [up, s] : upstreams) sample(out, "problemgate_upstream_retries_total", {{"upstream", up}}, s.retries);
   header(out, "problemgate_upstream_pool_connections", "gauge", "Open upstream connections (in use + idle).");
   for (const auto& [up, s] : upstreams) sample(out, "problemgate_upstream_pool_connections", {{"upstream", up}}, s.open);

@@ -1,3 +1,5 @@
+#include <span>
+
 #include "proxy/session_internal.hpp"
 
 namespace problemgate::proxy {
@@ -7,7 +9,9 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   const auto& route = *ex_.route;
   const auto& cfg = rt.config;
   const auto& up_cfg = cfg.upstreams[route.upstream_index];
-  auto& pool = snapshot_->pool(route.upstream_index);
+  auto& balancer = snapshot_->balancer(route.upstream_index);
+  auto& cluster = balancer.cluster();
+  const auto& retry_cfg = up_cfg.retries;
   const bool has_body = scan.chunked || (scan.has_content_length && scan.content_length > 0);
   const bool is_head = ex_.method == "HEAD";
   const bool idempotent = is_idempotent(ex_.method);
@@ -80,38 +84,100 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
 
   RelayBuffer relay(worker_);
   upstream::Acquired acquired;
-  // At most two attempts: a second one only when a reused connection failed before the
-  // upstream answered anything and the request had no body (spec: retry only when nothing
-  // can have been executed twice by our doing).
   auto& uc = snapshot_->upstream_counters(route.upstream_index);
   auto update_pool_gauges = [&] {
-    uc.open.store(pool.open_count(), std::memory_order_relaxed);
-    uc.idle.store(pool.idle_count(), std::memory_order_relaxed);
+    uc.open.store(balancer.open_count(), std::memory_order_relaxed);
+    uc.idle.store(balancer.idle_count(), std::memory_order_relaxed);
   };
   auto count_failure = [&](obs::UpstreamFailure f) {
     obs::bump(uc.failures[static_cast<std::size_t>(f)]);
     update_pool_gauges();
   };
   const auto upstream_started = steady::now();
+  const std::int64_t now_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(upstream_started.time_since_epoch()).count();
+  balancer.budget().on_request();
+
+  // --- Which endpoint, and how often. An endpoint is picked by the balancer; a failure there
+  // may send the request to another one (retries), as long as nothing can have been executed
+  // twice by our doing: a connect failure (nothing sent; a buffered body counts as unsent), or
+  // a reset before any response byte for an idempotent method without a body. Retries are
+  // bounded by retries.attempts and the worker's retry budget, and never follow a response
+  // byte. Separately, a reused keep-alive connection that the upstream had closed is retried
+  // once on a new connection to the same endpoint (the race every keep-alive pool has), for
+  // requests without a body.
+  std::array<const upstream::EndpointState*, 12> tried{};
+  std::size_t tried_n = 0;
+  std::uint32_t retries_left = retry_cfg.attempts;
+  const std::uint8_t method_bit = ex_.method == "GET"       ? config::kRetryGet
+                                  : ex_.method == "HEAD"    ? config::kRetryHead
+                                  : ex_.method == "OPTIONS" ? config::kRetryOptions
+                                  : ex_.method == "PUT"     ? config::kRetryPut
+                                  : ex_.method == "DELETE"  ? config::kRetryDelete
+                                                            : 0;
+  const bool reset_retryable = !has_body && (retry_cfg.methods & method_bit) != 0;
+  std::shared_ptr<upstream::UpstreamPool> pool_ref;  // held: a DNS change may drop it from the balancer
+  upstream::UpstreamPool* pool = nullptr;
+  bool fresh_only = false;  // a stale pooled connection failed: open a new one to the same endpoint
+  bool panic = false;
+  // Moves the request to the endpoint picked (null: none is left).
+  auto adopt = [&](const std::shared_ptr<upstream::UpstreamPool>* picked) -> bool {
+    if (!picked) return false;
+    if (panic) cluster.counters.panic_requests.fetch_add(1, std::memory_order_relaxed);
+    pool_ref = *picked;
+    pool = pool_ref.get();
+    fresh_only = false;
+    if (tried_n < tried.size()) tried[tried_n++] = pool->endpoint().get();
+    if (!ex_.endpoints.empty()) ex_.endpoints += ' ';
+    ex_.endpoints += pool->endpoint()->label;
+    return true;
+  };
+  // After a failure on the current endpoint: true when the request moves to another one.
+  auto retry_elsewhere = [&](std::atomic<std::uint64_t>& reason) -> bool {
+    if (retries_left == 0) return false;
+    const auto* next = balancer.pick(now_ns, std::span(tried.data(), tried_n), panic);
+    if (!next) return false;
+    if (!balancer.budget().try_retry()) {
+      cluster.counters.budget_exhausted.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    --retries_left;
+    reason.fetch_add(1, std::memory_order_relaxed);
+    obs::bump(uc.retries);
+    return adopt(next);
+  };
+  auto fail_on = [&](std::string_view token) {
+    ex_.proxy_error = token;
+    ex_.next_hop = pool->endpoint()->label;
+  };
   HeadScan rscan;
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    if (attempt > 0) obs::bump(uc.retries);
+  if (!adopt(balancer.pick(now_ns, {}, panic))) {
+    ex_.proxy_error = "destination_unavailable";  // no endpoint: a name that never resolved
+    count_failure(obs::UpstreamFailure::refused);
+    co_return co_await reply_and_finish(rt, core::GatewayError::upstream_down, has_body || !keep_alive);
+  }
+  for (;;) {
     acquired = {};
-    if (attempt == 0) {
-      acquired.conn = pool.take_idle(!has_body && idempotent);  // the retry below covers a close
+    if (!fresh_only) {
+      acquired.conn = pool->take_idle(!has_body && idempotent);  // the retry below covers a close
       acquired.reused = acquired.conn != nullptr;
     }
-    if (!acquired.conn) acquired = co_await pool.connect();
+    if (!acquired.conn) acquired = co_await pool->connect();
     if (acquired.conn) obs::bump(acquired.reused ? uc.reuses : uc.connects);
     if (!acquired.conn) {
-      count_failure(acquired.error == upstream::AcquireError::timeout     ? obs::UpstreamFailure::timeout
-                    : acquired.error == upstream::AcquireError::exhausted ? obs::UpstreamFailure::exhausted
-                                                                          : obs::UpstreamFailure::refused);
-      const auto e = acquired.error == upstream::AcquireError::timeout
-                         ? core::GatewayError::upstream_timeout
-                     : acquired.error == upstream::AcquireError::exhausted
-                         ? core::GatewayError::gateway_unavailable
-                         : core::GatewayError::upstream_down;
+      const bool exhausted = acquired.error == upstream::AcquireError::exhausted;
+      const bool timed_out = acquired.error == upstream::AcquireError::timeout;
+      count_failure(timed_out ? obs::UpstreamFailure::timeout
+                    : exhausted ? obs::UpstreamFailure::exhausted
+                                : obs::UpstreamFailure::refused);
+      if (!exhausted) {
+        cluster.record_failure(*pool->endpoint(), now_ns);
+        fail_on(timed_out ? "connection_timeout" : "connection_refused");
+        if (retry_cfg.on_connect_failure && retry_elsewhere(cluster.counters.retries_connect)) continue;
+      }
+      const auto e = timed_out ? core::GatewayError::upstream_timeout
+                     : exhausted ? core::GatewayError::gateway_unavailable
+                                 : core::GatewayError::upstream_down;
       co_return co_await reply_and_finish(rt, e, has_body || !keep_alive);
     }
     auto& conn = *acquired.conn;
@@ -128,7 +194,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       auto [ec, n] = co_await net::async_write(client_.socket(), net::buffer(kContinue), kNoThrow);
       continue_sent = true;
       if (ec) {
-        pool.discard(std::move(acquired.conn));
+        pool->discard(std::move(acquired.conn));
         ex_.error = "client_closed";
         co_return Outcome::close;
       }
@@ -164,7 +230,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       if (sr.done()) break;
     }
     if (client_failed) {
-      pool.discard(std::move(acquired.conn));
+      pool->discard(std::move(acquired.conn));
       co_return co_await fail_body(body_error);
     }
 
@@ -202,21 +268,38 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       }
     }
     if (upstream_failed) {
-      const bool can_retry = attempt == 0 && acquired.reused && !got_any_byte && !timed_out &&
-                             !has_body && idempotent;
-      pool.discard(std::move(acquired.conn));
-      if (can_retry) continue;
+      const bool stale = !fresh_only && acquired.reused && !got_any_byte && !timed_out && !has_body && idempotent;
+      pool->discard(std::move(acquired.conn));
+      if (stale) {
+        fresh_only = true;
+        obs::bump(uc.retries);
+        continue;
+      }
       count_failure(timed_out ? obs::UpstreamFailure::timeout : obs::UpstreamFailure::reset);
+      if (!timed_out) {
+        cluster.record_failure(*pool->endpoint(), now_ns);
+        fail_on("connection_terminated");
+        if (!got_any_byte && retry_cfg.on_reset && reset_retryable &&
+            retry_elsewhere(cluster.counters.retries_reset))
+          continue;
+      } else {
+        fail_on("http_response_timeout");
+      }
       co_return co_await reply_and_finish(rt, timed_out ? core::GatewayError::upstream_timeout : core::GatewayError::upstream_down, has_body || !keep_alive);
     }
     if (rscan.verdict != HeadVerdict::ok) {
-      pool.discard(std::move(acquired.conn));
+      pool->discard(std::move(acquired.conn));
       count_failure(obs::UpstreamFailure::bad_response);
       ex_.error = "bad_response";
+      fail_on("http_protocol_error");
       co_return co_await reply_and_finish(rt, core::GatewayError::upstream_down, has_body || !keep_alive);
     }
     break;
   }
+  // Passive outlier detection sees the answer: 502/503/504 count against the endpoint.
+  if (rscan.status == 502 || rscan.status == 503 || rscan.status == 504)
+    cluster.record_failure(*pool->endpoint(), now_ns);
+  else upstream::Cluster::record_success(*pool->endpoint());
   auto& conn = *acquired.conn;
   auto& route_counters = snapshot_->route_counters(ex_.route);
   route_counters.upstream_duration.observe(
@@ -227,7 +310,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   const int status = rscan.status;
   ex_.status = status;
   if (status == 101) {  // we never asked for an upgrade (Upgrade is hop-by-hop): refuse a tunnel
-    pool.discard(std::move(acquired.conn));
+    pool->discard(std::move(acquired.conn));
     count_failure(obs::UpstreamFailure::bad_response);
     ex_.error = "bad_response";
     co_await local_reply(rt, core::GatewayError::upstream_down, true);
@@ -327,7 +410,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       }
     }
     if (failed) {
-      pool.discard(std::move(acquired.conn));
+      pool->discard(std::move(acquired.conn));
       count_failure(obs::UpstreamFailure::reset);
       ex_.error = "bad_response";
       co_return co_await reply_and_finish(rt, core::GatewayError::upstream_down, has_body || !keep_alive);
@@ -421,7 +504,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   client_.disarm();
 
   if (!upstream_ok) {
-    pool.discard(std::move(acquired.conn));
+    pool->discard(std::move(acquired.conn));
     count_failure(obs::UpstreamFailure::reset);
     ex_.error = "upstream_reset";
     if (!rsr.head_sent()) {
@@ -432,8 +515,8 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   }
   if (!client_ok) {
     ex_.error = "client_closed";
-    if (body_done() && upstream_keep_alive) pool.release(std::move(acquired.conn));
-    else pool.discard(std::move(acquired.conn));
+    if (body_done() && upstream_keep_alive) pool->release(std::move(acquired.conn));
+    else pool->discard(std::move(acquired.conn));
     co_return Outcome::close;
   }
   // A 204 that declared a body, or a 204/304 with Transfer-Encoding, broke framing: whatever it
@@ -442,8 +525,8 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       (status == 204 && (upstream_chunked || (upstream_has_length && rscan.content_length != 0))) ||
       (status == 304 && upstream_chunked);
   if (body_done() && upstream_keep_alive && body.done && !declared_bodyless_body)
-    pool.release(std::move(acquired.conn));
-  else pool.discard(std::move(acquired.conn));
+    pool->release(std::move(acquired.conn));
+  else pool->discard(std::move(acquired.conn));
   update_pool_gauges();
   co_return keep_alive ? Outcome::keep_alive : Outcome::close;
 }

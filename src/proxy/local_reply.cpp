@@ -13,7 +13,13 @@ net::awaitable<void> Session::local_reply(const Runtime& rt, core::GatewayError 
   res.set(cfg.request_id.header, ex_.request_id);
   scratch_.assign(core::hdr::kProxyName);
   scratch_ += "; error=";
-  scratch_ += core::gateway_error_info(e).proxy_status;
+  scratch_ += ex_.proxy_error.empty() ? core::gateway_error_info(e).proxy_status : ex_.proxy_error;
+  if (!ex_.next_hop.empty()) {
+    // An sf-string: an address starts with a digit or '[', which a token may not.
+    scratch_ += "; next-hop=\"";
+    scratch_ += ex_.next_hop;
+    scratch_ += '"';
+  }
   res.set(core::hdr::kProxyStatus, scratch_);
   ex_.upstream_limit = {};
   set_rate_limit_headers(rt, res);

@@ -21,11 +21,32 @@ bool same_policy(const config::RateLimitPolicy& a, const config::RateLimitPolicy
          a.header_name == b.header_name && a.burst == b.burst;
 }
 
+/// What a Cluster is made of: same name, targets, resolution and outlier/health settings.
+bool same_cluster(const config::Upstream& a, const config::Upstream& b) {
+  return a.name == b.name && a.endpoints == b.endpoints && a.host == b.host && a.port == b.port &&
+         a.resolve == b.resolve && a.health_check == b.health_check && a.outlier == b.outlier;
+}
+
 }  // namespace
 
 Runtime::Runtime(config::Config cfg, const core::Clock& clock,
-                 const ratelimit::HashKey& limiter_key_, const Runtime* previous)
+                 const ratelimit::HashKey& limiter_key_, const Runtime* previous,
+                 upstream::ClusterManager* manager, const std::string& hosts_file)
     : config(std::move(cfg)), routes(config.routes), limiter_key(limiter_key_) {
+  clusters.reserve(config.upstreams.size());
+  for (const auto& up : config.upstreams) {
+    std::shared_ptr<upstream::Cluster> cluster;
+    if (previous) {
+      for (const auto& old : previous->clusters) {
+        if (same_cluster(old->settings(), up) && old->hosts_file() == hosts_file) cluster = old;
+      }
+    }
+    if (!cluster) {
+      cluster = std::make_shared<upstream::Cluster>(up, hosts_file);
+      if (manager) manager->watch(cluster);
+    }
+    clusters.push_back(std::move(cluster));
+  }
   limiters.reserve(config.routes.size());
   // µs, capped at 2^52: the script's Lua numbers are exact below 2^53.
   for (const auto& route : config.routes)

@@ -8,6 +8,8 @@
 #include "problemgate/ratelimit/gcra.hpp"
 #include "problemgate/ratelimit/rate_limiter.hpp"
 #include "problemgate/routing/route_table.hpp"
+#include "problemgate/upstream/cluster.hpp"
+#include "problemgate/upstream/cluster_manager.hpp"
 
 namespace problemgate::proxy {
 
@@ -19,8 +21,15 @@ struct Runtime {
   /// unchanged carry over, so a reload never hands every client a fresh quota. `limiter_key`
   /// keys the limiters' hash of client keys: one per process (draw_limiter_key), passed to every
   /// reload, so all limiters of a process store a client's key under the same digest.
+  ///
+  /// Upstream clusters whose endpoints and outlier/health settings are unchanged carry over
+  /// too (with their ejections and health verdicts); new ones resolve their names here
+  /// (blocking: this runs at start-up and on reload, never on a worker) and are handed to
+  /// `manager` (null in tests: then nothing is re-resolved or health-checked). `hosts_file`:
+  /// see upstream::Cluster.
   Runtime(config::Config cfg, const core::Clock& clock, const ratelimit::HashKey& limiter_key,
-          const Runtime* previous = nullptr);
+          const Runtime* previous = nullptr, upstream::ClusterManager* manager = nullptr,
+          const std::string& hosts_file = {});
 
   config::Config config;
   routing::RouteTable routes;
@@ -30,6 +39,8 @@ struct Runtime {
   std::vector<ratelimit::Gcra> store_gcra;
   /// The process's hash key: a shared store's client starts from it (and adopts the store's).
   ratelimit::HashKey limiter_key;
+  /// One per upstream (index as in config.upstreams), shared by every worker.
+  std::vector<std::shared_ptr<upstream::Cluster>> clusters;
 
   std::size_t route_index(const config::Route* r) const noexcept {
     return static_cast<std::size_t>(r - config.routes.data());

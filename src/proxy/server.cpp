@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <algorithm>
 #include <charconv>
 #include <functional>
@@ -19,6 +20,7 @@
 #include "problemgate/obs/metrics.hpp"
 #include "proxy/admin.hpp"
 #include "proxy/listener.hpp"
+#include "proxy/cluster_metrics.hpp"
 #include "proxy/runtime.hpp"
 #include "proxy/worker.hpp"
 
@@ -33,7 +35,7 @@ struct Server::Impl {
         threads(cfg.worker_threads()),
         metrics(threads),
         shared{clock, access_log, metrics, {}, {}},
-        runtime(std::make_shared<const Runtime>(std::move(cfg), clock, limiter_key)) {
+        runtime(std::make_shared<const Runtime>(std::move(cfg), clock, limiter_key, nullptr, &clusters, hosts_file)) {
     running_addresses.listen = runtime->config.listen;
     running_addresses.threads = threads;
     running_addresses.admin = runtime->config.admin;
@@ -44,6 +46,14 @@ struct Server::Impl {
   // Drawn once: every reload's limiters hash client keys alike (see Runtime).
   const ratelimit::HashKey limiter_key = draw_limiter_key();
   obs::AccessLog access_log;
+  // PROBLEMGATE_HOSTS_FILE: a hosts(5) file read before the system resolver for upstream
+  // names (tests and air-gapped setups; see README "Upstreams"). Read once at start-up.
+  const std::string hosts_file = [] {
+    const char* v = std::getenv("PROBLEMGATE_HOSTS_FILE");
+    return std::string(v ? v : "");
+  }();
+  // Re-resolves upstream names and runs health checks, off the workers.
+  upstream::ClusterManager clusters;
   unsigned threads;
   obs::Metrics metrics;
   Shared shared;
@@ -116,8 +126,17 @@ void Server::start(std::ostream& out) {
       return store.type != config::RateLimitStore::Type::redis ||
              store.on_error == config::RateLimitStore::OnError::allow;
     };
-    hooks.metrics = [&im] { return im.metrics.render(im.shared.connections.load(std::memory_order_relaxed),
-                                                    im.access_log.dropped_lines()); };
+    hooks.metrics = [&im] {
+      std::string text = im.metrics.render(im.shared.connections.load(std::memory_order_relaxed),
+                                           im.access_log.dropped_lines());
+      std::shared_ptr<const Runtime> rt;
+      {
+        std::lock_guard lock(im.runtime_mutex);
+        rt = im.runtime;
+      }
+      render_cluster_metrics(*rt, text);
+      return text;
+    };
     hooks.config_json = [&im] {
       std::lock_guard lock(im.runtime_mutex);
       return config::dump_json(im.runtime->config);
@@ -204,7 +223,7 @@ void Server::reload(config::Config config) {
   }
   im.access_log.set_queue_bytes(config.limits.access_log_buffer_bytes);
   auto rt = std::make_shared<const Runtime>(std::move(config), im.clock, im.limiter_key,
-                                           im.runtime.get());
+                                           im.runtime.get(), &im.clusters, im.hosts_file);
   im.runtime = rt;
   for (auto& w : im.workers) {
     net::post(w->context(), [w = w.get(), rt] { w->set_runtime(rt); });

@@ -239,6 +239,7 @@ void Session::finish_exchange() {
     if (ex_.route) {
       r.route = ex_.route->name;
       r.upstream = ex_.route->upstream;
+      r.endpoints = ex_.endpoints;
     }
     r.duration_ms = duration_ms;
     r.bytes_in = ex_.bytes_in;

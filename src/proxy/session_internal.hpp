@@ -125,6 +125,9 @@ struct Exchange {
   ratelimit::UpstreamLimit upstream_limit;
   int status = 0;
   std::string_view error;
+  std::string endpoints;        // upstream endpoints tried, space-separated (access log)
+  std::string_view proxy_error; // RFC 9209 error token of the last upstream failure (else the row's)
+  std::string next_hop;         // the endpoint that failed last (Proxy-Status next-hop)
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
   std::string_view dialect;
@@ -146,6 +149,9 @@ struct Exchange {
     upstream_limit = {};
     status = 0;
     error = {};
+    endpoints.clear();
+    proxy_error = {};
+    next_hop.clear();
     bytes_in = bytes_out = 0;
     dialect = {};
     code.clear();

@@ -32,7 +32,7 @@ void Worker::schedule_sweep() {
   sweep_timer_.expires_after(std::chrono::seconds(1));
   sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec || draining_) return;
-    for (const auto& pool : snapshot_->pools()) pool->sweep();
+    for (const auto& b : snapshot_->balancers()) b->sweep();
     schedule_sweep();
   });
 }
@@ -92,7 +92,7 @@ void Worker::session_ended() {
   --sessions_;
   if (draining_ && sessions_ == 0) {
     drain_timer_.cancel();
-    for (const auto& pool : snapshot_->pools()) pool->close_idle();
+    for (const auto& b : snapshot_->balancers()) b->close_idle();
     release_store();
   }
 }
@@ -110,7 +110,7 @@ void Worker::begin_drain(std::chrono::milliseconds deadline, std::chrono::millis
   // Idle keep-alive connections close within kDrainIdleGrace (a request that raced the drain is
   // still served, with Connection: close); busy ones close after their response.
   close_idle_clients();
-  for (const auto& pool : snapshot_->pools()) pool->close_idle();
+  for (const auto& b : snapshot_->balancers()) b->close_idle();
   if (accept_for.count() > 0) {
     // drain.accept_for: new connections are still served (one request each, Connection:
     // close) while /readyz says 503, until the load balancer has noticed.

@@ -6,17 +6,12 @@ namespace problemgate::proxy {
 
 namespace {
 
-bool same_address(const config::Upstream& a, const config::Upstream& b) {
-  return a.host == b.host && a.port == b.port;
-}
-
-/// The pool of `previous` that `up` can keep using: same name and address, else null.
-std::shared_ptr<upstream::UpstreamPool> reusable_pool(const WorkerSnapshot* previous,
-                                                      const config::Upstream& up) {
+/// The balancer of `previous` that `cluster` can keep using: the same Cluster, else null.
+std::shared_ptr<upstream::Balancer> reusable_balancer(const WorkerSnapshot* previous,
+                                                      const upstream::Cluster* cluster) {
   if (!previous) return nullptr;
-  for (const auto& pool : previous->pools()) {
-    const auto& old = pool->settings();
-    if (old.name == up.name) return same_address(old, up) ? pool : nullptr;
+  for (const auto& b : previous->balancers()) {
+    if (&b->cluster() == cluster) return b;
   }
   return nullptr;
 }
@@ -34,12 +29,14 @@ std::shared_ptr<const WorkerSnapshot> WorkerSnapshot::make(std::shared_ptr<const
                                                            obs::WorkerMetrics& metrics,
                                                            redis::StoreHealth& store_health) {
   std::shared_ptr<WorkerSnapshot> snap(new WorkerSnapshot(std::move(runtime)));
-  const auto& cfg = snap->runtime_->config;
-  for (const auto& up : cfg.upstreams) {
-    auto pool = reusable_pool(previous, up);
-    if (pool) pool->update(up);
-    else pool = std::make_shared<upstream::UpstreamPool>(ex, up);
-    snap->pools_.push_back(std::move(pool));
+  const auto& rt = *snap->runtime_;
+  const auto& cfg = rt.config;
+  for (std::size_t i = 0; i < cfg.upstreams.size(); ++i) {
+    const auto& up = cfg.upstreams[i];
+    auto balancer = reusable_balancer(previous, rt.clusters[i].get());
+    if (balancer) balancer->update(up);
+    else balancer = std::make_shared<upstream::Balancer>(ex, rt.clusters[i], up, 0x9e3779b97f4a7c15ULL + i);
+    snap->balancers_.push_back(std::move(balancer));
     snap->upstream_counters_.push_back(&metrics.upstream(up.name));
   }
   for (const auto& r : cfg.routes) snap->route_counters_.push_back(&metrics.route(r.name));
@@ -57,10 +54,11 @@ std::shared_ptr<const WorkerSnapshot> WorkerSnapshot::make(std::shared_ptr<const
     }
   }
   if (previous) {
-    // A pool left behind may still be in use by requests of older snapshots; they finish on
-    // it, but nothing it holds may reach a request of this one (it may be the old address).
-    for (const auto& old : previous->pools()) {
-      if (std::find(snap->pools_.begin(), snap->pools_.end(), old) == snap->pools_.end()) old->retire();
+    // A balancer left behind may still be in use by requests of older snapshots; they finish
+    // on its pools, but nothing they hold may reach a request of this one (it may be the old
+    // address).
+    for (const auto& old : previous->balancers()) {
+      if (std::find(snap->balancers_.begin(), snap->balancers_.end(), old) == snap->balancers_.end()) old->retire();
     }
   }
   return snap;

@@ -6,7 +6,7 @@
 
 #include "problemgate/obs/metrics.hpp"
 #include "problemgate/redis/store_client.hpp"
-#include "problemgate/upstream/pool.hpp"
+#include "problemgate/upstream/balancer.hpp"
 #include "proxy/runtime.hpp"
 
 namespace problemgate::proxy {
@@ -19,13 +19,15 @@ namespace problemgate::proxy {
 /// (pools, counters, routes) hangs off that snapshot. A reload makes a new snapshot; the old
 /// one, with the pools that only it still references, dies with the last request holding it.
 /// Pools are shared between consecutive snapshots when an upstream keeps its name and address,
-/// so their idle connections survive the reload.
+/// so their idle connections survive the reload. Each upstream has a Balancer here: one pool
+/// per endpoint, the endpoint choice and the worker's retry budget.
 ///
 /// Not thread-safe, like the pools: made and used on its worker's thread only.
 class WorkerSnapshot {
 public:
-  /// The snapshot of `runtime` that follows `previous` (null for the first one). Pools of
-  /// `previous` whose upstream kept its name, host and port are carried over (settings
+  /// The snapshot of `runtime` that follows `previous` (null for the first one). Balancers
+  /// (with their per-endpoint pools) of `previous` whose upstream kept its Cluster (name,
+  /// endpoints, outlier and health settings: see Runtime) are carried over (settings
   /// refreshed); the others are retired: no idle connection of theirs is handed out again.
   static std::shared_ptr<const WorkerSnapshot> make(std::shared_ptr<const Runtime> runtime,
                                                     const WorkerSnapshot* previous,
@@ -37,8 +39,8 @@ public:
   /// This worker's client of the shared rate-limit store; null with `type: local`. Kept
   /// across reloads that leave rate_limit_store as it was.
   redis::StoreClient* store() const noexcept { return store_.get(); }
-  upstream::UpstreamPool& pool(std::size_t upstream_index) const noexcept {
-    return *pools_[upstream_index];
+  upstream::Balancer& balancer(std::size_t upstream_index) const noexcept {
+    return *balancers_[upstream_index];
   }
   /// Counters for a route of this runtime (nullptr: requests that matched none).
   obs::RouteCounters& route_counters(const config::Route* route) const noexcept {
@@ -48,14 +50,14 @@ public:
     return *upstream_counters_[upstream_index];
   }
   /// Indexed like runtime().config.upstreams (sweeps and drains go through these).
-  const std::vector<std::shared_ptr<upstream::UpstreamPool>>& pools() const noexcept { return pools_; }
+  const std::vector<std::shared_ptr<upstream::Balancer>>& balancers() const noexcept { return balancers_; }
 
 private:
   // Private: make() is the only way in, so a snapshot is always shared_ptr-held.
   explicit WorkerSnapshot(std::shared_ptr<const Runtime> runtime) : runtime_(std::move(runtime)) {}
 
   std::shared_ptr<const Runtime> runtime_;
-  std::vector<std::shared_ptr<upstream::UpstreamPool>> pools_;
+  std::vector<std::shared_ptr<upstream::Balancer>> balancers_;
   std::shared_ptr<redis::StoreClient> store_;
   // Counter objects never move or die (WorkerMetrics keeps them in deques): plain pointers.
   std::vector<obs::RouteCounters*> route_counters_;

@@ -35,6 +35,11 @@ bool still_open(Connection& c) {
 UpstreamPool::UpstreamPool(net::any_io_executor ex, config::Upstream upstream)
     : ex_(std::move(ex)), upstream_(std::move(upstream)) {}
 
+UpstreamPool::UpstreamPool(net::any_io_executor ex, config::Upstream upstream, std::shared_ptr<EndpointState> endpoint)
+    : ex_(std::move(ex)), upstream_(std::move(upstream)), endpoint_(std::move(endpoint)) {
+  endpoints_.push_back(endpoint_->address);
+}
+
 UpstreamPool::~UpstreamPool() = default;
 
 std::unique_ptr<Connection> UpstreamPool::take_idle(bool retryable) {

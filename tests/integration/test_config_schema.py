@@ -72,7 +72,7 @@ INVALID = {
     "decimal size unit": (BASE + "limits: { max_body_bytes: 10MB }\n", 'invalid size "10MB"'),
     "unknown top-level key": (BASE + "listn: 127.0.0.1:8080\n", 'unknown key "listn"'),
     "unknown route key": (BASE + "    strip: true\n", 'unknown key "strip"'),
-    "unknown upstream key": ("upstreams:\n  a: { url: http://x, retries: 3 }\nroutes: [{}]\n", 'unknown key "retries"'),
+    "unknown upstream key": ("upstreams:\n  a: { url: http://x, retry: 3 }\nroutes: [{}]\n", 'unknown key "retry"'),
     "status class 3xx": (BASE + "    rules: [{ when: { status: 3xx }, set: { code: a } }]\n",
                          "expected a status from 400 to 599"),
     "status 200": (BASE + "    rules: [{ when: { status: 200 }, set: { code: a } }]\n", "expected a status"),

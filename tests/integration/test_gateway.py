@@ -163,7 +163,8 @@ class GatewayErrors(unittest.TestCase):
             self.assertLess(time.monotonic() - t0, 5.0)
             p = assert_problem(self, status, headers, body, 502, "upstream_unavailable", "upstream_down")
             self.assertEqual(p["instance"], "/x")
-            self.assertEqual(headers["proxy-status"], "problemgate; error=connection_refused")
+            # RFC 9209 next-hop: the endpoint that refused (an sf-string: it starts with a digit).
+            self.assertEqual(headers["proxy-status"], f'problemgate; error=connection_refused; next-hop="127.0.0.1:{port}"')
             log = gw.access_log(wait_for=p["requestId"])
             entry = [e for e in log if e.get("requestId") == p["requestId"]][0]
             self.assertEqual(entry["status"], 502)

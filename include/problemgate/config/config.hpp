@@ -79,6 +79,48 @@ struct RateLimitHeaders {
   enum class Reset { epoch, delta } reset = Reset::epoch;
 };
 
+/// One address of an upstream (`url` or an item of `endpoints`): a literal IP or a DNS name,
+/// whose every A/AAAA record becomes an endpoint.
+struct UpstreamTarget {
+  std::string url;   ///< as written
+  std::string host;  ///< name or IP literal; IPv6 without brackets
+  std::uint16_t port = 80;
+  bool operator==(const UpstreamTarget&) const = default;
+};
+
+/// Active health checks (`health_check:`): one checker per upstream and process.
+struct HealthCheck {
+  std::string path = "/healthz";
+  Duration interval{5'000};
+  Duration timeout{1'000};
+  std::uint32_t unhealthy_threshold = 3;
+  std::uint32_t healthy_threshold = 2;
+  bool operator==(const HealthCheck&) const = default;
+};
+
+/// Passive outlier ejection (`outlier:`), from live traffic (Envoy outlier detection).
+struct Outlier {
+  std::uint32_t consecutive_failures = 5;  ///< 0 = never eject
+  Duration ejection_time{30'000};          ///< doubled on each repeat, capped at 5m
+  std::uint32_t max_ejected_percent = 50;
+  bool operator==(const Outlier&) const = default;
+};
+
+/// Retries on another endpoint (`retries:`).
+struct Retries {
+  std::uint32_t attempts = 1;  ///< extra tries; 0 = none
+  bool on_connect_failure = true;
+  bool on_reset = true;  ///< reset_before_response: only methods in `methods`, without a body
+  /// Bits of the methods a reset may be retried for (kRetryGet...); PUT and DELETE opt-in.
+  std::uint8_t methods = 0;
+  std::uint32_t budget_percent = 20;  ///< retries per 100 requests, per worker
+  std::uint32_t budget_reserve = 10;  ///< retries banked for a burst (Finagle's minimum)
+  bool operator==(const Retries&) const = default;
+};
+inline constexpr std::uint8_t kRetryGet = 1, kRetryHead = 2, kRetryOptions = 4, kRetryPut = 8,
+                              kRetryDelete = 16;
+inline constexpr std::uint8_t kRetryDefaultMethods = kRetryGet | kRetryHead | kRetryOptions;
+
 struct Upstream {
   std::string name;
   std::string url;  ///< as written: http://host:port
@@ -91,7 +133,15 @@ struct Upstream {
   /// bytes. A request that can be retried (no body, idempotent) skips the check on a
   /// connection idle for less than this; 0 checks every reuse.
   Duration reuse_check_after{0};
-  std::uint32_t max_connections = 256;  ///< per worker thread
+  std::uint32_t max_connections = 256;  ///< per endpoint and worker thread
+  /// `url` alone, or `endpoints`: what the balancer spreads requests over (never empty once
+  /// validated; host/port above are the first one's).
+  std::vector<UpstreamTarget> endpoints;
+  Duration resolve{30'000};  ///< DNS names re-resolved this often; 0 = once
+  enum class Lb { round_robin, least_request } lb = Lb::round_robin;
+  std::optional<HealthCheck> health_check;
+  Outlier outlier;
+  Retries retries{1, true, true, kRetryDefaultMethods, 20, 10};
 };
 
 struct RateLimitPolicy {

@@ -16,6 +16,7 @@ struct AccessRecord {
   int status = 0;
   std::string_view route;
   std::string_view upstream;
+  std::string_view endpoints;  ///< the upstream endpoints tried, in order, space-separated
   double duration_ms = 0;
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;

@@ -11,6 +11,7 @@
 
 #include "problemgate/config/config.hpp"
 #include "problemgate/upstream/deadline_socket.hpp"
+#include "problemgate/upstream/endpoint.hpp"
 
 namespace problemgate::upstream {
 
@@ -40,7 +41,10 @@ struct Acquired {
 /// worker owns its pools, so a connection never crosses threads and needs no lock.
 class UpstreamPool {
 public:
+  /// A pool for the upstream's host:port, resolved at the first connect.
   UpstreamPool(boost::asio::any_io_executor ex, config::Upstream upstream);
+  /// A pool for one endpoint of the upstream (the balancer's), connecting to its address only.
+  UpstreamPool(boost::asio::any_io_executor ex, config::Upstream upstream, std::shared_ptr<EndpointState> endpoint);
   ~UpstreamPool();
 
   /// The most recently used idle connection that is still usable, or nullptr. Never suspends:
@@ -64,6 +68,10 @@ public:
   const config::Upstream& settings() const noexcept { return upstream_; }
   std::size_t idle_count() const noexcept { return idle_.size(); }
   std::size_t open_count() const noexcept { return open_; }
+  /// Connections in use or being opened: this worker's requests in flight to the endpoint.
+  std::size_t in_use() const noexcept { return open_ - idle_.size(); }
+  /// The endpoint this pool connects to (null for a pool made from host:port).
+  const std::shared_ptr<EndpointState>& endpoint() const noexcept { return endpoint_; }
   std::uint64_t connects() const noexcept { return connects_; }
   std::uint64_t reuses() const noexcept { return reuses_; }
   /// Closes every idle connection (drain, shutdown).
@@ -84,7 +92,8 @@ private:
   boost::asio::any_io_executor ex_;
   config::Upstream upstream_;
   std::vector<std::unique_ptr<Connection>> idle_;
-  std::vector<boost::asio::ip::tcp::endpoint> endpoints_;  // resolved once, then reused
+  std::shared_ptr<EndpointState> endpoint_;
+  std::vector<boost::asio::ip::tcp::endpoint> endpoints_;  // resolved once (or the endpoint's), then reused
   std::size_t open_ = 0;
   std::uint64_t connects_ = 0;
   std::uint64_t reuses_ = 0;

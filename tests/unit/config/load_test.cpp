@@ -651,3 +651,64 @@ routes:
     }
   }
 }
+
+TEST_CASE("upstream endpoints, balancing, outlier, health checks and retries") {
+  using problemgate::config::test::error_of;
+  using problemgate::config::test::errors_of;
+  using problemgate::config::Upstream;
+  SUBCASE("endpoints instead of url, with every key") {
+    const auto c = problemgate::config::load_config_text(R"(
+upstreams:
+  a:
+    endpoints: [http://127.0.0.1:1, "http://[::1]:2"]
+    resolve: 0
+    lb: least_request
+    health_check: { path: /ready, interval: 2s, timeout: 500ms, unhealthy_threshold: 4, healthy_threshold: 1 }
+    outlier: { consecutive_failures: 0, ejection_time: 1s, max_ejected_percent: 100 }
+    retries: { attempts: 3, on: [connect_failure], methods: [GET, PUT], budget_percent: 50, budget_reserve: 0 }
+routes:
+  - match: { prefix: / }
+)", "t.yaml", {});
+    const auto& u = c.upstreams.at(0);
+    REQUIRE(u.endpoints.size() == 2);
+    CHECK(u.endpoints[1].host == "::1");
+    CHECK(u.host == "127.0.0.1");
+    CHECK(u.resolve.count() == 0);
+    CHECK(u.lb == Upstream::Lb::least_request);
+    REQUIRE(u.health_check);
+    CHECK(u.health_check->path == "/ready");
+    CHECK(u.health_check->unhealthy_threshold == 4);
+    CHECK(u.outlier.consecutive_failures == 0);
+    CHECK(u.outlier.max_ejected_percent == 100);
+    CHECK(u.retries.attempts == 3);
+    CHECK(u.retries.on_connect_failure);
+    CHECK_FALSE(u.retries.on_reset);
+    CHECK(u.retries.methods == (problemgate::config::kRetryGet | problemgate::config::kRetryPut));
+    CHECK(u.retries.budget_percent == 50);
+  }
+  SUBCASE("url alone is one endpoint; defaults") {
+    const auto c = problemgate::config::load_config_text("upstreams: { a: http://x:1 }\nroutes: [{ match: { prefix: / } }]\n", "t.yaml", {});
+    const auto& u = c.upstreams.at(0);
+    REQUIRE(u.endpoints.size() == 1);
+    CHECK(u.endpoints[0].host == "x");
+    CHECK(u.lb == Upstream::Lb::round_robin);
+    CHECK_FALSE(u.health_check);
+    CHECK(u.outlier.consecutive_failures == 5);
+    CHECK(u.retries.attempts == 1);
+    CHECK(u.retries.methods == problemgate::config::kRetryDefaultMethods);
+  }
+  SUBCASE("mistakes") {
+    CHECK(error_of("upstreams: { a: { url: http://x:1, endpoints: [http://y:1] } }\nroutes: [{ match: { prefix: / } }]\n") ==
+          "t.yaml:1: /upstreams/a: set url or endpoints, not both");
+    CHECK(error_of("upstreams: { a: { endpoints: [] } }\nroutes: [{ match: { prefix: / } }]\n") ==
+          "t.yaml:1: /upstreams/a/endpoints: expected a non-empty list of http://HOST:PORT URLs, got a list");
+    CHECK(error_of("upstreams: { a: { endpoints: [http://y:1, http://y:1] } }\nroutes: [{ match: { prefix: / } }]\n") ==
+          "t.yaml:1: /upstreams/a/endpoints/1: \"http://y:1\" is listed twice");
+    CHECK(error_of("upstreams: { a: { url: http://x:1, lb: random } }\nroutes: [{ match: { prefix: / } }]\n") ==
+          "t.yaml:1: /upstreams/a/lb: expected one of round_robin least_request, got \"random\"");
+    CHECK(error_of("upstreams: { a: { url: http://x:1, retries: { methods: [POST] } } }\nroutes: [{ match: { prefix: / } }]\n") ==
+          "t.yaml:1: /upstreams/a/retries/methods/0: expected one of GET, HEAD, OPTIONS, PUT, DELETE, got \"POST\"");
+    CHECK(error_of("upstreams: { a: { url: http://x:1, health_check: { path: healthz } } }\nroutes: [{ match: { prefix: / } }]\n") ==
+          "t.yaml:1: /upstreams/a/health_check/path: expected an absolute path like /healthz, got \"healthz\"");
+  }
+}

@@ -58,7 +58,12 @@ TEST_SUITE("config.shipped") {
     CHECK(c.problem.type_base == "https://docs.example.com/errors#");
     CHECK(c.problem.catalog.count(418) == 1);
     CHECK(c.problem.legacy_codes.count("QUOTA_EXCEEDED") == 1);
-    CHECK(c.upstreams.size() == 2);
+    REQUIRE(c.upstreams.size() == 3);
+    CHECK(c.upstreams[1].endpoints.size() == 2);
+    CHECK(c.upstreams[1].lb == problemgate::config::Upstream::Lb::least_request);
+    REQUIRE(c.upstreams[1].health_check);
+    CHECK(c.upstreams[1].health_check->path == "/healthz");
+    CHECK(c.upstreams[0].retries.methods == problemgate::config::kRetryDefaultMethods);
     CHECK(c.routes.size() == 3);
     CHECK(c.routes[0].problem.rules.size() == 3);
     CHECK(c.routes[1].rate_limit->key == RateLimitPolicy::Key::header);

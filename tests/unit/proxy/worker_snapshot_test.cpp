@@ -45,11 +45,17 @@ struct ReloadFixture {
     up.host = "127.0.0.1";
     up.port = upstream.local_endpoint().port();
     cfg.upstreams.push_back(up);
-    auto rt = std::make_shared<const Runtime>(std::move(cfg), clock, problemgate::ratelimit::HashKey{1, 2});
+    auto rt = std::make_shared<const Runtime>(std::move(cfg), clock, problemgate::ratelimit::HashKey{1, 2},
+                                              previous ? &previous->runtime() : nullptr);
     return WorkerSnapshot::make(std::move(rt), previous, ioc.get_executor(), metrics.worker(0));
   }
 
   /// A new connection from `pool` to the acceptor it points at.
+  /// The (only) endpoint pool of upstream 0 in `snap`.
+  static UpstreamPool& pool(const std::shared_ptr<const WorkerSnapshot>& snap) {
+    return *snap->balancer(0).pools().at(0);
+  }
+
   std::unique_ptr<Connection> connect(UpstreamPool& pool, tcp::acceptor& upstream) {
     auto fut = net::co_spawn(ioc, pool.connect(), net::use_future);
     while (fut.wait_for(0s) != std::future_status::ready) ioc.run_one_for(10ms);
@@ -63,22 +69,22 @@ struct ReloadFixture {
 
 }  // namespace
 
-TEST_CASE("a reload that keeps an upstream's name and address keeps its pool and idle connections") {
+TEST_CASE("a reload that keeps an upstream's name and address keeps its pools and idle connections") {
   ReloadFixture f;
   auto before = f.snapshot(f.first, nullptr);
-  before->pool(0).release(f.connect(before->pool(0), f.first));
-  REQUIRE(before->pool(0).idle_count() == 1);
+  f.pool(before).release(f.connect(f.pool(before), f.first));
+  REQUIRE(f.pool(before).idle_count() == 1);
 
   auto after = f.snapshot(f.first, before.get());
-  CHECK(&after->pool(0) == &before->pool(0));
-  CHECK(after->pool(0).idle_count() == 1);
-  CHECK_FALSE(after->pool(0).retired());
+  CHECK(&f.pool(after) == &f.pool(before));
+  CHECK(f.pool(after).idle_count() == 1);
+  CHECK_FALSE(f.pool(after).retired());
 }
 
 TEST_CASE("a pool whose upstream moved outlives the reload while a request holds its snapshot") {
   ReloadFixture f;
   auto in_flight = f.snapshot(f.first, nullptr);  // what a suspended request holds
-  UpstreamPool& old_pool = in_flight->pool(0);
+  UpstreamPool& old_pool = f.pool(in_flight);
   old_pool.release(f.connect(old_pool, f.first));
   auto conn = old_pool.take_idle();  // the request's connection, in use across the reload
   REQUIRE(conn);
@@ -87,8 +93,8 @@ TEST_CASE("a pool whose upstream moved outlives the reload while a request holds
   auto current = f.snapshot(f.second, in_flight.get());  // the worker's only reference moves on
 
   // New requests get a new pool for the new address; the old one hands out nothing again.
-  CHECK(&current->pool(0) != &old_pool);
-  CHECK(current->pool(0).settings().port == f.second.local_endpoint().port());
+  CHECK(&f.pool(current) != &old_pool);
+  CHECK(f.pool(current).endpoint()->address.port() == f.second.local_endpoint().port());
   CHECK(old_pool.retired());
   CHECK(old_pool.take_idle() == nullptr);
   // The request finishes on its pool, which is alive (ASan would report a use after free).
@@ -103,12 +109,12 @@ TEST_CASE("a pool whose upstream moved outlives the reload while a request holds
 TEST_CASE("an upstream dropped by a reload retires its pool; its idle connections are closed") {
   ReloadFixture f;
   auto before = f.snapshot(f.first, nullptr);
-  before->pool(0).release(f.connect(before->pool(0), f.first));
-  auto pool = before->pools()[0];
+  f.pool(before).release(f.connect(f.pool(before), f.first));
+  auto pool = before->balancer(0).pools().at(0);
   Config empty;
   auto after = WorkerSnapshot::make(std::make_shared<const Runtime>(std::move(empty), f.clock, problemgate::ratelimit::HashKey{1, 2}), before.get(),
                                     f.ioc.get_executor(), f.metrics.worker(0));
-  CHECK(after->pools().empty());
+  CHECK(after->balancers().empty());
   CHECK(pool->retired());
   CHECK(pool->idle_count() == 0);
   CHECK(pool->open_count() == 0);
@@ -120,4 +126,23 @@ TEST_CASE("snapshots count into the same per-name counters, so a reload keeps th
   auto after = f.snapshot(f.second, before.get());
   CHECK(&before->upstream_counters(0) == &after->upstream_counters(0));
   CHECK(&before->route_counters(nullptr) == &after->route_counters(nullptr));
+}
+
+TEST_CASE("a reload that changes only timeouts keeps the cluster, its balancer and its pools") {
+  ReloadFixture f;
+  auto before = f.snapshot(f.first, nullptr);
+  auto& balancer = before->balancer(0);
+  Config cfg;
+  Upstream up;
+  up.name = "api";
+  up.host = "127.0.0.1";
+  up.port = f.first.local_endpoint().port();
+  up.timeout = std::chrono::milliseconds(1234);
+  cfg.upstreams.push_back(up);
+  auto rt = std::make_shared<const Runtime>(std::move(cfg), f.clock, problemgate::ratelimit::HashKey{1, 2},
+                                            &before->runtime());
+  auto after = WorkerSnapshot::make(std::move(rt), before.get(), f.ioc.get_executor(), f.metrics.worker(0));
+  CHECK(&after->balancer(0) == &balancer);
+  CHECK(f.pool(after).settings().timeout == std::chrono::milliseconds(1234));
+  CHECK(after->runtime().clusters[0] == before->runtime().clusters[0]);
 }
