@@ -68,21 +68,34 @@ void MigrationReport::print(std::ostream& os) const {
   os << "\n";
   print_counts(os, "by parent code:", by_code_, bodies_);
 
-  std::vector<std::pair<std::string, Unmapped>> rows(unmapped_.begin(), unmapped_.end());
-  std::stable_sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.count > b.second.count; });
-  std::size_t unmapped_bodies = 0;
-  for (const auto& r : rows) unmapped_bodies += r.second.count;
-  os << "\nupstream codes: " << mapped_ << " bodies mapped by the legacy table or a rule, " << unmapped_bodies
-     << " bodies with " << rows.size() << " codes not mapped:\n";
-  os << "  " << std::left << std::setw(7) << "count" << std::setw(8) << "line" << std::setw(44) << "upstream code"
-     << "subcode\n";
-  for (std::size_t i = 0; i < rows.size() && i < kMaxListed; ++i) {
-    const auto& [code, u] = rows[i];
-    os << "  " << std::left << std::setw(7) << u.count << std::setw(8) << u.first_line << std::setw(44)
-       << excerpt(code) << (u.subcode.empty() ? "(none: numeric, a sentence, or the status again)" : u.subcode)
-       << "\n";
-  }
-  if (rows.size() > kMaxListed) os << "  ... and " << rows.size() - kMaxListed << " more codes\n";
+  // Codes that became subcodes as converted (the ones to review or map), and codes that gave
+  // none (numbers, sentences, the status's reason phrase again), each most frequent first.
+  std::vector<std::pair<std::string, Unmapped>> kept, dropped;
+  for (const auto& row : unmapped_) (row.second.subcode.empty() ? dropped : kept).push_back(row);
+  const auto by_count = [](const auto& a, const auto& b) { return a.second.count > b.second.count; };
+  std::stable_sort(kept.begin(), kept.end(), by_count);
+  std::stable_sort(dropped.begin(), dropped.end(), by_count);
+  std::size_t kept_bodies = 0, dropped_bodies = 0;
+  for (const auto& r : kept) kept_bodies += r.second.count;
+  for (const auto& r : dropped) dropped_bodies += r.second.count;
+  const auto table = [&os](const std::vector<std::pair<std::string, Unmapped>>& rows, bool with_subcode) {
+    os << "  " << std::left << std::setw(7) << "count" << std::setw(8) << "line"
+       << (with_subcode ? "upstream code -> subcode\n" : "upstream code\n");
+    for (std::size_t i = 0; i < rows.size() && i < kMaxListed; ++i) {
+      const auto& [code, u] = rows[i];
+      os << "  " << std::left << std::setw(7) << u.count << std::setw(8) << u.first_line << excerpt(code);
+      if (with_subcode) os << " -> " << u.subcode;
+      os << "\n";
+    }
+    if (rows.size() > kMaxListed) os << "  ... and " << rows.size() - kMaxListed << " more codes\n";
+  };
+  os << "\nupstream codes mapped by the legacy table or a rule: " << mapped_ << " bodies\n";
+  os << "\nupstream codes not mapped, kept as subcodes: " << kept.size() << " codes in " << kept_bodies
+     << " bodies\n";
+  table(kept, true);
+  os << "\nupstream codes not mapped, giving no subcode (numbers, sentences, the status again): "
+     << dropped.size() << " codes in " << dropped_bodies << " bodies\n";
+  table(dropped, false);
 
   std::size_t unrecognised = 0;
   for (const auto& [d, n] : unrecognised_count_) unrecognised += n;

@@ -106,8 +106,12 @@ struct Normalizer::Impl {
     out.content_type = negotiate_content_type(in.accept);
     const auto encoding = internal::parse_encoding(in.content_encoding);
     if (encoding == internal::Encoding::unsupported) return out;
-    if (encoding == internal::Encoding::identity && in.body.size() > opts.max_error_body)
-      return status_only(in, opts, route, Dialect::oversize);
+    // Status-only paths fill `out` itself: every return names `out`, so it is built in place
+    // (a second Output returned here cost a move of the whole struct on every rewrite).
+    if (encoding == internal::Encoding::identity && in.body.size() > opts.max_error_body) {
+      fill_status_only(in, opts, route, Dialect::oversize, out);
+      return out;
+    }
 
     std::string_view body = in.body;
     if (encoding != internal::Encoding::identity) {
@@ -115,7 +119,8 @@ struct Normalizer::Impl {
       if (status == internal::DecodeStatus::ok) {
         body = decoded;
       } else if (status == internal::DecodeStatus::too_large) {
-        return status_only(in, opts, route, Dialect::oversize);  // spec §1: the cap applies after decoding
+        fill_status_only(in, opts, route, Dialect::oversize, out);  // spec §1: the cap applies after decoding
+        return out;
       } else {
         body = {};
         out.body_undecodable = true;
@@ -197,12 +202,17 @@ struct Normalizer::Impl {
 
   /// Status-derived members only: an oversize body (route rules apply), or the last resort when
   /// something threw (no rules: they may be what threw).
-  static Output status_only(const Input& in, const Options& opts, const RouteOptions& route, Dialect d) {
-    Output out;
+  static void fill_status_only(const Input& in, const Options& opts, const RouteOptions& route, Dialect d,
+                               Output& out) {
     out.content_type = negotiate_content_type(in.accept);
     out.dialect = d;
     Extract ex;
     build(in, opts, route, ex, out);
+  }
+
+  static Output status_only(const Input& in, const Options& opts, const RouteOptions& route, Dialect d) {
+    Output out;
+    fill_status_only(in, opts, route, d, out);
     return out;
   }
 };

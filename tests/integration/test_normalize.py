@@ -863,11 +863,14 @@ routes:
         self.assertRegex(report, r"by dialect:\n(  .*\n)*  nested +4 +40\.0%")
         self.assertRegex(report, r"  resource_not_found +4 ")
         self.assertRegex(report, r"  rate_limited +2 ")
-        self.assertIn("2 bodies mapped by the legacy table or a rule", report)
-        unmapped = report.split("codes not mapped:", 1)[1].split("bodies no dialect recognised", 1)[0]
-        self.assertRegex(unmapped, r"\n  2 +2 +CHANNEL_GONE +channel_gone\n")  # count, first line
-        self.assertRegex(unmapped, r"FST_ERR_VALIDATION +fst_err_validation")
-        self.assertRegex(unmapped, r"ResourceNotFoundException +resource_not_found_exception")
+        self.assertIn("upstream codes mapped by the legacy table or a rule: 2 bodies", report)
+        unmapped = report.split("codes not mapped, kept as subcodes: 4 codes in 5 bodies", 1)[1]
+        unmapped, _, dropped = unmapped.partition("giving no subcode")
+        self.assertRegex(unmapped, r"\n  2 +2 +CHANNEL_GONE -> channel_gone\n")  # count, first line
+        self.assertRegex(unmapped, r"FST_ERR_VALIDATION -> fst_err_validation")
+        self.assertRegex(unmapped, r"ResourceNotFoundException -> resource_not_found_exception")
+        self.assertRegex(unmapped, r"ratelimited -> ratelimited")
+        self.assertTrue(dropped.startswith(" (numbers, sentences, the status again): 0 codes in 0 bodies"), dropped)
         self.assertNotIn("SKILL_NOT_FOUND", unmapped)
         self.assertNotIn("QUOTA_EXCEEDED", unmapped)
         self.assertNotIn("21211", unmapped, "numeric codes are not codes")
