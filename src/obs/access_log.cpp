@@ -229,7 +229,12 @@ void AccessLog::format(const AccessRecord& r, std::string& out) {
   number(out, ",\"status\":", r.status);
   if (!r.route.empty()) field(out, ",\"route\":", r.route);
   if (!r.upstream.empty()) field(out, ",\"upstream\":", r.upstream);
-  if (!r.endpoints.empty()) field(out, ",\"endpoints\":", r.endpoints);
+  if (!r.endpoints.empty()) {
+    // Addresses the gateway wrote itself (digits, '.', ':', '[', ']', ' '): nothing to escape.
+    out += ",\"endpoints\":\"";
+    out += r.endpoints.substr(0, AccessLog::kMaxFieldBytes);
+    out += '"';
+  }
   out += ",\"duration_ms\":";
   millis(out, r.duration_ms);
   number(out, ",\"bytes_in\":", static_cast<std::int64_t>(r.bytes_in));

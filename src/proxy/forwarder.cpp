@@ -106,16 +106,19 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   // byte. Separately, a reused keep-alive connection that the upstream had closed is retried
   // once on a new connection to the same endpoint (the race every keep-alive pool has), for
   // requests without a body.
-  std::array<const upstream::EndpointState*, 12> tried{};
+  std::array<const upstream::EndpointState*, 12> tried;  // the first tried_n are set
   std::size_t tried_n = 0;
   std::uint32_t retries_left = retry_cfg.attempts;
-  const std::uint8_t method_bit = ex_.method == "GET"       ? config::kRetryGet
-                                  : ex_.method == "HEAD"    ? config::kRetryHead
-                                  : ex_.method == "OPTIONS" ? config::kRetryOptions
-                                  : ex_.method == "PUT"     ? config::kRetryPut
-                                  : ex_.method == "DELETE"  ? config::kRetryDelete
-                                                            : 0;
-  const bool reset_retryable = !has_body && (retry_cfg.methods & method_bit) != 0;
+  // Asked only after a reset (rare): a method listed in retries.methods, without a body.
+  auto reset_retryable = [&] {
+    const std::uint8_t bit = ex_.method == "GET"       ? config::kRetryGet
+                             : ex_.method == "HEAD"    ? config::kRetryHead
+                             : ex_.method == "OPTIONS" ? config::kRetryOptions
+                             : ex_.method == "PUT"     ? config::kRetryPut
+                             : ex_.method == "DELETE"  ? config::kRetryDelete
+                                                       : 0;
+    return !has_body && (retry_cfg.methods & bit) != 0;
+  };
   std::shared_ptr<upstream::UpstreamPool> pool_ref;  // held: a DNS change may drop it from the balancer
   upstream::UpstreamPool* pool = nullptr;
   bool fresh_only = false;  // a stale pooled connection failed: open a new one to the same endpoint
@@ -279,7 +282,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       if (!timed_out) {
         cluster.record_failure(*pool->endpoint(), now_ns);
         fail_on("connection_terminated");
-        if (!got_any_byte && retry_cfg.on_reset && reset_retryable &&
+        if (!got_any_byte && retry_cfg.on_reset && reset_retryable() &&
             retry_elsewhere(cluster.counters.retries_reset))
           continue;
       } else {

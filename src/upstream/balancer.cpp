@@ -48,6 +48,8 @@ const std::shared_ptr<UpstreamPool>* Balancer::pick(std::int64_t now_ns, std::sp
   panic = false;
   const std::size_t n = pools_.size();
   if (n == 0) return nullptr;
+  // The common case, one endpoint that is up: no choice to make.
+  if (n == 1 && tried.empty() && pools_[0]->endpoint()->available(now_ns)) return &pools_[0];
   if (auto* p = choose(now_ns, tried, false)) return p;
   // Panic only when nothing at all is available; when the available endpoints were all tried
   // already, there is simply nothing left to retry on.

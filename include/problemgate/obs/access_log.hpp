@@ -16,7 +16,9 @@ struct AccessRecord {
   int status = 0;
   std::string_view route;
   std::string_view upstream;
-  std::string_view endpoints;  ///< the upstream endpoints tried, in order, space-separated
+  /// The upstream endpoints tried, in order, space-separated. Written unescaped: only ever
+  /// addresses the gateway formatted ("10.0.0.5:8000", "[::1]:8000").
+  std::string_view endpoints;
   double duration_ms = 0;
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;

@@ -32,6 +32,7 @@ namespace {
 struct ReloadFixture {
   problemgate::core::FakeClock clock;
   problemgate::obs::Metrics metrics{1};
+  problemgate::redis::StoreHealth store_health;
   net::io_context ioc;
   tcp::acceptor first = problemgate::test::loopback_acceptor(ioc);
   tcp::acceptor second = problemgate::test::loopback_acceptor(ioc);
@@ -47,7 +48,7 @@ struct ReloadFixture {
     cfg.upstreams.push_back(up);
     auto rt = std::make_shared<const Runtime>(std::move(cfg), clock, problemgate::ratelimit::HashKey{1, 2},
                                               previous ? &previous->runtime() : nullptr);
-    return WorkerSnapshot::make(std::move(rt), previous, ioc.get_executor(), metrics.worker(0));
+    return WorkerSnapshot::make(std::move(rt), previous, ioc.get_executor(), metrics.worker(0), store_health);
   }
 
   /// A new connection from `pool` to the acceptor it points at.
@@ -113,7 +114,7 @@ TEST_CASE("an upstream dropped by a reload retires its pool; its idle connection
   auto pool = before->balancer(0).pools().at(0);
   Config empty;
   auto after = WorkerSnapshot::make(std::make_shared<const Runtime>(std::move(empty), f.clock, problemgate::ratelimit::HashKey{1, 2}), before.get(),
-                                    f.ioc.get_executor(), f.metrics.worker(0));
+                                    f.ioc.get_executor(), f.metrics.worker(0), f.store_health);
   CHECK(after->balancers().empty());
   CHECK(pool->retired());
   CHECK(pool->idle_count() == 0);
@@ -141,7 +142,7 @@ TEST_CASE("a reload that changes only timeouts keeps the cluster, its balancer a
   cfg.upstreams.push_back(up);
   auto rt = std::make_shared<const Runtime>(std::move(cfg), f.clock, problemgate::ratelimit::HashKey{1, 2},
                                             &before->runtime());
-  auto after = WorkerSnapshot::make(std::move(rt), before.get(), f.ioc.get_executor(), f.metrics.worker(0));
+  auto after = WorkerSnapshot::make(std::move(rt), before.get(), f.ioc.get_executor(), f.metrics.worker(0), f.store_health);
   CHECK(&after->balancer(0) == &balancer);
   CHECK(f.pool(after).settings().timeout == std::chrono::milliseconds(1234));
   CHECK(after->runtime().clusters[0] == before->runtime().clusters[0]);
