@@ -193,6 +193,11 @@ upstreams_unused: 1
             gw.proc.send_signal(signal.SIGHUP)
             wait_until(lambda: gw.request("GET", "/gone/x")[0] == 502, timeout=20, step=0.05)
             self.assertEqual(gw.request("GET", "/gone/x")[0], 502)
+            # Workers may serve the new routes a moment before the reload thread counts it.
+            def reload_counted():
+                return 'problemgate_config_reloads_total{result="success"} 1' in http_request(
+                    "127.0.0.1", admin_port, "GET", "/metrics")[2].decode()
+            wait_until(reload_counted, timeout=20, step=0.05)
             _, _, metrics = http_request("127.0.0.1", admin_port, "GET", "/metrics")
             self.assertRegex(metrics.decode(), r'problemgate_config_reloads_total\{result="failure"\} 1')
             self.assertRegex(metrics.decode(), r'problemgate_config_reloads_total\{result="success"\} 1')
