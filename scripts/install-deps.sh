@@ -8,7 +8,7 @@ packages=(
   libboost1.81-dev libsimdjson-dev libspdlog-dev libfmt-dev nlohmann-json3-dev doctest-dev
   libyaml-cpp-dev zlib1g-dev libpugixml-dev libcli11-dev libbenchmark-dev libre2-dev
   clang libclang-rt-14-dev
-  python3-h11 python3-hypothesis python3-jsonschema slowhttptest wrk prometheus valgrind
+  python3-h11 python3-hypothesis python3-jsonschema python3-websockets slowhttptest wrk prometheus valgrind
   "$@"
 )
 missing=()
