@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "problemgate/ratelimit/headers.hpp"
+#include "problemgate/ratelimit/rate_limit_headers.hpp"
 #include "problemgate/ratelimit/rate_limiter.hpp"
 
 namespace {

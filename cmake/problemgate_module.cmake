@@ -23,8 +23,19 @@ function(problemgate_module name)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
   add_library(problemgate_${name} STATIC ${ARG_SOURCES})
   add_library(problemgate::${name} ALIAS problemgate_${name})
-  target_include_directories(problemgate_${name} PUBLIC ${PROJECT_SOURCE_DIR}/include
-                                                 PRIVATE ${PROJECT_SOURCE_DIR}/src)
+  # Layering the build enforces: a module sees only its own headers and, through its link line,
+  # its dependencies' — a wrong #include fails to compile. Each module gets a view directory of
+  # symbolic links (build/module-views/<name>/problemgate/<name> -> include/problemgate/<name>,
+  # build/module-views/<name>-src/<name> -> src/<name>) instead of all of include/ and src/.
+  set(_public_view ${PROJECT_BINARY_DIR}/module-views/${name})
+  set(_private_view ${PROJECT_BINARY_DIR}/module-views/${name}-src)
+  file(MAKE_DIRECTORY ${_public_view}/problemgate ${_private_view})
+  if(IS_DIRECTORY ${PROJECT_SOURCE_DIR}/include/problemgate/${name})
+    file(CREATE_LINK ${PROJECT_SOURCE_DIR}/include/problemgate/${name}
+         ${_public_view}/problemgate/${name} SYMBOLIC)
+  endif()
+  file(CREATE_LINK ${CMAKE_CURRENT_SOURCE_DIR} ${_private_view}/${name} SYMBOLIC)
+  target_include_directories(problemgate_${name} PUBLIC ${_public_view} PRIVATE ${_private_view})
   target_link_libraries(problemgate_${name} PUBLIC ${ARG_DEPS})
   problemgate_target_options(problemgate_${name})
   if(PROBLEMGATE_SANITIZERS)

@@ -372,7 +372,7 @@ private:
     for (std::size_t i = 0; i < j.size(); ++i) {
       std::string text;
       if (!string(j[i], p / i, text)) continue;
-      if (auto c = parse_cidr(text)) out.push_back(*c);
+      if (auto c = core::parse_cidr(text)) out.push_back(*c);
       else diag_.error(p / i, "invalid CIDR \"" + text + "\": expected e.g. 10.0.0.0/8 or fd00::/8");
     }
   }

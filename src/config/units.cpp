@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "config/internal.hpp"
+#include "problemgate/core/ip_address.hpp"
 
 namespace problemgate::config {
 
@@ -65,49 +66,6 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   return checked_mul(*number, scale);
 }
 
-std::optional<std::array<std::uint8_t, 16>> parse_ip(std::string_view text) {
-  // inet_pton needs a NUL-terminated string; the longest IPv6 text form is 45 characters.
-  if (text.empty() || text.size() > 45) return std::nullopt;
-  char buf[64];
-  std::memcpy(buf, text.data(), text.size());
-  buf[text.size()] = '\0';
-  std::array<std::uint8_t, 16> out{};
-  if (inet_pton(AF_INET, buf, out.data() + 12) == 1) {
-    out[10] = 0xff;
-    out[11] = 0xff;
-    return out;
-  }
-  if (inet_pton(AF_INET6, buf, out.data()) == 1) return out;
-  return std::nullopt;
-}
-
-std::optional<Cidr> parse_cidr(std::string_view text) {
-  const auto slash = text.find('/');
-  const std::string_view addr_text = text.substr(0, slash);
-  auto addr = parse_ip(addr_text);
-  if (!addr) return std::nullopt;
-  const bool v4 = addr_text.find(':') == std::string_view::npos;
-  const int max_bits = v4 ? 32 : 128;
-  int bits = max_bits;
-  if (slash != std::string_view::npos) {
-    const std::string_view len = text.substr(slash + 1);
-    auto [ptr, ec] = std::from_chars(len.data(), len.data() + len.size(), bits);
-    if (ec != std::errc{} || ptr != len.data() + len.size() || len.empty() || bits < 0 || bits > max_bits) {
-      return std::nullopt;
-    }
-  }
-  Cidr c;
-  c.prefix = v4 ? 96 + bits : bits;
-  c.text = std::string(text);
-  // Host bits are cleared rather than rejected: "10.1.2.3/8" plainly means 10.0.0.0/8.
-  for (int i = 0; i < 16; ++i) {
-    const int keep = std::clamp(c.prefix - i * 8, 0, 8);
-    const auto mask = static_cast<std::uint8_t>(keep == 0 ? 0 : 0xff << (8 - keep));
-    c.addr[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>((*addr)[static_cast<std::size_t>(i)] & mask);
-  }
-  return c;
-}
-
 }  // namespace problemgate::config
 
 namespace problemgate::config::detail {
@@ -119,7 +77,7 @@ bool is_alnum(char c) noexcept {
 }
 
 bool is_ipv6_literal(std::string_view s) {
-  auto ip = parse_ip(s);
+  auto ip = core::parse_ip(s);
   return ip && s.find(':') != std::string_view::npos;
 }
 

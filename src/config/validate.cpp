@@ -25,7 +25,7 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
 
 /// 127.0.0.0/8 or ::1 (also IPv4-mapped), as a literal: a name is not trusted to resolve there.
 bool is_loopback(const std::string& host) {
-  const auto ip = parse_ip(host);
+  const auto ip = core::parse_ip(host);
   if (!ip) return false;
   const auto& a = *ip;
   const bool v4_mapped = std::all_of(a.begin(), a.begin() + 10, [](auto b) { return b == 0; }) && a[10] == 0xff &&

@@ -3,7 +3,7 @@
 #include <charconv>
 
 #include "problem/field_error_json.hpp"
-#include "problemgate/core/headers.hpp"
+#include "problemgate/core/header_names.hpp"
 #include "problemgate/core/json_escape.hpp"
 
 namespace problemgate::problem {

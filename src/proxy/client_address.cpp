@@ -1,12 +1,12 @@
 #include "proxy/client_address.hpp"
 
-#include "problemgate/config/load.hpp"
+#include "problemgate/core/ip_address.hpp"
 
 namespace problemgate::proxy {
 
 namespace {
-bool is_trusted(std::string_view ip, const std::vector<config::Cidr>& trusted) {
-  const auto bytes = config::parse_ip(ip);
+bool is_trusted(std::string_view ip, const std::vector<core::Cidr>& trusted) {
+  const auto bytes = core::parse_ip(ip);
   if (!bytes) return false;
   for (const auto& c : trusted)
     if (c.contains(*bytes)) return true;
@@ -15,7 +15,7 @@ bool is_trusted(std::string_view ip, const std::vector<config::Cidr>& trusted) {
 }  // namespace
 
 std::string effective_client_ip(std::string_view peer, std::string_view xff,
-                                const std::vector<config::Cidr>& trusted) {
+                                const std::vector<core::Cidr>& trusted) {
   if (trusted.empty() || xff.empty() || !is_trusted(peer, trusted)) return std::string(peer);
   std::string_view rest = xff;
   std::string_view candidate = peer;
@@ -25,7 +25,7 @@ std::string effective_client_ip(std::string_view peer, std::string_view xff,
     rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(0, comma);
     while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
     while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-    if (!config::parse_ip(item)) break;  // garbage in the chain: stop at the last good hop
+    if (!core::parse_ip(item)) break;  // garbage in the chain: stop at the last good hop
     candidate = item;
     if (!is_trusted(item, trusted)) break;
   }

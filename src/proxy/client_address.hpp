@@ -5,7 +5,7 @@
 #include <string_view>
 #include <vector>
 
-#include "problemgate/config/config.hpp"
+#include "problemgate/core/ip_address.hpp"
 
 namespace problemgate::proxy {
 
@@ -13,6 +13,6 @@ namespace problemgate::proxy {
 /// the peer is a trusted proxy: then X-Forwarded-For is walked from the right, skipping
 /// trusted hops, and the first untrusted address wins. Never trusts XFF by default.
 std::string effective_client_ip(std::string_view peer, std::string_view xff,
-                                const std::vector<config::Cidr>& trusted);
+                                const std::vector<core::Cidr>& trusted);
 
 }  // namespace problemgate::proxy

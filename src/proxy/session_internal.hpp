@@ -15,11 +15,11 @@
 #include <cstring>
 #include <optional>
 
-#include "problemgate/core/headers.hpp"
+#include "problemgate/core/header_names.hpp"
 #include "problemgate/core/request_id.hpp"
 #include "problemgate/core/request_target.hpp"
 #include "problemgate/problem/problem.hpp"
-#include "problemgate/ratelimit/headers.hpp"
+#include "problemgate/ratelimit/rate_limit_headers.hpp"
 #include "proxy/client_stream.hpp"
 #include "proxy/client_address.hpp"
 #include "proxy/head_scanner.hpp"

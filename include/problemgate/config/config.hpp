@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "problemgate/core/ip_address.hpp"
 #include "problemgate/problem/options.hpp"
 
 namespace problemgate::config {
@@ -73,13 +74,8 @@ struct RequestId {
   bool trust_incoming = true;
 };
 
-/// An IPv4 or IPv6 network. IPv4 is stored as an IPv4-mapped IPv6 address.
-struct Cidr {
-  std::array<std::uint8_t, 16> addr{};
-  int prefix = 0;  ///< over the 128-bit form
-  std::string text;
-  bool contains(const std::array<std::uint8_t, 16>& a) const noexcept;
-};
+/// Trusted-proxy networks (the type lives in core: the proxy checks them on every request).
+using Cidr = core::Cidr;
 
 struct RateLimitHeaders {
   enum class Format { x_ratelimit, ietf, both } format = Format::x_ratelimit;

@@ -61,10 +61,4 @@ std::optional<Duration> parse_duration(std::string_view text);
 /// units ("KB") are rejected on purpose: their meaning differs between tools.
 std::optional<std::uint64_t> parse_size(std::string_view text);
 
-/// Parses an IPv4 or IPv6 literal into the 16-byte form Cidr::contains takes (IPv4 becomes
-/// ::ffff:a.b.c.d). nullopt when malformed. For the proxy's client-address checks.
-std::optional<std::array<std::uint8_t, 16>> parse_ip(std::string_view text);
-/// Parses "10.0.0.0/8", "fd00::/8" or a bare address (a /32 or /128); host bits are cleared.
-std::optional<Cidr> parse_cidr(std::string_view text);
-
 }  // namespace problemgate::config

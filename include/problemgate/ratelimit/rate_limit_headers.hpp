@@ -39,7 +39,7 @@ UpstreamLimit parse_upstream_headers(std::string_view limit, std::string_view re
 /// body members (spec §4 item 3).
 void merge_missing(UpstreamLimit& into, const UpstreamLimit& from) noexcept;
 
-/// One response header to set. `name` points at a constant in core/headers.hpp.
+/// One response header to set. `name` points at a constant in core/header_names.hpp.
 struct HeaderField {
   std::string_view name;
   std::string value;  // short enough for std::string's small buffer in the X-RateLimit case

@@ -1,11 +1,11 @@
-#include "problemgate/ratelimit/headers.hpp"
+#include "problemgate/ratelimit/rate_limit_headers.hpp"
 
 #include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <limits>
 
-#include "problemgate/core/headers.hpp"
+#include "problemgate/core/header_names.hpp"
 
 namespace problemgate::ratelimit {
 

@@ -1,4 +1,4 @@
-#include "problemgate/ratelimit/headers.hpp"
+#include "problemgate/ratelimit/rate_limit_headers.hpp"
 
 #include <doctest/doctest.h>
 
