@@ -57,7 +57,8 @@ std::string dump_json(const Config& c) {
                  {"write_timeout", duration(l.write_timeout)},
                  {"max_requests_per_connection", l.max_requests_per_connection},
                  {"max_connections", l.max_connections},
-                 {"drain_timeout", duration(l.drain_timeout)}};
+                 {"drain_timeout", duration(l.drain_timeout)},
+                 {"tunnel_idle_timeout", duration(l.tunnel_idle_timeout)}};
   j["access_log"] = c.access_log;
   j["request_id"] = {{"header", c.request_id.header}, {"trust_incoming", c.request_id.trust_incoming}};
   Json trusted = Json::array();
@@ -142,6 +143,7 @@ std::string dump_json(const Config& c) {
     jr["host_header"] = r.host_header == Route::HostHeader::keep ? "keep" : "upstream";
     jr["escaped_slashes"] = r.escaped_slashes == Route::EscapedSlashes::reject ? "reject" : "keep";
     jr["normalize"] = r.problem.normalize;
+    jr["websocket"] = r.websocket;
     jr["dialect"] = std::string(problem::dialect_name(r.problem.dialect));
     if (r.rate_limit) jr["rate_limit"] = policy(*r.rate_limit);
     if (r.max_body_bytes) jr["max_body_bytes"] = *r.max_body_bytes;

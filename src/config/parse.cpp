@@ -327,7 +327,7 @@ private:
     constexpr auto kMaxCount = std::numeric_limits<std::uint32_t>::max();
     if (!object(j, p, {"max_request_line", "max_header_bytes", "max_header_fields", "max_body_bytes",
                        "request_buffer_bytes", "access_log_buffer_bytes", "header_timeout", "body_idle_timeout", "idle_timeout", "write_timeout",
-                       "max_requests_per_connection", "max_connections", "drain_timeout"})) {
+                       "max_requests_per_connection", "max_connections", "drain_timeout", "tunnel_idle_timeout"})) {
       return;
     }
     field(j, p, "max_request_line", [&](auto& v, auto& vp) { size(v, vp, out.max_request_line, 1, kMaxSize); });
@@ -350,6 +350,7 @@ private:
     field(j, p, "max_connections", [&](auto& v, auto& vp) { count(v, vp, out.max_connections, 1, kMaxCount); });
     // 0 is meaningful here: close at once on SIGTERM.
     field(j, p, "drain_timeout", [&](auto& v, auto& vp) { duration(v, vp, out.drain_timeout, true); });
+    field(j, p, "tunnel_idle_timeout", [&](auto& v, auto& vp) { duration(v, vp, out.tunnel_idle_timeout); });
   }
 
   void request_id(const Json& j, const Path& p, RequestId& out) {
@@ -741,7 +742,7 @@ private:
   bool route(const Json& j, const Path& p, Route& out, const std::optional<RateLimitPolicy>& default_policy) {
     out.rate_limit = default_policy;
     if (!object(j, p, {"name", "match", "upstream", "strip_prefix", "host_header", "escaped_slashes", "normalize", "dialect",
-                       "rate_limit", "rules", "max_body_bytes"})) {
+                       "rate_limit", "rules", "max_body_bytes", "websocket"})) {
       return false;
     }
     field(j, p, "match", [&](const Json& v, const Path& vp) {
@@ -793,6 +794,7 @@ private:
       choice<E>(v, vp, out.escaped_slashes, {{"reject", E::reject}, {"keep", E::keep}});
     });
     field(j, p, "normalize", [&](auto& v, auto& vp) { boolean(v, vp, out.problem.normalize); });
+    field(j, p, "websocket", [&](auto& v, auto& vp) { boolean(v, vp, out.websocket); });
     field(j, p, "dialect", [&](const Json& v, const Path& vp) {
       std::string name;
       if (!string(v, vp, name)) return;

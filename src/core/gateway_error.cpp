@@ -15,6 +15,9 @@ GatewayErrorInfo gateway_error_info(GatewayError e) noexcept {
     case GatewayError::duplicate_limit_key:
       return {"duplicate_limit_key", 400, "malformed_request", "http_request_error",
               "The request carries its rate-limit key header more than once."};
+    case GatewayError::upgrade_refused:
+      return {"upgrade_refused", 400, "upgrade_not_allowed", "http_request_denied",
+              "This route does not accept WebSocket upgrades."};
     case GatewayError::uri_too_long:
       return {"uri_too_long", 414, "uri_too_long", "http_request_error", "The request line is too long."};
     case GatewayError::headers_too_large:

@@ -71,6 +71,17 @@ std::string_view upstream_failure_name(UpstreamFailure f) noexcept {
   }
 }
 
+std::string_view tunnel_close_name(TunnelClose r) noexcept {
+  switch (r) {
+    case TunnelClose::client_closed: return "client_closed";
+    case TunnelClose::upstream_closed: return "upstream_closed";
+    case TunnelClose::idle_timeout: return "idle_timeout";
+    case TunnelClose::write_timeout: return "write_timeout";
+    case TunnelClose::drain: return "drain";
+    default: return "other";
+  }
+}
+
 RouteCounters& WorkerMetrics::route(std::string_view name) {
   std::lock_guard lock(mutex_);
   for (auto& r : routes_)
@@ -237,6 +248,8 @@ std::string Metrics::render(std::uint64_t active_connections, std::uint64_t acce
     std::array<std::array<std::uint64_t, 5>, static_cast<std::size_t>(MethodLabel::count)> requests{};
     std::array<std::uint64_t, Histogram::kBounds.size() + 1> duration{}, upstream_duration{};
     std::uint64_t duration_sum = 0, upstream_sum = 0, allowed = 0, denied = 0, unrecognised = 0, oversized = 0;
+    std::uint64_t tunnels_opened = 0, tunnels_open = 0, upgrades_refused = 0;
+    std::array<std::uint64_t, static_cast<std::size_t>(TunnelClose::count)> tunnels_closed{};
   };
   struct UpstreamSum {
     std::array<std::uint64_t, static_cast<std::size_t>(UpstreamFailure::count)> failures{};
@@ -263,6 +276,11 @@ std::string Metrics::render(std::uint64_t active_connections, std::uint64_t acce
       s.denied += r.rate_limit_denied.load(std::memory_order_relaxed);
       s.unrecognised += r.unrecognised_bodies.load(std::memory_order_relaxed);
       s.oversized += r.oversized_errors.load(std::memory_order_relaxed);
+      s.tunnels_opened += r.tunnels_opened.load(std::memory_order_relaxed);
+      s.tunnels_open += r.tunnels_open.load(std::memory_order_relaxed);
+      s.upgrades_refused += r.upgrades_refused.load(std::memory_order_relaxed);
+      for (std::size_t i = 0; i < s.tunnels_closed.size(); ++i)
+        s.tunnels_closed[i] += r.tunnels_closed[i].load(std::memory_order_relaxed);
     }
     for (const auto& up : w->upstreams_) {
       auto& s = upstreams[up.upstream];
@@ -319,6 +337,21 @@ std::string Metrics::render(std::uint64_t active_connections, std::uint64_t acce
   header(out, "problemgate_oversized_errors_total", "counter", "Upstream error bodies over max_error_body, answered with the status-only problem (dialect oversize).");
   for (const auto& [route, s] : routes)
     if (s.oversized) sample(out, "problemgate_oversized_errors_total", {{"route", route}}, s.oversized);
+  header(out, "problemgate_tunnels_open", "gauge", "WebSocket tunnels open now, by route.");
+  for (const auto& [route, s] : routes)
+    if (s.tunnels_opened) sample(out, "problemgate_tunnels_open", {{"route", route}}, s.tunnels_open);
+  header(out, "problemgate_tunnels_total", "counter", "WebSocket tunnels opened (upstream answered 101), by route.");
+  for (const auto& [route, s] : routes)
+    if (s.tunnels_opened) sample(out, "problemgate_tunnels_total", {{"route", route}}, s.tunnels_opened);
+  header(out, "problemgate_tunnels_closed_total", "counter", "WebSocket tunnels closed, by route and reason.");
+  for (const auto& [route, s] : routes)
+    if (s.tunnels_opened)
+      for (std::size_t i = 0; i < s.tunnels_closed.size(); ++i)
+        sample(out, "problemgate_tunnels_closed_total",
+               {{"route", route}, {"reason", tunnel_close_name(static_cast<TunnelClose>(i))}}, s.tunnels_closed[i]);
+  header(out, "problemgate_upgrades_refused_total", "counter", "WebSocket upgrades refused (400) on routes with websocket: false.");
+  for (const auto& [route, s] : routes)
+    if (s.upgrades_refused) sample(out, "problemgate_upgrades_refused_total", {{"route", route}}, s.upgrades_refused);
   header(out, "problemgate_upstream_failures_total", "counter", "Upstream failures by kind.");
   for (const auto& [up, s] : upstreams)
     for (std::size_t f = 0; f < s.failures.size(); ++f)

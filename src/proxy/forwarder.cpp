@@ -312,7 +312,11 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   HeadView res{view_of(conn.buffer).substr(0, rscan.head_bytes), res_fields_};
   const int status = rscan.status;
   ex_.status = status;
-  if (status == 101) {  // we never asked for an upgrade (Upgrade is hop-by-hop): refuse a tunnel
+  if (status == 101) {
+    // A tunnel opens only here: after the upstream agreed to the WebSocket upgrade this request
+    // asked for. A 101 we did not ask for, or to another protocol, is a bad response.
+    if (ex_.wants_websocket && res.has_token("upgrade", "websocket"))
+      co_return co_await open_tunnel(rt, res, rscan, std::move(acquired.conn), *pool);
     pool->discard(std::move(acquired.conn));
     count_failure(obs::UpstreamFailure::bad_response);
     ex_.error = "bad_response";

@@ -153,6 +153,13 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
   }
 
   const auto& route = *ex_.route;
+  if (asks_for_websocket(scan, req)) {
+    if (!route.websocket) {
+      obs::bump(snapshot_->route_counters(ex_.route).upgrades_refused);
+      co_return co_await reply_and_finish(rt, core::GatewayError::upgrade_refused, !keep_alive);
+    }
+    ex_.wants_websocket = true;
+  }
   const std::uint64_t body_limit = body_limit_of(route, cfg);
   if (body_limit > 0 && scan.has_content_length && scan.content_length > body_limit) {
     // Answered from Content-Length before reading a byte of the body (413 early).
@@ -223,7 +230,11 @@ std::string_view Session::client_ip(const Runtime& rt, const HeadView& req) {
 void Session::finish_exchange() {
   if (ex_.request_id.empty()) return;
   const Runtime* rt = &snapshot_->runtime();
-  const double duration_ms = std::chrono::duration<double, std::milli>(steady::now() - ex_.started).count();
+  // A tunnel's request ends when its 101 went out (the latency histogram is not stretched by
+  // how long a WebSocket stays open); the tunnel's own life is logged beside it.
+  const auto now = steady::now();
+  const auto ended = ex_.upgrade.empty() ? now : ex_.tunnel_started;
+  const double duration_ms = std::chrono::duration<double, std::milli>(ended - ex_.started).count();
   auto& rc = snapshot_->route_counters(ex_.route);
   const int cls = ex_.status / 100;
   if (cls >= 1 && cls <= 5)
@@ -251,6 +262,13 @@ void Session::finish_exchange() {
     r.code = ex_.code;
     r.subcode = ex_.subcode;
     r.hidden_detail = ex_.hidden_detail;
+    r.upgrade = ex_.upgrade;
+    if (!ex_.upgrade.empty()) {
+      r.tunnel_bytes_up = ex_.tunnel_bytes_up;
+      r.tunnel_bytes_down = ex_.tunnel_bytes_down;
+      r.tunnel_ms = std::chrono::duration<double, std::milli>(now - ex_.tunnel_started).count();
+      r.tunnel_close = ex_.tunnel_close;
+    }
     worker_.shared().access_log.write(r, worker_.log_scratch());
   }
   ex_.request_id.clear();

@@ -26,6 +26,8 @@
 #include "proxy/head_view.hpp"
 #include "proxy/message_writer.hpp"
 #include "proxy/splice_relay.hpp"
+#include "proxy/tunnel.hpp"
+#include "proxy/upgrade.hpp"
 #include "proxy/worker.hpp"
 
 #include "proxy/worker_snapshot.hpp"
@@ -137,6 +139,13 @@ struct Exchange {
   std::string error_body;
   std::string request_body;  // the buffered part of the request body (limits.request_buffer_bytes)
   problem::Output normalized;
+  bool wants_websocket = false;  // asks_for_websocket(), on a route that allows it
+  // Set once the upstream's 101 went to the client: the access log's tunnel fields.
+  std::string_view upgrade;
+  steady::time_point tunnel_started;
+  std::uint64_t tunnel_bytes_up = 0;
+  std::uint64_t tunnel_bytes_down = 0;
+  std::string_view tunnel_close;
 
   void reset() {
     request_id.clear();
@@ -157,6 +166,10 @@ struct Exchange {
     code.clear();
     subcode.clear();
     hidden_detail.clear();
+    wants_websocket = false;
+    upgrade = {};
+    tunnel_bytes_up = tunnel_bytes_down = 0;
+    tunnel_close = {};
   }
 };
 
@@ -217,6 +230,13 @@ private:
   bool rewrite_error(const Runtime& rt, const HeadView& res, int status, bool complete,
                      obs::RouteCounters& route_counters);
   void merge_body_rate_limit(const problem::Output& out);
+  /// After the upstream's 101 to a WebSocket request: sends the 101 on and relays bytes both
+  /// ways until the tunnel ends; the upstream connection is discarded, never pooled.
+  net::awaitable<Outcome> open_tunnel(const Runtime& rt, const HeadView& res, const HeadScan& rscan,
+                                      std::unique_ptr<upstream::Connection> conn,
+                                      upstream::UpstreamPool& pool);
+  /// The 101 head for the client, from the upstream's `res`, into down_head_.
+  void build_switching_head(const Runtime& rt, const HeadView& res, const HeadScan& rscan);
   /// The request head for the upstream, from the client's head `req`, into up_head_.
   void build_upstream_head(const Runtime& rt, const HeadScan& scan, const HeadView& req);
   /// The response head for the client, from the upstream's head `res`, into down_head_.

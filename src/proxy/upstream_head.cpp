@@ -28,6 +28,12 @@ void Session::build_upstream_head(const Runtime& rt, const HeadScan& scan, const
   skip_.add(cfg.request_id.header);
   if (rewrite_host || absolute_form_) skip_.add("host");
   append_fields_except(req, skip_, up_head_);
+  // The one upgrade that is passed on (hop-by-hop fields are rewritten, not relayed): the
+  // upstream may answer 101, and only then does the connection become a tunnel.
+  if (ex_.wants_websocket) {
+    append_field(up_head_, "Connection", "upgrade");
+    append_field(up_head_, "Upgrade", "websocket");
+  }
   // A proxy forwarding an absolute-form request sends the target's authority as Host, never
   // the Host field it received (RFC 9112 §3.2.2).
   if (absolute_form_ && !rewrite_host) append_field(up_head_, "Host", original_host);
@@ -103,6 +109,27 @@ void Session::build_response_head(const Runtime& rt, const HeadView& res, const 
     append_field(down_head_, "Connection", "close");
     response_closes_ = true;
   }
+  down_head_.append("\r\n", 2);
+}
+
+void Session::build_switching_head(const Runtime& rt, const HeadView& res, const HeadScan& rscan) {
+  const auto& cfg = rt.config;
+  rate_limit_fields(rt);
+  down_head_.assign("HTTP/1.1 101 ");
+  const std::string_view reason = res.bytes.substr(rscan.reason_off, rscan.reason_len);
+  down_head_.append(reason.empty() ? std::string_view("Switching Protocols") : reason);
+  down_head_.append("\r\n", 2);
+  skip_.clear();
+  skip_.add_hop_by_hop(res);
+  skip_.add(cfg.request_id.header);
+  skip_.add("content-length");  // a 101 has no content; what follows it is the new protocol
+  for (const auto& f : rl_fields_) skip_.add(f.name);
+  append_fields_except(res, skip_, down_head_);
+  skip_.clear();
+  append_field(down_head_, "Connection", "upgrade");
+  append_field(down_head_, "Upgrade", "websocket");
+  append_field(down_head_, cfg.request_id.header, ex_.request_id);
+  for (const auto& f : rl_fields_) append_field(down_head_, f.name, f.value);
   down_head_.append("\r\n", 2);
 }
 

@@ -146,10 +146,25 @@ void Worker::arm_drain_deadline(std::chrono::milliseconds deadline) {
   }
   drain_timer_.expires_after(deadline);
   drain_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec) {
-      spdlog::warn("worker {}: drain deadline passed with {} connections open", index_, sessions_);
+    if (ec) return;
+    spdlog::warn("worker {}: drain deadline passed with {} connections open", index_, sessions_);
+    drain_deadline_passed_ = true;
+    if (tunnels_.empty()) {
       ioc_.stop();
+      return;
     }
+    // Tunnels are ended, not dropped: each closes both sockets and writes its access-log line
+    // and metrics. Whatever is still open after a short grace is stopped as before.
+    std::size_t n = 0;
+    for (auto& t : tunnels_) {
+      t.request_stop();
+      ++n;
+    }
+    spdlog::info("worker {}: closing {} tunnels at the drain deadline", index_, n);
+    drain_timer_.expires_after(kDrainIdleGrace);
+    drain_timer_.async_wait([this](const boost::system::error_code& e) {
+      if (!e) ioc_.stop();
+    });
   });
 }
 

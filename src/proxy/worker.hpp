@@ -18,6 +18,7 @@
 #include "proxy/client_stream.hpp"
 #include "proxy/runtime.hpp"
 #include "proxy/splice_relay.hpp"
+#include "proxy/tunnel.hpp"
 #include "proxy/worker_snapshot.hpp"
 
 namespace problemgate::proxy {
@@ -97,6 +98,12 @@ public:
     if (!c.is_linked()) idle_.push_back(c);
   }
   static void mark_busy(IdleClient& c) noexcept { c.unlink(); }
+  /// A tunnel that is running: a drain ends it when limits.drain_timeout has passed (a
+  /// WebSocket has no response whose end a drain could wait for).
+  void add_tunnel(TunnelLink& t) {
+    if (!t.is_linked()) tunnels_.push_back(t);
+    if (drain_deadline_passed_) t.request_stop();
+  }
 
 private:
   boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
@@ -121,6 +128,8 @@ private:
   PipePool pipes_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   boost::intrusive::list<IdleClient, boost::intrusive::constant_time_size<false>> idle_;
+  boost::intrusive::list<TunnelLink, boost::intrusive::constant_time_size<false>> tunnels_;
+  bool drain_deadline_passed_ = false;
   std::size_t sessions_ = 0;
   bool draining_ = false;
   bool accepting_ = true;

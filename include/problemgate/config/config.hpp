@@ -44,6 +44,9 @@ struct Limits {
   std::uint32_t max_requests_per_connection = 1000;
   std::uint32_t max_connections = 4096;
   Duration drain_timeout{30'000};
+  /// An upgraded connection (WebSocket tunnel) that moves no byte either way this long is
+  /// closed (Envoy's stream_idle_timeout, 5 min).
+  Duration tunnel_idle_timeout{300'000};
 };
 
 /// Shutdown (SIGTERM/SIGINT) behaviour beyond limits.drain_timeout.
@@ -186,6 +189,9 @@ struct Route {
   /// (no default, or `rate_limit: off`). The proxy never needs Config::rate_limit.
   std::optional<RateLimitPolicy> rate_limit;
   std::optional<std::uint64_t> max_body_bytes;  ///< overrides Limits::max_body_bytes; 0 = none
+  /// `Upgrade: websocket` requests are forwarded and tunnelled after the upstream's 101; false
+  /// refuses them with a canonical 400.
+  bool websocket = true;
 };
 
 /// The validated, immutable configuration snapshot (built only by load.hpp's functions, which

@@ -9,6 +9,7 @@ enum class GatewayError {
   malformed_request,    ///< framing or syntax error in the request: 400
   invalid_path,         ///< a path that does not normalize (encoded '/', ".." above the root): 400
   duplicate_limit_key,  ///< the rate-limit key header sent more than once: 400
+  upgrade_refused,      ///< Upgrade: websocket on a route with websocket: false: 400
   uri_too_long,         ///< request line over limits.max_request_line: 414
   headers_too_large,    ///< header block or field count over the limit: 431
   payload_too_large,    ///< body over max_body_bytes: 413

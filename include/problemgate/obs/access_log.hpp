@@ -29,6 +29,13 @@ struct AccessRecord {
   std::string_view code;
   std::string_view subcode;
   std::string_view hidden_detail;  ///< the upstream detail hidden from a 5xx client
+  /// A request that became a tunnel (status 101): the protocol, the bytes it moved each way
+  /// after the handshake, how long it stayed open and why it closed. Empty `upgrade`: none.
+  std::string_view upgrade;
+  std::uint64_t tunnel_bytes_up = 0;    ///< client -> upstream
+  std::uint64_t tunnel_bytes_down = 0;  ///< upstream -> client
+  double tunnel_ms = 0;
+  std::string_view tunnel_close;
 };
 
 /// Writes one JSON object per line to a file descriptor (stdout) without ever making a

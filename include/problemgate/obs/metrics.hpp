@@ -39,6 +39,10 @@ enum class MethodLabel : std::uint8_t { get, head, post, put, patch, del, option
 std::string_view method_label_name(MethodLabel m) noexcept;
 MethodLabel method_label(std::string_view method) noexcept;
 
+/// Why a WebSocket tunnel ended (problemgate_tunnels_closed_total's `reason`).
+enum class TunnelClose : std::uint8_t { client_closed, upstream_closed, idle_timeout, write_timeout, drain, count };
+std::string_view tunnel_close_name(TunnelClose r) noexcept;
+
 /// Counters of one route on one worker.
 struct RouteCounters {
   explicit RouteCounters(std::string r) : route(std::move(r)) {}
@@ -52,6 +56,10 @@ struct RouteCounters {
   std::atomic<std::uint64_t> rate_limit_denied{0};
   std::atomic<std::uint64_t> unrecognised_bodies{0};
   std::atomic<std::uint64_t> oversized_errors{0};
+  std::atomic<std::uint64_t> tunnels_opened{0};
+  std::atomic<std::uint64_t> tunnels_open{0};  ///< gauge
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(TunnelClose::count)> tunnels_closed{};
+  std::atomic<std::uint64_t> upgrades_refused{0};  ///< websocket: false
 };
 
 enum class UpstreamFailure : std::uint8_t { refused, timeout, reset, bad_response, exhausted, count };

@@ -46,6 +46,7 @@ TEST_SUITE("config.load") {
     CHECK(c.limits.max_requests_per_connection == 1000);
     CHECK(c.limits.max_connections == 4096);
     CHECK(c.limits.drain_timeout == Duration{30'000});
+    CHECK(c.limits.tunnel_idle_timeout == Duration{300'000});
     CHECK(c.drain.accept_for == Duration{0});
     CHECK(c.access_log);
     CHECK(c.request_id.header == "X-Request-Id");
@@ -107,6 +108,7 @@ limits:
   max_requests_per_connection: 7
   max_connections: 9
   drain_timeout: 0s
+  tunnel_idle_timeout: 90s
 drain: { accept_for: 5s }
 request_id: { header: X-Correlation-Id, trust_incoming: false }
 trusted_proxies: [10.0.0.0/8, "fd00::/8", 192.0.2.1]
@@ -139,6 +141,7 @@ routes:
     host_header: upstream
     escaped_slashes: keep
     normalize: false
+    websocket: false
     dialect: nested
     max_body_bytes: 0
     rate_limit: { limit: 3, window: 10s, key: "header:X-Api-Key", burst: 2 }
@@ -180,6 +183,7 @@ routes:
     CHECK(c.limits.max_requests_per_connection == 7);
     CHECK(c.limits.max_connections == 9);
     CHECK(c.limits.drain_timeout == Duration{0});
+    CHECK(c.limits.tunnel_idle_timeout == Duration{90'000});
     CHECK(c.drain.accept_for == Duration{5'000});
     CHECK(c.request_id.header == "X-Correlation-Id");
     CHECK_FALSE(c.request_id.trust_incoming);
@@ -221,6 +225,7 @@ routes:
     CHECK(r1.host_header == Route::HostHeader::upstream);
     CHECK(r1.escaped_slashes == Route::EscapedSlashes::keep);
     CHECK_FALSE(r1.problem.normalize);
+    CHECK_FALSE(r1.websocket);
     CHECK(r1.problem.dialect == problem::Dialect::nested);
     CHECK(r1.max_body_bytes == 0u);
     REQUIRE(r1.rate_limit);
@@ -246,6 +251,7 @@ routes:
     CHECK_FALSE(r1.problem.rules[1].when.status);
 
     CHECK(c.routes[1].upstream_index == 0);
+    CHECK(c.routes[1].websocket);  // the default
     CHECK_FALSE(c.routes[1].rate_limit);  // "off" opts out of the default
     REQUIRE(c.routes[2].rate_limit);       // no policy of its own: the default applies
     CHECK(c.routes[2].rate_limit->limit == 1000);

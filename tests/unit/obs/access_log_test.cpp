@@ -29,6 +29,27 @@ TEST_SUITE("obs.access_log") {
     CHECK(j["bytes_out"] == 42);
     CHECK(j["dialect"] == "flat");
     CHECK_FALSE(j.contains("subcode"));
+    CHECK_FALSE(j.contains("upgrade"));
+    CHECK_FALSE(j.contains("tunnel_ms"));
+  }
+  TEST_CASE("a tunnel's line has its protocol, bytes each way, life and end") {
+    AccessRecord r;
+    r.request_id = "req_2";
+    r.status = 101;
+    r.upgrade = "websocket";
+    r.tunnel_bytes_up = 10;
+    r.tunnel_bytes_down = 2'000'000;
+    r.tunnel_ms = 1234.5;
+    r.tunnel_close = "idle_timeout";
+    std::string line;
+    AccessLog::format(r, line);
+    auto j = nlohmann::json::parse(line);
+    CHECK(j["status"] == 101);
+    CHECK(j["upgrade"] == "websocket");
+    CHECK(j["tunnel_bytes_up"] == 10);
+    CHECK(j["tunnel_bytes_down"] == 2'000'000);
+    CHECK(j["tunnel_ms"] == doctest::Approx(1234.5));
+    CHECK(j["tunnel_close"] == "idle_timeout");
   }
   TEST_CASE("hostile client values never break the line and are capped") {
     const std::string huge(64 * 1024, 'x');

@@ -27,6 +27,7 @@ constexpr Row kTable[] = {
     {GatewayError::malformed_request, "malformed_request", 400, "validation_error", "malformed_request", "http_request_error"},
     {GatewayError::invalid_path, "invalid_path", 400, "validation_error", "malformed_request", "http_request_error"},
     {GatewayError::duplicate_limit_key, "duplicate_limit_key", 400, "validation_error", "malformed_request", "http_request_error"},
+    {GatewayError::upgrade_refused, "upgrade_refused", 400, "validation_error", "upgrade_not_allowed", "http_request_denied"},
     {GatewayError::uri_too_long, "uri_too_long", 414, "client_error", "uri_too_long", "http_request_error"},
     {GatewayError::headers_too_large, "headers_too_large", 431, "client_error", "headers_too_large", "http_request_error"},
     {GatewayError::payload_too_large, "payload_too_large", 413, "payload_too_large", "", "http_request_error"},
