@@ -208,7 +208,7 @@ std::string StoreClient::bucket_key(std::string_view route, const ratelimit::Lim
 
 net::awaitable<StoreClient::Result> StoreClient::check(std::string_view route, const ratelimit::Gcra& gcra,
                                                        std::chrono::milliseconds window,
-                                                       const ratelimit::LimitKey& key,
+                                                       ratelimit::LimitKey key,
                                                        std::optional<std::int64_t> now_us) {
   auto keep = shared_from_this();  // a reload may drop the client while this check waits
   auto count = [&](obs::StoreCheck c) { obs::bump(counters_.checks[static_cast<std::size_t>(c)]); };

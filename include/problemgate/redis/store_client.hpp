@@ -70,9 +70,11 @@ public:
 
   /// One GCRA step for `key` on `route`'s policy (`gcra` in µs, `window` for the expiry). With
   /// `now_us`, the script uses that instead of Redis's clock (tests of the arithmetic only).
-  /// Never throws; counts the result in the store counters.
+  /// Never throws; counts the result in the store counters. `key` is taken by value: a
+  /// coroutine's reference parameter would dangle when the caller passed a temporary (the
+  /// text it views must still outlive the check, as `route` and `gcra` must).
   boost::asio::awaitable<Result> check(std::string_view route, const ratelimit::Gcra& gcra,
-                                       std::chrono::milliseconds window, const ratelimit::LimitKey& key,
+                                       std::chrono::milliseconds window, ratelimit::LimitKey key,
                                        std::optional<std::int64_t> now_us = std::nullopt);
 
   const config::RateLimitStore& settings() const noexcept { return settings_; }
