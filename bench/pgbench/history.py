@@ -172,6 +172,18 @@ def update_results(old, section):
     return before + HISTORY_END + head + latest + (tail[1:] if tail.startswith("\n") else tail)
 
 
+def replace_feature_section(old, key, section):
+    """A feature bench's new section (its `## ` heading contains `key`) in place of the one
+    before it (that bench's latest), or at the end of the file when it has none yet."""
+    section = section.strip("\n") + "\n"
+    pre, sections = split_sections(old)
+    for i in range(len(sections) - 1, -1, -1):
+        if key in sections[i].splitlines()[0]:
+            sections[i] = section + ("\n" if i < len(sections) - 1 else "")
+            return pre + "".join(sections)
+    return old.rstrip("\n") + "\n\n" + section if old.strip() else section
+
+
 def rebuild_history(text):
     """The history table (header and one line per full-run section) of an existing RESULTS.md."""
     rows = [history_row(s) for s in split_sections(text)[1]]

@@ -4,7 +4,8 @@
 """
 import unittest
 
-from .history import HISTORY_END, LATEST_BEGIN, LATEST_END, history_row, parse_run, update_results
+from .history import (HISTORY_END, LATEST_BEGIN, LATEST_END, history_row, parse_run, replace_feature_section,
+                      update_results)
 
 
 def run_section(when, pg_rps, pg_cpu, ng_rps=40000, ng_cpu=20.0, ir=None):
@@ -59,6 +60,15 @@ class History(unittest.TestCase):
         # the same update again: still one latest run, one more history line, nothing else moves
         third = update_results(second, run_section("2026-12-08 10:00", 50000, 18.0))
         self.assertEqual(len(third.splitlines()), len(second.splitlines()) + 1)
+
+    def test_a_feature_bench_replaces_its_own_section(self):
+        text = update_results("", run_section("2026-12-07 11:26", 44000, 22.0)) + "\n" + FEATURE + "\n## ws — WebSocket echo\n\nold\n"
+        new = replace_feature_section(text, "WebSocket echo", "## ws2 — WebSocket echo\n\nnew\n")
+        self.assertNotIn("old", new.split(LATEST_END)[1])
+        self.assertTrue(new.endswith("## ws2 — WebSocket echo\n\nnew\n"))
+        self.assertIn(FEATURE, new)
+        added = replace_feature_section(text, "corpus", "## c — corpus\n")
+        self.assertTrue(added.startswith(text.rstrip("\n")) and added.endswith("## c — corpus\n"))
 
 
 if __name__ == "__main__":
