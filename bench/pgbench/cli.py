@@ -14,7 +14,6 @@ run.sh's trap) and stopped by PID.
 import argparse
 import atexit
 import datetime
-import glob
 import os
 import re
 import shutil
@@ -22,7 +21,7 @@ import signal
 import tempfile
 
 from .callgrind import callgrind
-from .history import update_results
+from .history import latest_plots, update_results
 from .micro import microbench
 from .procs import BENCH, ROOT, Registry, log
 from .report import fms, fnum, run_report
@@ -155,7 +154,9 @@ def main():
             f.write(update_results(old, text))
         os.replace(args.results + ".new", args.results)
         log(f"latest run replaced, one history line added: {args.results}")
-        # only the latest plot is kept (the history table keeps the figures of earlier runs)
-        for png in glob.glob(os.path.join(results_dir, "latency-*.png")):
-            if os.path.basename(png) != f"latency-{stamp}.png":
-                os.remove(png)
+        # only the latest run's plot is kept: the replaced run's goes (its figures are in the
+        # history table, its tables in git history)
+        for name in latest_plots(old):
+            if name != f"latency-{stamp}.png" and os.path.exists(os.path.join(results_dir, name)):
+                os.remove(os.path.join(results_dir, name))
+                log(f"removed the replaced run's plot bench/results/{name}")

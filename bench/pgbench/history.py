@@ -172,6 +172,14 @@ def update_results(old, section):
     return before + HISTORY_END + head + latest + (tail[1:] if tail.startswith("\n") else tail)
 
 
+def latest_plots(text):
+    """File names of the plots (bench/results/latency-*.png) that the latest run section cites."""
+    if LATEST_BEGIN not in text or LATEST_END not in text:
+        return []
+    latest = text.split(LATEST_BEGIN, 1)[1].split(LATEST_END, 1)[0]
+    return re.findall(r"bench/results/(latency-[\w.-]+\.png)", latest)
+
+
 def replace_feature_section(old, key, section):
     """A feature bench's new section (its `## ` heading contains `key`) in place of the one
     before it (that bench's latest), or at the end of the file when it has none yet."""

@@ -4,8 +4,8 @@
 """
 import unittest
 
-from .history import (HISTORY_END, LATEST_BEGIN, LATEST_END, history_row, parse_run, replace_feature_section,
-                      update_results)
+from .history import (HISTORY_END, LATEST_BEGIN, LATEST_END, history_row, latest_plots, parse_run,
+                      replace_feature_section, update_results)
 
 
 def run_section(when, pg_rps, pg_cpu, ng_rps=40000, ng_cpu=20.0, ir=None):
@@ -56,6 +56,8 @@ class History(unittest.TestCase):
         lines = [ln for ln in hist.splitlines() if ln.startswith("| 2026-")]
         self.assertEqual([ln.split(" | ")[0] for ln in lines], ["| 2026-12-07 11:26", "| 2026-12-08 09:00"])
         self.assertEqual(second.count(LATEST_BEGIN), 1)
+        self.assertEqual(latest_plots(second), ["latency-x.png"])
+        self.assertEqual(latest_plots(FEATURE), [])
         self.assertTrue(second.endswith(FEATURE))
         # the same update again: still one latest run, one more history line, nothing else moves
         third = update_results(second, run_section("2026-12-08 10:00", 50000, 18.0))
