@@ -3,6 +3,7 @@ import json
 import os
 import re
 import subprocess
+from types import MappingProxyType
 
 from .procs import TEMPLATES
 
@@ -53,7 +54,7 @@ def run_wrk(port, path, duration, conns, threads, out_file=None, cpus=None):
     return parse_wrk(r.stdout)
 
 
-_UNIT = {"us": 1.0, "ms": 1000.0, "s": 1e6, "m": 60e6}
+_UNIT = MappingProxyType({"us": 1.0, "ms": 1000.0, "s": 1e6, "m": 60e6})  # read-only
 
 
 def parse_wrk(text):
