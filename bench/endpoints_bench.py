@@ -12,50 +12,20 @@ Needs nginx and wrk (Debian packages; bench/run.sh installs them). Prints a Mark
 """
 import argparse
 import os
-import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import tempfile
-import time
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
-def cpu_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
+# bench/ is this script's directory, so the harness's package imports as it is.
+from pgbench.load import run_wrk
+from pgbench.procs import CLK_TCK, cpu_ticks, free_port, terminate, wait_port
 
 
 def wrk(port, duration):
-    r = subprocess.run(["wrk", "-t2", "-c50", f"-d{duration}s", f"http://127.0.0.1:{port}/ok"],
-                       capture_output=True, text=True, timeout=duration + 60)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", r.stdout).group(1))
-    total = int(re.search(r"(\d+) requests in", r.stdout).group(1))
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", r.stdout)
-    return rps, total, int(non2xx.group(1)) if non2xx else 0
+    """(req/s, requests, non-2xx) of one wrk -t2 -c50 run against /ok."""
+    r = run_wrk(port, "/ok", duration, 50, 2)
+    return r["rps"], r["requests"], r["non2xx"]
 
 
 def main():
@@ -119,9 +89,9 @@ routes:
             order = counts[k % len(counts):] + counts[:k % len(counts)]
             for n in order:
                 proc, port = gateways[n]
-                before = cpu_ticks(proc.pid)
+                before = cpu_ticks([proc.pid])
                 rps, total, bad = wrk(port, args.duration)
-                cpu_us = (cpu_ticks(proc.pid) - before) / TICK * 1e6 / max(total, 1)
+                cpu_us = (cpu_ticks([proc.pid]) - before) / CLK_TCK * 1e6 / max(total, 1)
                 results[n].append((rps, cpu_us, bad))
         base_rps = statistics.median(r[0] for r in results[counts[0]])
         base_cpu = statistics.median(r[1] for r in results[counts[0]])
@@ -134,13 +104,7 @@ routes:
             print(f"| {n} | {rps:,.0f} | {rps / base_rps:.3f} | {cpu:.1f} | {cpu / base_cpu:.3f} | {bad} |")
     finally:
         for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+            terminate(p)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

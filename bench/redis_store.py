@@ -12,50 +12,22 @@ divided by the requests wrk completed.
 """
 import argparse
 import os
-import re
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def wait_port(port, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
+# bench/ is this script's directory, so the harness's package imports as it is.
+from pgbench.load import run_wrk
+from pgbench.procs import cpu_seconds, free_port, terminate, wait_port
 
 
 def wrk(port, duration):
-    out = subprocess.run(["wrk", "-t2", "-c50", f"-d{duration}s", "--latency", f"http://127.0.0.1:{port}/ok"],
-                         capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
-    p99_ms = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
-    return rps, p99_ms, total, int(non2xx.group(1)) if non2xx else 0
+    """(req/s, p99 ms, requests, non-2xx) of one wrk -t2 -c50 --latency run against /ok."""
+    r = run_wrk(port, "/ok", duration, 50, 2)
+    if "rps" not in r or "p99" not in r:
+        raise RuntimeError(f"wrk against port {port} measured nothing")
+    return r["rps"], r["p99"] / 1000.0, r["requests"], r["non2xx"]
 
 
 def main():
@@ -105,9 +77,9 @@ routes:
             for store in order:
                 p, port = gateways[store]
                 pids = [p.pid] + ([redis.pid] if store == "redis" else [])
-                c0 = sum(cpu_seconds(x) for x in pids)
+                c0 = cpu_seconds(pids)
                 rps, p99, total, bad = wrk(port, args.duration)
-                c1 = sum(cpu_seconds(x) for x in pids)
+                c1 = cpu_seconds(pids)
                 if bad:
                     print(f"warning: {store}: {bad} non-2xx responses", file=sys.stderr)
                 rows[store].append((rps, p99, (c1 - c0) / total * 1e6))
@@ -120,13 +92,7 @@ routes:
             print(f"| {s} | {rps:,.0f} | {p99:.2f} | {cpu:.1f} | {ratio} |")
     finally:
         for p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+            terminate(p)
 
 
 if __name__ == "__main__":

@@ -11,10 +11,11 @@
 #   --duration 10s     length of each measured wrk run (whole seconds)
 #   --rounds 3         measured runs per contender (figures are medians)
 #   --connections 50   wrk connections
-#   Other options go to bench/harness.py (see `bench/harness.py --help`), e.g.
+#   Other options go to the harness, `python3 -m pgbench` (bench/pgbench/; see
+#   `bench/run.sh --help`, which prints its options and does nothing else), e.g.
 #   --only nginx,problemgate   --scenarios 2xx,1mib   --workers 1
 #   --problemgate PATH         --no-callgrind --no-micro --no-idle-memory --no-syscalls
-#   --no-append (print only; do not append to bench/RESULTS.md)
+#   --no-append (print only; do not write bench/RESULTS.md)
 #
 # What it does:
 #   1. installs wrk nginx haproxy libnginx-mod-http-lua lua-cjson gnuplot-nox
@@ -24,9 +25,11 @@
 #      skipped with a message;
 #   3. builds the Google Benchmark micro-benchmarks into build-bench/
 #      (-DPROBLEMGATE_BUILD_BENCH=ON) when bench/CMakeLists.txt exists;
-#   4. runs bench/harness.py in a `mktemp -d` directory: origin + contenders on
-#      127.0.0.1 only, free ports, results printed and appended to
-#      bench/RESULTS.md, plot in bench/results/latency-<date>.png.
+#   4. runs the harness (`python3 -m pgbench`, bench/ on PYTHONPATH) in a
+#      `mktemp -d` directory: origin + contenders on 127.0.0.1 only, free ports,
+#      results printed and written to bench/RESULTS.md (the run replaces the
+#      latest run; one line added to its history table), plot in
+#      bench/results/latency-<date>.png (the previous plot is removed).
 # On exit, Ctrl-C or TERM the trap stops exactly the processes the harness
 # started (their PIDs are listed in $TMP/pids) and removes the temp dir.
 # No CPU pinning (taskset): wrk, the origin and the proxy share the cores.
@@ -37,6 +40,15 @@ root="$(dirname "$here")"
 cd "$root"
 
 log() { echo "[run.sh] $*" >&2; }
+
+# The harness: bench/pgbench, a package run with bench/ on the module path. `exec`, so that
+# `harness ... &` leaves $! the harness's own PID (the trap below signals it).
+harness() { PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" exec /usr/bin/python3 -m pgbench "$@"; }
+
+# --help: the harness's options, without installing or building anything.
+for a in "$@"; do
+  case "$a" in -h|--help) harness --help ;; esac
+done
 
 # ---- 1. packages -----------------------------------------------------------
 need=()
@@ -115,6 +127,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-/usr/bin/python3 "$here/harness.py" --tmp "$TMP" "$@" &
+harness --tmp "$TMP" "$@" &
 harness_pid=$!
 wait "$harness_pid"

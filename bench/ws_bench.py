@@ -11,7 +11,8 @@ ws_echo load client against each: CONNECTIONS connections, each sending a SIZE-b
 message and waiting for its echo, for SECONDS. Rounds are interleaved (round k runs every
 target once, in an order rotated by k); figures are medians. CPU µs per message is the
 proxy's utime+stime (every process of it) over the run, divided by messages. Stops only what it
-started (by PID). --append adds the table to bench/RESULTS.md.
+started (by PID). --append puts the table into bench/RESULTS.md in place of the previous
+WebSocket section.
 """
 import argparse
 import datetime
@@ -20,70 +21,14 @@ import os
 import platform
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
-def pids_of(pid):
-    """pid and its children (nginx's workers)."""
-    out = [pid]
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        out.append(int(d))
-            except (OSError, ValueError, IndexError):
-                pass
-    return out
-
-
-def cpu_seconds(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total / TICK
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+# bench/ is this script's directory, so the harness's package imports as it is.
+from pgbench.history import replace_feature_section
+from pgbench.procs import BENCH, ROOT, children_of, cpu_seconds, free_port, terminate, wait_port
 
 
 NGINX_CONF = """
@@ -142,7 +87,7 @@ def main():
     try:
         tool = a.ws_echo or os.path.join(tmp, "ws_echo")
         if not a.ws_echo:
-            subprocess.run(["g++", "-O2", "-std=c++20", os.path.join(HERE, "ws_echo.cpp"), "-o", tool,
+            subprocess.run(["g++", "-O2", "-std=c++20", os.path.join(BENCH, "ws_echo.cpp"), "-o", tool,
                             "-pthread"], check=True)
         origin = subprocess.Popen([tool, "serve"], stdout=subprocess.PIPE, text=True)
         procs.append(origin)
@@ -168,7 +113,7 @@ def main():
         else:
             print("nginx not installed (bash scripts/install-deps.sh nginx): skipped", file=sys.stderr)
         for port, _ in targets.values():
-            wait_port(port)
+            wait_port(port, timeout=20)
 
         names = list(targets)
         runs = {n: [] for n in names}
@@ -176,7 +121,7 @@ def main():
             order = names[k % len(names):] + names[:k % len(names)]
             for n in order:
                 port, pid = targets[n]
-                pids = pids_of(pid)
+                pids = [pid] + children_of(pid)
                 c0 = cpu_seconds(pids)
                 out = subprocess.run([tool, "load", str(port), str(a.connections),
                                       str(a.seconds if k else 1), str(a.size)],
@@ -205,12 +150,16 @@ def main():
             with open("/proc/cpuinfo") as f:
                 model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "?")
             stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-            with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
-                f.write(f"\n## {stamp} — WebSocket echo (bench/ws_bench.py), {platform.machine()}, "
-                        f"{os.cpu_count()} CPUs, {model}\n\n{table}\n")
+            results = os.path.join(BENCH, "RESULTS.md")
+            with open(results) as f:
+                text = f.read()
+            section = (f"## {stamp} — WebSocket echo (bench/ws_bench.py), {platform.machine()}, "
+                       f"{os.cpu_count()} CPUs, {model}\n\n{table}\n")
+            with open(results, "w") as f:
+                f.write(replace_feature_section(text, "WebSocket echo (bench/ws_bench.py)", section))
     finally:
         for p in reversed(procs):
-            stop(p)
+            terminate(p)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

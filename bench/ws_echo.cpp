@@ -6,7 +6,7 @@
 //                                         messages and waiting for the echo, for SECONDS;
 //                                         prints {"messages": N, "seconds": S, "errors": E}
 //
-// The origin runs one thread (like the 1-worker nginx origin of bench/harness.py); the client
+// The origin runs one thread (like the 1-worker nginx origin of the bench/pgbench harness); the client
 // runs two, so neither end is the limit in front of a 1-thread proxy on this 2-core VM.
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>

@@ -363,13 +363,3 @@ def rss_kib(pid):
 
 def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def wait_for(pred, timeout=20.0, step=0.01):
-    """Polls pred() until true; a generous deadline, since it returns as soon as pred holds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()

@@ -18,9 +18,9 @@ import unittest
 
 from battery import (GENERATED_ID_RE, REQUEST_ID_PATTERN, check_problem_response, cross_check,
                      fd_count, get_until_closed, problem_schema, recv_until_closed, rss_kib,
-                     validate_schema, wait_for)
+                     validate_schema)
 from harness import (DemoApi, Gateway, RawClient, ScriptedUpstream, refused_port, request_full,
-                     response_bytes, sidecar_config)
+                     response_bytes, sidecar_config, wait_until)
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 LOW, HIGH = 0.9, 3.0
@@ -182,7 +182,7 @@ class RequestBuffering(unittest.TestCase):
         first, rest = b"a" * 3000, b"b" * 2000
         c.send(b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + first)
         # Past the buffer the body streams: the upstream sees the first part before the rest exists.
-        self.assertTrue(wait_for(lambda: sum(d.count(b"a") for d in up.received) >= 1024),
+        self.assertTrue(wait_until(lambda: sum(d.count(b"a") for d in up.received) >= 1024),
                         "a body over request_buffer_bytes is not held back")
         c.send(rest)
         self.assertEqual(c.read_response().status, 200)
@@ -523,7 +523,7 @@ class UpstreamFaults(unittest.TestCase):
             s = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             s.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
-            self.assertTrue(wait_for(lambda: state["closed"] >= 2, 30), "upstream connections closed")
+            self.assertTrue(wait_until(lambda: state["closed"] >= 2, 30), "upstream connections closed")
             self.assertLess(rss_kib(gw.proc.pid) - rss0, 16 * 1024, "RSS grew by more than 16 MiB")
             s.close()
             for sent in state["sent"]:
@@ -703,7 +703,7 @@ class LargeBodies(unittest.TestCase):
             s.close()
             self.assertTrue(closed, "the gateway gave up on the stalled client")
             self.assertLess(len(data), total)
-            self.assertTrue(wait_for(lambda: state["closed"] >= 1, 20), "the upstream connection was closed")
+            self.assertTrue(wait_until(lambda: state["closed"] >= 1, 20), "the upstream connection was closed")
         finally:
             gw.stop()
             up.stop()
@@ -751,7 +751,7 @@ class LargeBodies(unittest.TestCase):
             # upstream connections (one per concurrent request) and up to PipePool::kMaxIdle
             # empty pipes (2 descriptors each) per worker.
             allowed = fds0 + 8 + 2 * 16 * 2
-            self.assertTrue(wait_for(lambda: fd_count(gw.proc.pid) <= allowed, 30),
+            self.assertTrue(wait_until(lambda: fd_count(gw.proc.pid) <= allowed, 30),
                             f"fds {fds0} -> {fd_count(gw.proc.pid)} (allowed {allowed})")
             r = request_full(gw.port, "GET", "/after", timeout=30)
             self.assertTrue(r.body == body, "still intact afterwards")
@@ -897,7 +897,7 @@ class HeaderHygiene(unittest.TestCase):
                     r = c.read_response()
                     c.close()
                     self.assertEqual(r.status, 200)
-                    self.assertTrue(wait_for(lambda: len(up.requests) > 0))
+                    self.assertTrue(wait_until(lambda: len(up.requests) > 0))
                     qs = []
                     for data in up.received:
                         qs += [q for q in cross_check(data)[0] if q.target == b"/h2"]

@@ -21,13 +21,12 @@ import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+# The integration suite's helpers, under the names its tests use (run.sh puts tests/integration
+# on PYTHONPATH).
+from battery import HAVE_H11, StrictError, cross_check, fd_count, get_until_closed, recv_until_closed, rss_kib
+from harness import DemoApi, Gateway, RawClient, ScriptedUpstream, request_full, sidecar_config
 
-from battery import (HAVE_H11, StrictError, cross_check, fd_count, get_until_closed,  # noqa: E402
-                     recv_until_closed, rss_kib)
-from harness import (DemoApi, Gateway, RawClient, ScriptedUpstream, request_full,  # noqa: E402
-                     sidecar_config)
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 RESULTS = []

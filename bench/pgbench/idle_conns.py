@@ -4,7 +4,7 @@
 then hold them idle until SIGTERM/SIGINT or stdin closes.
 
 Prints `READY <ok> <failed>` on stdout once every connection is set up.
-stdlib only; used by bench/harness.py.
+stdlib only; run as a script by pgbench.scenarios (idle-connection scenario and memory test).
 """
 import argparse
 import asyncio
