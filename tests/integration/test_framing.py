@@ -15,8 +15,8 @@ import time
 import unittest
 
 from battery import (HAVE_H11, NODE, StrictError, check_problem_response, cross_check, node_parse,
-                     recv_until_closed, wait_for)
-from harness import Gateway, RawClient, ScriptedUpstream, response_bytes, sidecar_config
+                     recv_until_closed)
+from harness import Gateway, RawClient, ScriptedUpstream, response_bytes, sidecar_config, wait_until
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 CHUNKED_BODY = b"5\r\nhello\r\n0\r\n\r\n"
@@ -521,7 +521,7 @@ class Regressions(unittest.TestCase):
             c.send(b"POST /up HTTP/1.1\r\nHost: x\r\nX-Request-Id: reg-1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
             # The last chunk must arrive in a read of its own: wait until the gateway relayed the
             # data chunk (a fixed pause did not guarantee that on a loaded machine).
-            self.assertTrue(wait_for(lambda: b"5\r\nhello\r\n" in b"".join(up.received)),
+            self.assertTrue(wait_until(lambda: b"5\r\nhello\r\n" in b"".join(up.received)),
                             "the data chunk was not relayed before the body ended")
             c.send(b"0\r\n\r\n")
             self.assertEqual(c.read_response().status, 200)
