@@ -2,28 +2,30 @@
 
 namespace problemgate::proxy {
 
+std::size_t take_buffered(beast::flat_buffer& buffer, char* dst, std::size_t cap, std::uint64_t& left) {
+  const std::size_t got = std::min({static_cast<std::size_t>(std::min<std::uint64_t>(cap, left)), buffer.size()});
+  if (got == 0) return 0;
+  std::memcpy(dst, buffer.data().data(), got);
+  buffer.consume(got);
+  left -= got;
+  return got;
+}
+
 net::awaitable<std::size_t> read_bounded(upstream::DeadlineSocket& s, beast::flat_buffer& buffer,
                                          config::Duration timeout, char* dst, std::size_t cap,
                                          std::uint64_t& left, boost::system::error_code& ec) {
   ec = {};
   const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(cap, left));
   if (want == 0) co_return 0;
-  std::size_t got = 0;
-  if (buffer.size() > 0) {
-    got = std::min(want, buffer.size());
-    std::memcpy(dst, buffer.data().data(), got);
-    buffer.consume(got);
-  } else {
-    s.arm(timeout);
-    auto [rec, n] = co_await s.socket().async_read_some(net::buffer(dst, want), kNoThrow);
-    if (rec) {
-      ec = rec;
-      co_return 0;
-    }
-    got = n;
+  if (buffer.size() > 0) co_return take_buffered(buffer, dst, want, left);
+  s.arm(timeout);
+  auto [rec, n] = co_await s.socket().async_read_some(net::buffer(dst, want), kNoThrow);
+  if (rec) {
+    ec = rec;
+    co_return 0;
   }
-  left -= got;
-  co_return got;
+  left -= n;
+  co_return n;
 }
 
 net::awaitable<std::size_t> Session::read_body_piece(const Runtime& rt, RequestBody& body,

@@ -199,7 +199,16 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
     }
   }
 
-  const Outcome outcome = co_await forward(rt, scan, req, keep_alive);
+  // --- Forward: the request to an upstream (forwarder.cpp), the response back
+  // (response_relay.cpp).
+  fw_.begin(route, rt.config.upstreams[route.upstream_index], snapshot_->balancer(route.upstream_index),
+            snapshot_->upstream_counters(route.upstream_index));
+  start_forwarding(rt, fw_, scan, req);
+  std::optional<Outcome> ended;
+  if (!fw_.body.done && rt.config.limits.request_buffer_bytes > 0) ended = co_await buffer_request_body(rt, fw_);
+  if (!ended) ended = co_await exchange_with_upstream(rt, fw_, scan, keep_alive);
+  const Outcome outcome = ended ? *ended : co_await relay_response(rt, fw_, scan, keep_alive);
+  fw_.end();
   // An upload grew the read buffer or the body buffer: give the memory back while the
   // connection idles.
   if (buffer_.size() == 0 && buffer_.capacity() > kReadChunk) buffer_.shrink_to_fit();

@@ -1,8 +1,9 @@
 #pragma once
 // The request path's shared parts: a Session (one client connection) and the per-request
 // state its phases share. Private to src/proxy: session.cpp tells a connection's story,
-// forwarder.cpp the exchange with the upstream, upstream_head.cpp the heads it writes,
-// request_body.cpp the body reads, local_reply.cpp the gateway's own answers.
+// forwarder.cpp the exchange with the upstream (attempts, retries), response_relay.cpp the
+// response's way back, upstream_head.cpp the heads it writes, request_body.cpp the request body
+// reads, error_rewrite.cpp the call to `problem`, local_reply.cpp the gateway's own answers.
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -22,6 +23,7 @@
 #include "problemgate/ratelimit/rate_limit_headers.hpp"
 #include "proxy/client_stream.hpp"
 #include "proxy/client_address.hpp"
+#include "proxy/forward_rules.hpp"
 #include "proxy/head_scanner.hpp"
 #include "proxy/head_view.hpp"
 #include "proxy/message_writer.hpp"
@@ -53,6 +55,11 @@ struct RequestBody {
 
 /// Why reading a request body stopped early.
 enum class BodyError { none, client_closed, timeout, too_large, malformed };
+
+/// Up to `cap` bytes of a Content-Length body from what `buffer` already holds, never more than
+/// `left` (which it decrements); no I/O. read_bounded's first step, also called on its own so a
+/// body that came with its head costs no coroutine.
+std::size_t take_buffered(beast::flat_buffer& buffer, char* dst, std::size_t cap, std::uint64_t& left);
 
 /// Up to `cap` bytes of a Content-Length body into `dst`, never more than `left` (which it
 /// decrements): the bytes already buffered behind the head first, else one read under
@@ -173,6 +180,22 @@ struct Exchange {
   }
 };
 
+/// Where a response body comes from: Content-Length bytes (raw, never read past the body) or
+/// Beast's parser behind a synthetic head (chunked, or until the upstream closes).
+struct ResponseBody {
+  std::optional<http::response_parser<http::buffer_body>> decoded;
+  std::uint64_t left = 0;  ///< raw: Content-Length bytes still to read
+  bool none = false;       ///< HEAD, 204, 304: no body whatever the head says
+  bool raw = false;
+  bool done() const { return none || (raw ? left == 0 : decoded->is_done()); }
+};
+
+/// Up to `cap` bytes of a response body into `dst` (0 with done() false: only chunk framing was
+/// read). `failed` when the upstream closed, reset or timed out before the body's end.
+net::awaitable<std::size_t> read_response_piece(upstream::Connection& conn, ResponseBody& body,
+                                                config::Duration timeout, char* dst,
+                                                std::size_t cap, bool& failed);
+
 /// A 64 KiB relay buffer borrowed for the duration of one forward, so idle keep-alive
 /// connections hold no body buffer at all.
 class RelayBuffer {
@@ -188,6 +211,62 @@ private:
   std::unique_ptr<char[]> data_;
 };
 
+/// One request's way through an upstream: what the forwarding phases share. A Session member,
+/// reused by each request of the connection, so the phases' coroutine frames stay small (Asio
+/// recycles small frames; a large one costs an aligned allocation per request).
+struct Forwarding {
+  const config::Route* route = nullptr;
+  const config::Upstream* settings = nullptr;
+  upstream::Balancer* balancer = nullptr;
+  obs::UpstreamCounters* counters = nullptr;
+  bool has_body = false;
+  bool idempotent = false;
+  bool expect_continue = false;  ///< the client waits for a 100 before sending its body
+  bool continue_sent = false;
+  RequestBody body;
+  std::optional<RelayBuffer> relay;  ///< taken once the request goes upstream
+  steady::time_point upstream_started;
+  std::int64_t started_ns = 0;  ///< upstream_started, for the balancer and outlier detection
+  // The attempt that got a response head (exchange_with_upstream):
+  upstream::Acquired acquired;
+  std::shared_ptr<upstream::UpstreamPool> pool_ref;  // held: a DNS change may drop it from the balancer
+  upstream::UpstreamPool* pool = nullptr;
+  HeadScan response;  ///< the upstream's response head, scanned (in acquired.conn->buffer)
+  ResponseBody response_body;
+
+  void begin(const config::Route& r, const config::Upstream& u, upstream::Balancer& b,
+             obs::UpstreamCounters& c) {
+    route = &r;
+    settings = &u;
+    balancer = &b;
+    counters = &c;
+    continue_sent = false;
+    body.chunks.reset();
+    response_body.decoded.reset();
+  }
+  /// Gives back what the exchange borrowed (the relay buffer, the pool, a connection left over).
+  void end() {
+    relay.reset();
+    if (acquired.conn && pool) pool->discard(std::move(acquired.conn));
+    acquired = {};
+    pool_ref.reset();
+    pool = nullptr;
+  }
+  void update_pool_gauges() const {
+    counters->open.store(balancer->open_count(), std::memory_order_relaxed);
+    counters->idle.store(balancer->idle_count(), std::memory_order_relaxed);
+  }
+  void count_failure(obs::UpstreamFailure f) const {
+    obs::bump(counters->failures[static_cast<std::size_t>(f)]);
+    update_pool_gauges();
+  }
+  /// The connection is done with: back to the pool when `end` allows, else closed.
+  void finish_connection(const ExchangeEnd& e) {
+    if (reusable(e)) pool->release(std::move(acquired.conn));
+    else pool->discard(std::move(acquired.conn));
+  }
+};
+
 class Session {
 public:
   Session(Worker& worker, tcp::socket socket)
@@ -201,8 +280,34 @@ private:
 
   net::awaitable<HeadResult> read_head(const Runtime& rt, HeadScan& scan);
   net::awaitable<Outcome> handle(const Runtime& rt, const HeadScan& scan);
-  net::awaitable<Outcome> forward(const Runtime& rt, const HeadScan& scan, const HeadView& req,
-                                  bool keep_alive);
+  // Forwarding, phase by phase (handle() runs them in order; HAProxy's http_ana.c names one
+  // step per phase the same way). Each phase that is not the last returns the outcome when the
+  // exchange ended early (a local reply was sent), nullopt to go on.
+  /// The upstream request head, the request body's framing: no I/O.
+  void start_forwarding(const Runtime& rt, Forwarding& fw, const HeadScan& scan, const HeadView& req);
+  /// Request buffering (nginx's proxy_request_buffering): up to limits.request_buffer_bytes of
+  /// the body into ex_.request_body before an upstream connection is taken.
+  net::awaitable<std::optional<Outcome>> buffer_request_body(const Runtime& rt, Forwarding& fw);
+  /// Picks endpoints, connects, sends the request and reads the response head, with the
+  /// retries the rules allow. nullopt: fw.acquired holds the connection and fw.response its
+  /// head.
+  net::awaitable<std::optional<Outcome>> exchange_with_upstream(const Runtime& rt, Forwarding& fw,
+                                                                const HeadScan& scan, bool keep_alive);
+  enum class SendResult { sent, upstream_failed, client_failed };
+  /// A request with a body to the upstream (the head goes out with the first piece).
+  net::awaitable<SendResult> send_request(const Runtime& rt, Forwarding& fw, const HeadScan& scan,
+                                          upstream::Connection& conn, BodyError& body_error);
+  /// Scans what the upstream sent so far into fw.response, dropping interim 1xx heads: true
+  /// when a head is there (or a bad one, or one too large), false when more bytes are needed.
+  bool scan_response_head(Forwarding& fw, upstream::Connection& conn);
+  /// The response back to the client: relayed, or buffered and rewritten when it is an error.
+  net::awaitable<Outcome> relay_response(const Runtime& rt, Forwarding& fw, const HeadScan& scan,
+                                         bool keep_alive);
+  /// The error body into ex_.error_body, up to problem.max_error_body (+1 to tell "over").
+  /// False when the upstream failed before the body's end.
+  net::awaitable<bool> read_error_body(const Runtime& rt, Forwarding& fw);
+  /// A body error from the client: the matching canonical reply (or none when it left).
+  net::awaitable<Outcome> fail_request_body(const Runtime& rt, BodyError e);
   net::awaitable<void> local_reply(const Runtime& rt, core::GatewayError e, bool close);
   /// A local reply that ends the exchange: the connection closes when `close` (an unread
   /// body, or the client asked), else it stays open for the next request.
@@ -258,6 +363,7 @@ private:
   std::string up_head_;    // the upstream request head being sent (kept for a retry)
   std::string down_head_;  // the client response head being sent
   std::string error_head_; // an error response's upstream head, kept while its body is read
+  Forwarding fw_;  // the request in progress's way through the upstream
   std::vector<FieldSpan> req_fields_;
   std::vector<FieldSpan> res_fields_;
   std::vector<ratelimit::HeaderField> rl_fields_;

@@ -177,7 +177,7 @@ def main():
             log(f"{name}: {ir:,} Ir in all, {n} x GET {path} in {secs:.1f} s")
     finally:
         demo.stop()
-    shutil.rmtree(tmp, ignore_errors=True)
+    if not os.environ.get("PROBLEMGATE_KEEP_BUDGET_TMP"): shutil.rmtree(tmp, ignore_errors=True)
 
     failed = []
     table = [f"instruction budget ({n} requests per scenario, "
