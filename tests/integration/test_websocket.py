@@ -519,7 +519,7 @@ class RouteAndLimits(unittest.TestCase):
             gw.stop()
             origin.stop()
 
-    def test_tunnels_count_against_connection_limits(self):
+    def test_a_tunnel_holds_one_of_the_upstreams_max_connections(self):
         origin = EchoOrigin()
         gw = Gateway(config(origin.url, threads=1, upstream_extra="    max_connections: 1"))
         try:
@@ -543,7 +543,7 @@ class RouteAndLimits(unittest.TestCase):
             gw.stop()
             origin.stop()
 
-    def test_tunnels_count_against_max_connections(self):
+    def test_a_tunnel_holds_one_of_the_clients_max_connections(self):
         origin = EchoOrigin()
         gw = Gateway(config(origin.url, threads=1, limits="  max_connections: 1"))
         try:

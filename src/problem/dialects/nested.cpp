@@ -8,19 +8,24 @@ namespace problemgate::problem::internal {
 
 namespace {
 
-/// Google's `ErrorInfo.reason` from `error.details[]`.
-std::optional<std::string_view> google_reason(JsonObject error) noexcept {
+/// The first entry of Google's `error.details[]` whose `@type` ends with `type`
+/// (e.g. "google.rpc.ErrorInfo": the prefix is a type URL host that varies).
+std::optional<JsonObject> google_detail(JsonObject error, std::string_view type) noexcept {
   auto details = array_member(error, "details");
   if (!details) return std::nullopt;
   for (JsonElement item : *details) {
     auto d = as_object(item);
     if (!d) continue;
-    auto type = string_member(*d, "@type");
-    if (type && type->ends_with("google.rpc.ErrorInfo")) {
-      if (auto r = code_member(*d, "reason")) return r;
-    }
+    auto t = string_member(*d, "@type");
+    if (t && t->ends_with(type)) return d;
   }
   return std::nullopt;
+}
+
+/// Google's `ErrorInfo.reason`.
+std::optional<std::string_view> google_reason(JsonObject error) noexcept {
+  auto info = google_detail(error, "google.rpc.ErrorInfo");
+  return info ? code_member(*info, "reason") : std::nullopt;
 }
 
 /// A protobuf Duration in its JSON form ("30s", "1.500s"), in whole seconds rounded up.
@@ -45,19 +50,12 @@ std::optional<std::int64_t> duration_seconds(std::string_view d) noexcept {
   return whole + (fraction ? 1 : 0);
 }
 
-/// Google's `RetryInfo.retryDelay` from `error.details[]`.
+/// Google's `RetryInfo.retryDelay`, in whole seconds.
 std::optional<std::int64_t> google_retry_delay(JsonObject error) noexcept {
-  auto details = array_member(error, "details");
-  if (!details) return std::nullopt;
-  for (JsonElement item : *details) {
-    auto d = as_object(item);
-    if (!d) continue;
-    auto type = string_member(*d, "@type");
-    if (type && type->ends_with("google.rpc.RetryInfo")) {
-      if (auto delay = string_member(*d, "retryDelay")) return duration_seconds(*delay);
-    }
-  }
-  return std::nullopt;
+  auto info = google_detail(error, "google.rpc.RetryInfo");
+  if (!info) return std::nullopt;
+  auto delay = string_member(*info, "retryDelay");
+  return delay ? duration_seconds(*delay) : std::nullopt;
 }
 
 /// OData v2/v3 (SAP Gateway, SharePoint) write `message` as {"lang": ..., "value": ...}.
