@@ -4,8 +4,8 @@
 
 namespace problemgate::proxy {
 
-net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadScan& scan,
-                                                  const HeadView& req, bool keep_alive) {
+net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const http1::HeadScan& scan,
+                                                  const http1::HeadView& req, bool keep_alive) {
   const auto& route = *ex_.route;
   const auto& cfg = rt.config;
   const auto& up_cfg = cfg.upstreams[route.upstream_index];
@@ -16,7 +16,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   const bool is_head = ex_.method == "HEAD";
   const bool idempotent = is_idempotent(ex_.method);
   // No 1xx goes to an HTTP/1.0 client (RFC 9110 §15.2): it could not tell it from the answer.
-  const bool expect_continue = scan.version_minor == 1 && iequals(req.get("expect"), "100-continue");
+  const bool expect_continue = scan.version_minor == 1 && http1::iequals(req.get("expect"), "100-continue");
   const std::uint64_t body_limit = body_limit_of(route, cfg);
 
   build_upstream_head(rt, scan, req);
@@ -153,7 +153,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     ex_.proxy_error = token;
     ex_.next_hop = pool->endpoint()->label;
   };
-  HeadScan rscan;
+  http1::HeadScan rscan;
   if (!adopt(balancer.pick(now_ns, {}, panic))) {
     ex_.proxy_error = "destination_unavailable";  // no endpoint: a name that never resolved
     count_failure(obs::UpstreamFailure::refused);
@@ -187,8 +187,8 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     ++conn.requests;
 
     // --- Send the request head and stream the body (the head goes out with the first piece).
-    MessageWriter sr(up_head_, scan.chunked ? MessageWriter::Framing::chunked
-                                            : MessageWriter::Framing::length);
+    http1::MessageWriter sr(up_head_, scan.chunked ? http1::MessageWriter::Framing::chunked
+                                            : http1::MessageWriter::Framing::length);
     bool upstream_failed = false;
     bool client_failed = false;
     if (has_body && expect_continue && !continue_sent) {
@@ -241,20 +241,20 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     bool got_any_byte = false;
     bool timed_out = false;
     if (!upstream_failed) {
-      const HeadLimits up_limits{kUpstreamHeadLimit, kUpstreamHeadLimit, 1000};
+      const http1::HeadLimits up_limits{kUpstreamHeadLimit, kUpstreamHeadLimit, 1000};
       for (;;) {
         conn.buffer.max_size(2 * kUpstreamHeadLimit + kReadChunk);
-        rscan = scan_response_head(view_of(conn.buffer), up_limits, &res_fields_);
-        if (rscan.verdict == HeadVerdict::ok) {
+        rscan = http1::scan_response_head(view_of(conn.buffer), up_limits, &res_fields_);
+        if (rscan.verdict == http1::HeadVerdict::ok) {
           if (rscan.status >= 100 && rscan.status < 200 && rscan.status != 101) {
             conn.buffer.consume(rscan.head_bytes);  // 100 / 103: interim, not forwarded
             continue;
           }
           break;
         }
-        if (rscan.verdict != HeadVerdict::incomplete) break;
+        if (rscan.verdict != http1::HeadVerdict::incomplete) break;
         if (conn.buffer.size() >= conn.buffer.max_size()) {
-          rscan.verdict = HeadVerdict::too_large;
+          rscan.verdict = http1::HeadVerdict::too_large;
           break;
         }
         conn.stream.arm(up_cfg.timeout);
@@ -290,7 +290,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       }
       co_return co_await reply_and_finish(rt, timed_out ? core::GatewayError::upstream_timeout : core::GatewayError::upstream_down, has_body || !keep_alive);
     }
-    if (rscan.verdict != HeadVerdict::ok) {
+    if (rscan.verdict != http1::HeadVerdict::ok) {
       pool->discard(std::move(acquired.conn));
       count_failure(obs::UpstreamFailure::bad_response);
       ex_.error = "bad_response";
@@ -309,7 +309,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       std::chrono::duration<double>(steady::now() - upstream_started).count());
 
   // --- The response head, as scanned (no I/O, no field container).
-  HeadView res{view_of(conn.buffer).substr(0, rscan.head_bytes), res_fields_};
+  http1::HeadView res{view_of(conn.buffer).substr(0, rscan.head_bytes), res_fields_};
   const int status = rscan.status;
   ex_.status = status;
   if (status == 101) {
@@ -431,9 +431,9 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   }
 
   // --- Relay the body (or the rewritten one). The head goes out with the first piece.
-  MessageWriter rsr(down_head_, no_body                  ? MessageWriter::Framing::none
-                                : !rewritten && chunk_out ? MessageWriter::Framing::chunked
-                                                          : MessageWriter::Framing::length);
+  http1::MessageWriter rsr(down_head_, no_body                  ? http1::MessageWriter::Framing::none
+                                : !rewritten && chunk_out ? http1::MessageWriter::Framing::chunked
+                                                          : http1::MessageWriter::Framing::length);
   bool upstream_ok = true;
   bool client_ok = true;
   std::size_t prefix_sent = 0;
@@ -453,10 +453,10 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       // A large Content-Length body, with the head and any buffered bytes already out: the
       // kernel moves the rest socket to socket (splice), no copy through this process. With no
       // pipe to be had (descriptors), or a small rest, it is read and written here.
-      Pipe pipe;
+      http1::Pipe pipe;
       if (raw_left >= kSpliceMin && conn.buffer.size() == 0 && rsr.head_sent()) pipe = worker_.pipes().take();
       if (pipe.valid()) {
-        const SpliceOutcome r = co_await splice_body(conn.stream, up_cfg.timeout, client_,
+        const http1::SpliceOutcome r = co_await http1::splice_body(conn.stream, up_cfg.timeout, client_,
                                                      cfg.limits.write_timeout, pipe, raw_left);
         worker_.pipes().give(std::move(pipe));
         ex_.bytes_out += r.bytes_out;

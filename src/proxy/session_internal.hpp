@@ -22,10 +22,10 @@
 #include "problemgate/ratelimit/rate_limit_headers.hpp"
 #include "proxy/client_stream.hpp"
 #include "proxy/client_address.hpp"
-#include "proxy/head_scanner.hpp"
-#include "proxy/head_view.hpp"
-#include "proxy/message_writer.hpp"
-#include "proxy/splice_relay.hpp"
+#include "problemgate/http1/head_scanner.hpp"
+#include "problemgate/http1/head_view.hpp"
+#include "problemgate/http1/message_writer.hpp"
+#include "problemgate/http1/splice_relay.hpp"
 #include "proxy/tunnel.hpp"
 #include "proxy/upgrade.hpp"
 #include "proxy/worker.hpp"
@@ -58,7 +58,7 @@ enum class BodyError { none, client_closed, timeout, too_large, malformed };
 /// decrements): the bytes already buffered behind the head first, else one read under
 /// `timeout`. Nothing past the body is ever read. Used for both directions. 0 with `ec` set on
 /// a failed read (the socket's timed_out() tells a deadline from a close).
-net::awaitable<std::size_t> read_bounded(upstream::DeadlineSocket& s, beast::flat_buffer& buffer,
+net::awaitable<std::size_t> read_bounded(http1::DeadlineSocket& s, beast::flat_buffer& buffer,
                                          config::Duration timeout, char* dst, std::size_t cap,
                                          std::uint64_t& left, boost::system::error_code& ec);
 
@@ -93,21 +93,21 @@ inline bool is_idempotent(std::string_view method) {
          method == "DELETE" || method == "TRACE";
 }
 
-inline core::GatewayError head_error(HeadVerdict v) {
+inline core::GatewayError head_error(http1::HeadVerdict v) {
   switch (v) {
-    case HeadVerdict::uri_too_long: return core::GatewayError::uri_too_long;
-    case HeadVerdict::too_large: return core::GatewayError::headers_too_large;
-    case HeadVerdict::not_implemented: return core::GatewayError::not_implemented;
+    case http1::HeadVerdict::uri_too_long: return core::GatewayError::uri_too_long;
+    case http1::HeadVerdict::too_large: return core::GatewayError::headers_too_large;
+    case http1::HeadVerdict::not_implemented: return core::GatewayError::not_implemented;
     default: return core::GatewayError::malformed_request;
   }
 }
 
 /// Every X-Forwarded-For field line as one list, in order (RFC 9110 §5.3: the same as one
 /// comma-joined line); HAProxy, for one, appends its hop as a separate line.
-inline void forwarded_for(const HeadView& head, std::string& out) {
+inline void forwarded_for(const http1::HeadView& head, std::string& out) {
   out.clear();
   for (const auto& f : head.fields) {
-    if (f.name_len != core::hdr::kForwardedFor.size() || !iequals(head.name(f), core::hdr::kForwardedFor)) continue;
+    if (f.name_len != core::hdr::kForwardedFor.size() || !http1::iequals(head.name(f), core::hdr::kForwardedFor)) continue;
     if (!out.empty()) out += ", ";
     out.append(head.value(f));
   }
@@ -199,9 +199,9 @@ private:
   enum class HeadResult { ok, closed, rejected };
   enum class Outcome { keep_alive, close };
 
-  net::awaitable<HeadResult> read_head(const Runtime& rt, HeadScan& scan);
-  net::awaitable<Outcome> handle(const Runtime& rt, const HeadScan& scan);
-  net::awaitable<Outcome> forward(const Runtime& rt, const HeadScan& scan, const HeadView& req,
+  net::awaitable<HeadResult> read_head(const Runtime& rt, http1::HeadScan& scan);
+  net::awaitable<Outcome> handle(const Runtime& rt, const http1::HeadScan& scan);
+  net::awaitable<Outcome> forward(const Runtime& rt, const http1::HeadScan& scan, const http1::HeadView& req,
                                   bool keep_alive);
   net::awaitable<void> local_reply(const Runtime& rt, core::GatewayError e, bool close);
   /// A local reply that ends the exchange: the connection closes when `close` (an unread
@@ -227,22 +227,22 @@ private:
   /// Normalizes the buffered upstream error body (ex_.error_body, `complete` when it all fit
   /// under problem.max_error_body; else the status-only `oversize` problem): true when the client
   /// gets the rewritten body (false only for a content coding the normalizer cannot decode).
-  bool rewrite_error(const Runtime& rt, const HeadView& res, int status, bool complete,
+  bool rewrite_error(const Runtime& rt, const http1::HeadView& res, int status, bool complete,
                      obs::RouteCounters& route_counters);
   void merge_body_rate_limit(const problem::Output& out);
   /// After the upstream's 101 to a WebSocket request: sends the 101 on and relays bytes both
   /// ways until the tunnel ends; the upstream connection is discarded, never pooled.
-  net::awaitable<Outcome> open_tunnel(const Runtime& rt, const HeadView& res, const HeadScan& rscan,
+  net::awaitable<Outcome> open_tunnel(const Runtime& rt, const http1::HeadView& res, const http1::HeadScan& rscan,
                                       std::unique_ptr<upstream::Connection> conn,
                                       upstream::UpstreamPool& pool);
   /// The 101 head for the client, from the upstream's `res`, into down_head_.
-  void build_switching_head(const Runtime& rt, const HeadView& res, const HeadScan& rscan);
+  void build_switching_head(const Runtime& rt, const http1::HeadView& res, const http1::HeadScan& rscan);
   /// The request head for the upstream, from the client's head `req`, into up_head_.
-  void build_upstream_head(const Runtime& rt, const HeadScan& scan, const HeadView& req);
+  void build_upstream_head(const Runtime& rt, const http1::HeadScan& scan, const http1::HeadView& req);
   /// The response head for the client, from the upstream's head `res`, into down_head_.
-  void build_response_head(const Runtime& rt, const HeadView& res, const HeadScan& rscan,
+  void build_response_head(const Runtime& rt, const http1::HeadView& res, const http1::HeadScan& rscan,
                            bool rewritten, bool chunk_out, bool keep_alive);
-  std::string_view client_ip(const Runtime& rt, const HeadView& req);
+  std::string_view client_ip(const Runtime& rt, const http1::HeadView& req);
   /// The limit check in the shared store: false when it failed and on_error is deny. Sets
   /// ex_.decision when the store decided.
   net::awaitable<bool> check_shared_limit(const Runtime& rt, redis::StoreClient& store,
@@ -258,10 +258,10 @@ private:
   std::string up_head_;    // the upstream request head being sent (kept for a retry)
   std::string down_head_;  // the client response head being sent
   std::string error_head_; // an error response's upstream head, kept while its body is read
-  std::vector<FieldSpan> req_fields_;
-  std::vector<FieldSpan> res_fields_;
+  std::vector<http1::FieldSpan> req_fields_;
+  std::vector<http1::FieldSpan> res_fields_;
   std::vector<ratelimit::HeaderField> rl_fields_;
-  NameSet skip_;
+  http1::NameSet skip_;
   std::size_t head_pending_ = 0;  // bytes of the current request head still in buffer_
   // Views into the current request head (valid until consume_head()): the authority the
   // request was routed on (absolute-form target's, else Host) and the query as received.
