@@ -2,7 +2,7 @@
 
 namespace problemgate::proxy {
 
-bool Session::rewrite_error(const Runtime& rt, const HeadView& res, int status, bool complete,
+bool Session::rewrite_error(const Runtime& rt, const http1::HeadView& res, int status, bool complete,
                             obs::RouteCounters& route_counters) {
   const auto& route = *ex_.route;
   problem::Input in;

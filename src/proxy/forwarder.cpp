@@ -281,7 +281,7 @@ bool Session::scan_response_head(Forwarding& fw, upstream::Connection& conn) {
   HeadScan& head = fw.response;
   for (;;) {
     conn.buffer.max_size(2 * kUpstreamHeadLimit + kReadChunk);
-    head = proxy::scan_response_head(view_of(conn.buffer), kLimits, &res_fields_);
+    head = http1::scan_response_head(view_of(conn.buffer), kLimits, &res_fields_);
     if (head.verdict == HeadVerdict::ok && head.status >= 100 && head.status < 200 && head.status != 101) {
       conn.buffer.consume(head.head_bytes);  // 100 / 103: interim, not forwarded
       continue;

@@ -36,7 +36,7 @@ net::awaitable<void> Session::local_reply(const Runtime& rt, core::GatewayError 
   ex_.code = p.code;
   ex_.subcode = p.subcode;
   down_head_.clear();
-  append_response_head(res, down_head_);
+  http1::append_response_head(res, down_head_);
   const std::array<net::const_buffer, 2> bufs{net::buffer(down_head_), net::buffer(res.body())};
   client_.arm(cfg.limits.write_timeout);
   auto [ec, n] = co_await net::async_write(client_.socket(), bufs, kNoThrow);

@@ -11,7 +11,7 @@ std::size_t take_buffered(beast::flat_buffer& buffer, char* dst, std::size_t cap
   return got;
 }
 
-net::awaitable<std::size_t> read_bounded(upstream::DeadlineSocket& s, beast::flat_buffer& buffer,
+net::awaitable<std::size_t> read_bounded(http1::DeadlineSocket& s, beast::flat_buffer& buffer,
                                          config::Duration timeout, char* dst, std::size_t cap,
                                          std::uint64_t& left, boost::system::error_code& ec) {
   ec = {};

@@ -168,7 +168,7 @@ net::awaitable<Session::Outcome> Session::relay_response(const Runtime& rt, Forw
       // pipe to be had (descriptors), it is read and written here.
       Pipe pipe = worker_.pipes().take();
       if (pipe.valid()) {
-        const SpliceOutcome r = co_await splice_body(conn.stream, timeout, client_,
+        const SpliceOutcome r = co_await http1::splice_body(conn.stream, timeout, client_,
                                                      cfg.limits.write_timeout, pipe, body.left);
         worker_.pipes().give(std::move(pipe));
         ex_.bytes_out += r.bytes_out;

@@ -15,7 +15,7 @@ net::awaitable<void> Session::run() {
     // runtime, pools and counters it uses outlive a reload while it is suspended.
     std::shared_ptr<const WorkerSnapshot> snap = worker_.snapshot();
     snapshot_ = snap.get();
-    HeadScan scan;
+    http1::HeadScan scan;
     const HeadResult head = co_await read_head(snap->runtime(), scan);
     if (head == HeadResult::closed) break;
     if (head == HeadResult::rejected) {
@@ -44,9 +44,9 @@ net::awaitable<void> Session::run() {
   co_await lingering_close();
 }
 
-net::awaitable<Session::HeadResult> Session::read_head(const Runtime& rt, HeadScan& scan) {
+net::awaitable<Session::HeadResult> Session::read_head(const Runtime& rt, http1::HeadScan& scan) {
   const auto& limits = rt.config.limits;
-  const HeadLimits head_limits{limits.max_request_line, limits.max_header_bytes,
+  const http1::HeadLimits head_limits{limits.max_request_line, limits.max_header_bytes,
                                limits.max_header_fields};
   bool started = buffer_.size() > 0;
   if (started) {
@@ -59,12 +59,12 @@ net::awaitable<Session::HeadResult> Session::read_head(const Runtime& rt, HeadSc
   }
   for (;;) {
     if (buffer_.size() > 0) {
-      scan = scan_request_head(view_of(buffer_), head_limits, &req_fields_);
-      if (scan.verdict != HeadVerdict::incomplete) break;
+      scan = http1::scan_request_head(view_of(buffer_), head_limits, &req_fields_);
+      if (scan.verdict != http1::HeadVerdict::incomplete) break;
     }
     const std::size_t room = buffer_.max_size() - buffer_.size();
     if (room == 0) {
-      scan.verdict = HeadVerdict::too_large;
+      scan.verdict = http1::HeadVerdict::too_large;
       break;
     }
     if (buffer_.max_size() < head_limits.max_line + head_limits.max_bytes + kReadChunk)
@@ -95,7 +95,7 @@ net::awaitable<Session::HeadResult> Session::read_head(const Runtime& rt, HeadSc
   ex_.reset();
   ex_.started = steady::now();
   ex_.time_ms = worker_.shared().clock.now_ms();
-  if (scan.verdict != HeadVerdict::ok) {
+  if (scan.verdict != http1::HeadVerdict::ok) {
     worker_.ids().next(ex_.request_id);
     // Keep what can be read of the request line for the log.
     std::string_view head = view_of(buffer_);
@@ -106,8 +106,8 @@ net::awaitable<Session::HeadResult> Session::read_head(const Runtime& rt, HeadSc
   co_return HeadResult::ok;
 }
 
-net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadScan& scan) {
-  const HeadView req{view_of(buffer_).substr(0, scan.head_bytes), req_fields_};
+net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const http1::HeadScan& scan) {
+  const http1::HeadView req{view_of(buffer_).substr(0, scan.head_bytes), req_fields_};
   const auto& cfg = rt.config;
   ex_.method.assign(req.bytes.substr(0, scan.method_len));
   const std::string_view target = req.bytes.substr(scan.target_off, scan.target_len);
@@ -116,7 +116,7 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const HeadSc
 
   // Request id (spec §5): keep a well-formed one when trusted, else generate.
   {
-    const FieldSpan* f = req.find(cfg.request_id.header);
+    const http1::FieldSpan* f = req.find(cfg.request_id.header);
     if (cfg.request_id.trust_incoming && f && core::is_valid_request_id(req.value(*f)))
       ex_.request_id.assign(req.value(*f));
     else
@@ -230,7 +230,7 @@ net::awaitable<bool> Session::check_shared_limit(const Runtime& rt, redis::Store
   co_return rt.config.rate_limit_store.on_error == config::RateLimitStore::OnError::allow;
 }
 
-std::string_view Session::client_ip(const Runtime& rt, const HeadView& req) {
+std::string_view Session::client_ip(const Runtime& rt, const http1::HeadView& req) {
   forwarded_for(req, client_ip_);
   client_ip_ = effective_client_ip(peer_ip_, client_ip_, rt.config.trusted_proxies);
   return client_ip_;

@@ -23,11 +23,11 @@
 #include "problemgate/ratelimit/rate_limit_headers.hpp"
 #include "proxy/client_stream.hpp"
 #include "proxy/client_address.hpp"
+#include "problemgate/http1/head_scanner.hpp"
+#include "problemgate/http1/head_view.hpp"
+#include "problemgate/http1/message_writer.hpp"
+#include "problemgate/http1/splice_relay.hpp"
 #include "proxy/forward_rules.hpp"
-#include "proxy/head_scanner.hpp"
-#include "proxy/head_view.hpp"
-#include "proxy/message_writer.hpp"
-#include "proxy/splice_relay.hpp"
 #include "proxy/tunnel.hpp"
 #include "proxy/upgrade.hpp"
 #include "proxy/worker.hpp"
@@ -43,6 +43,18 @@ namespace http = beast::http;
 using tcp = net::ip::tcp;
 using steady = std::chrono::steady_clock;
 
+
+// The wire layer's vocabulary, used throughout the request path.
+using http1::FieldSpan;
+using http1::HeadLimits;
+using http1::HeadScan;
+using http1::HeadVerdict;
+using http1::HeadView;
+using http1::iequals;
+using http1::MessageWriter;
+using http1::NameSet;
+using http1::Pipe;
+using http1::SpliceOutcome;
 
 inline constexpr auto kNoThrow = net::as_tuple(net::use_awaitable);
 
@@ -65,7 +77,7 @@ std::size_t take_buffered(beast::flat_buffer& buffer, char* dst, std::size_t cap
 /// decrements): the bytes already buffered behind the head first, else one read under
 /// `timeout`. Nothing past the body is ever read. Used for both directions. 0 with `ec` set on
 /// a failed read (the socket's timed_out() tells a deadline from a close).
-net::awaitable<std::size_t> read_bounded(upstream::DeadlineSocket& s, beast::flat_buffer& buffer,
+net::awaitable<std::size_t> read_bounded(http1::DeadlineSocket& s, beast::flat_buffer& buffer,
                                          config::Duration timeout, char* dst, std::size_t cap,
                                          std::uint64_t& left, boost::system::error_code& ec);
 

@@ -25,7 +25,7 @@ class TunnelRun {
 public:
   using clock = std::chrono::steady_clock;
 
-  TunnelRun(upstream::DeadlineSocket& client, upstream::DeadlineSocket& upstream,
+  TunnelRun(http1::DeadlineSocket& client, http1::DeadlineSocket& upstream,
             FlatBuffer& from_client, FlatBuffer& from_upstream, TunnelLimits limits,
             TunnelLink& link)
       : up_{&client, &upstream, &from_client, obs::TunnelClose::client_closed, obs::TunnelClose::upstream_closed},
@@ -36,8 +36,8 @@ public:
 
 private:
   struct Direction {
-    upstream::DeadlineSocket* from;
-    upstream::DeadlineSocket* to;
+    http1::DeadlineSocket* from;
+    http1::DeadlineSocket* to;
     FlatBuffer* pending;            // bytes read from `from` before the tunnel began
     obs::TunnelClose from_gone;       // the reason when reading `from` ends
     obs::TunnelClose to_gone;         // the reason when writing `to` fails
@@ -163,7 +163,7 @@ net::awaitable<TunnelResult> TunnelRun::run() {
 
 //------------------------------------------------------------------------------------------------
 
-net::awaitable<TunnelResult> run_tunnel(upstream::DeadlineSocket& client, upstream::DeadlineSocket& upstream,
+net::awaitable<TunnelResult> run_tunnel(http1::DeadlineSocket& client, http1::DeadlineSocket& upstream,
                                         FlatBuffer& from_client, FlatBuffer& from_upstream,
                                         TunnelLimits limits, TunnelLink& link) {
   client.disarm();

@@ -9,7 +9,7 @@
 
 #include "problemgate/config/config.hpp"
 #include "problemgate/obs/metrics.hpp"
-#include "problemgate/upstream/deadline_socket.hpp"
+#include "problemgate/http1/deadline_socket.hpp"
 
 namespace problemgate::proxy {
 
@@ -54,8 +54,8 @@ struct TunnelResult {
 ///
 /// Plain TCP for now: both streams are read and written through user space (one 16 KiB buffer
 /// per direction), so a TLS stream can take a socket's place without changing the logic.
-boost::asio::awaitable<TunnelResult> run_tunnel(upstream::DeadlineSocket& client,
-                                                upstream::DeadlineSocket& upstream,
+boost::asio::awaitable<TunnelResult> run_tunnel(http1::DeadlineSocket& client,
+                                                http1::DeadlineSocket& upstream,
                                                 boost::beast::flat_buffer& from_client,
                                                 boost::beast::flat_buffer& from_upstream,
                                                 TunnelLimits limits, TunnelLink& link);

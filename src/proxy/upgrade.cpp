@@ -2,8 +2,8 @@
 
 namespace problemgate::proxy {
 
-net::awaitable<Session::Outcome> Session::open_tunnel(const Runtime& rt, const HeadView& res,
-                                                      const HeadScan& rscan,
+net::awaitable<Session::Outcome> Session::open_tunnel(const Runtime& rt, const http1::HeadView& res,
+                                                      const http1::HeadScan& rscan,
                                                       std::unique_ptr<upstream::Connection> conn,
                                                       upstream::UpstreamPool& pool) {
   const auto& cfg = rt.config;

@@ -1,6 +1,6 @@
 #pragma once
-#include "proxy/head_scanner.hpp"
-#include "proxy/head_view.hpp"
+#include "problemgate/http1/head_scanner.hpp"
+#include "problemgate/http1/head_view.hpp"
 
 namespace problemgate::proxy {
 
@@ -9,7 +9,7 @@ namespace problemgate::proxy {
 /// Connection lists `upgrade` and whose Upgrade lists `websocket`. Every other Upgrade (h2c,
 /// one on a request with a body) is treated as hop-by-hop and dropped: the request goes on
 /// as plain HTTP, so an upstream can never switch protocols under bytes still to be framed.
-inline bool asks_for_websocket(const HeadScan& scan, const HeadView& req) {
+inline bool asks_for_websocket(const http1::HeadScan& scan, const http1::HeadView& req) {
   if (scan.version_minor != 1 || req.bytes.substr(0, scan.method_len) != "GET") return false;
   if (scan.chunked || scan.content_length > 0) return false;
   return req.has_token("connection", "upgrade") && req.has_token("upgrade", "websocket");

@@ -4,7 +4,7 @@ namespace problemgate::proxy {
 
 // The upstream request head, written straight from the client's: its fields in order, minus
 // hop-by-hop ones and those this proxy sets.
-void Session::build_upstream_head(const Runtime& rt, const HeadScan& scan, const HeadView& req) {
+void Session::build_upstream_head(const Runtime& rt, const http1::HeadScan& scan, const http1::HeadView& req) {
   const auto& route = *ex_.route;
   const auto& cfg = rt.config;
   const auto& up_cfg = cfg.upstreams[route.upstream_index];
@@ -27,16 +27,16 @@ void Session::build_upstream_head(const Runtime& rt, const HeadScan& scan, const
     skip_.add(n);
   skip_.add(cfg.request_id.header);
   if (rewrite_host || absolute_form_) skip_.add("host");
-  append_fields_except(req, skip_, up_head_);
+  http1::append_fields_except(req, skip_, up_head_);
   // The one upgrade that is passed on (hop-by-hop fields are rewritten, not relayed): the
   // upstream may answer 101, and only then does the connection become a tunnel.
   if (ex_.wants_websocket) {
-    append_field(up_head_, "Connection", "upgrade");
-    append_field(up_head_, "Upgrade", "websocket");
+    http1::append_field(up_head_, "Connection", "upgrade");
+    http1::append_field(up_head_, "Upgrade", "websocket");
   }
   // A proxy forwarding an absolute-form request sends the target's authority as Host, never
   // the Host field it received (RFC 9112 §3.2.2).
-  if (absolute_form_ && !rewrite_host) append_field(up_head_, "Host", original_host);
+  if (absolute_form_ && !rewrite_host) http1::append_field(up_head_, "Host", original_host);
   // An HTTP/1.0 request may come without Host; it goes upstream as HTTP/1.1, which requires
   // one (RFC 9112 §3.2), so it gets the upstream's authority.
   if (rewrite_host) {
@@ -45,27 +45,27 @@ void Session::build_upstream_head(const Runtime& rt, const HeadScan& scan, const
       scratch_.push_back(':');
       scratch_.append(std::to_string(up_cfg.port));
     }
-    append_field(up_head_, "Host", scratch_);
+    http1::append_field(up_head_, "Host", scratch_);
   }
   forwarded_for(req, scratch_);
   if (!scratch_.empty()) scratch_ += ", ";
   scratch_ += peer_ip_;
-  append_field(up_head_, core::hdr::kForwardedFor, scratch_);
-  append_field(up_head_, core::hdr::kForwardedProto, "http");
-  if (!original_host.empty()) append_field(up_head_, core::hdr::kForwardedHost, original_host);
-  append_field(up_head_, cfg.request_id.header, ex_.request_id);
+  http1::append_field(up_head_, core::hdr::kForwardedFor, scratch_);
+  http1::append_field(up_head_, core::hdr::kForwardedProto, "http");
+  if (!original_host.empty()) http1::append_field(up_head_, core::hdr::kForwardedHost, original_host);
+  http1::append_field(up_head_, cfg.request_id.header, ex_.request_id);
   if (scan.chunked) {
-    append_field(up_head_, "Transfer-Encoding", "chunked");
+    http1::append_field(up_head_, "Transfer-Encoding", "chunked");
   } else if (scan.has_content_length) {
     char len[24];
     const auto r = std::to_chars(len, len + sizeof len, scan.content_length);
-    append_field(up_head_, "Content-Length", std::string_view(len, static_cast<std::size_t>(r.ptr - len)));
+    http1::append_field(up_head_, "Content-Length", std::string_view(len, static_cast<std::size_t>(r.ptr - len)));
   }
   up_head_.append("\r\n", 2);
   skip_.clear();
 }
 
-void Session::build_response_head(const Runtime& rt, const HeadView& res, const HeadScan& rscan,
+void Session::build_response_head(const Runtime& rt, const http1::HeadView& res, const http1::HeadScan& rscan,
                                   bool rewritten, bool chunk_out, bool keep_alive) {
   const auto& cfg = rt.config;
   rate_limit_fields(rt);
@@ -88,31 +88,31 @@ void Session::build_response_head(const Runtime& rt, const HeadView& res, const 
                                "repr-digest"})
       skip_.add(n);
   }
-  append_fields_except(res, skip_, down_head_);
+  http1::append_fields_except(res, skip_, down_head_);
   skip_.clear();
   if (rewritten) {
-    append_field(down_head_, "Content-Type", ex_.normalized.content_type);
+    http1::append_field(down_head_, "Content-Type", ex_.normalized.content_type);
     char len[24];
     const auto r = std::to_chars(len, len + sizeof len, ex_.normalized.body.size());
-    append_field(down_head_, "Content-Length", std::string_view(len, static_cast<std::size_t>(r.ptr - len)));
+    http1::append_field(down_head_, "Content-Length", std::string_view(len, static_cast<std::size_t>(r.ptr - len)));
   } else if (chunk_out) {
-    append_field(down_head_, "Transfer-Encoding", "chunked");
+    http1::append_field(down_head_, "Transfer-Encoding", "chunked");
   } else if (rscan.has_content_length) {
     char len[24];
     const auto r = std::to_chars(len, len + sizeof len, rscan.content_length);
-    append_field(down_head_, "Content-Length", std::string_view(len, static_cast<std::size_t>(r.ptr - len)));
+    http1::append_field(down_head_, "Content-Length", std::string_view(len, static_cast<std::size_t>(r.ptr - len)));
   }
-  append_field(down_head_, cfg.request_id.header, ex_.request_id);
-  for (const auto& f : rl_fields_) append_field(down_head_, f.name, f.value);
+  http1::append_field(down_head_, cfg.request_id.header, ex_.request_id);
+  for (const auto& f : rl_fields_) http1::append_field(down_head_, f.name, f.value);
   // keep_alive was decided when the request head arrived; a drain that began since closes too.
   if (!keep_alive || worker_.draining()) {
-    append_field(down_head_, "Connection", "close");
+    http1::append_field(down_head_, "Connection", "close");
     response_closes_ = true;
   }
   down_head_.append("\r\n", 2);
 }
 
-void Session::build_switching_head(const Runtime& rt, const HeadView& res, const HeadScan& rscan) {
+void Session::build_switching_head(const Runtime& rt, const http1::HeadView& res, const http1::HeadScan& rscan) {
   const auto& cfg = rt.config;
   rate_limit_fields(rt);
   down_head_.assign("HTTP/1.1 101 ");
@@ -124,12 +124,12 @@ void Session::build_switching_head(const Runtime& rt, const HeadView& res, const
   skip_.add(cfg.request_id.header);
   skip_.add("content-length");  // a 101 has no content; what follows it is the new protocol
   for (const auto& f : rl_fields_) skip_.add(f.name);
-  append_fields_except(res, skip_, down_head_);
+  http1::append_fields_except(res, skip_, down_head_);
   skip_.clear();
-  append_field(down_head_, "Connection", "upgrade");
-  append_field(down_head_, "Upgrade", "websocket");
-  append_field(down_head_, cfg.request_id.header, ex_.request_id);
-  for (const auto& f : rl_fields_) append_field(down_head_, f.name, f.value);
+  http1::append_field(down_head_, "Connection", "upgrade");
+  http1::append_field(down_head_, "Upgrade", "websocket");
+  http1::append_field(down_head_, cfg.request_id.header, ex_.request_id);
+  for (const auto& f : rl_fields_) http1::append_field(down_head_, f.name, f.value);
   down_head_.append("\r\n", 2);
 }
 

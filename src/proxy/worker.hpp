@@ -17,7 +17,7 @@
 #include "problemgate/upstream/pool.hpp"
 #include "proxy/client_stream.hpp"
 #include "proxy/runtime.hpp"
-#include "proxy/splice_relay.hpp"
+#include "problemgate/http1/splice_relay.hpp"
 #include "proxy/tunnel.hpp"
 #include "proxy/worker_snapshot.hpp"
 
@@ -75,7 +75,7 @@ public:
   }
   static constexpr std::size_t kMaxFreeRelayBuffers = 64;
   /// Pipes for splicing large bodies socket to socket, recycled like relay buffers.
-  PipePool& pipes() noexcept { return pipes_; }
+  http1::PipePool& pipes() noexcept { return pipes_; }
 
   void add_acceptor(boost::asio::ip::tcp::acceptor acceptor);
   /// Starts the accept loops.
@@ -125,7 +125,7 @@ private:
   problem::Normalizer normalizer_;
   std::string log_scratch_;
   std::vector<std::unique_ptr<char[]>> relay_free_;
-  PipePool pipes_;
+  http1::PipePool pipes_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   boost::intrusive::list<IdleClient, boost::intrusive::constant_time_size<false>> idle_;
   boost::intrusive::list<TunnelLink, boost::intrusive::constant_time_size<false>> tunnels_;

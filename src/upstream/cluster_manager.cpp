@@ -9,7 +9,7 @@
 
 #include <cctype>
 
-#include "problemgate/upstream/deadline_socket.hpp"
+#include "problemgate/http1/deadline_socket.hpp"
 
 namespace problemgate::upstream {
 
@@ -22,7 +22,7 @@ constexpr auto kNoThrow = net::as_tuple(net::use_awaitable);
 
 /// One probe: GET path on a new connection, passed when the status is 2xx within `timeout`.
 net::awaitable<bool> probe(const tcp::endpoint& address, const std::string& authority, const config::HealthCheck& hc) {
-  DeadlineSocket s(co_await net::this_coro::executor);
+  http1::DeadlineSocket s(co_await net::this_coro::executor);
   s.arm(hc.timeout);
   auto [cec] = co_await s.socket().async_connect(address, kNoThrow);
   if (cec) co_return false;

@@ -1,4 +1,4 @@
-// libFuzzer target for the raw-bytes head validator (src/proxy/head_scanner.cpp).
+// libFuzzer target for the raw-bytes head validator (src/http1/head_scanner.cpp).
 //
 // Properties, beyond "no crash, no out-of-bounds read, no UB" (ASan + UBSan):
 //  1. The scanner is deterministic and only looks at `buf`: a verdict on a prefix that ends
@@ -23,12 +23,12 @@
 #include <string_view>
 #include <vector>
 
-#include "proxy/head_scanner.hpp"
+#include "problemgate/http1/head_scanner.hpp"
 
 namespace http = boost::beast::http;
-using problemgate::proxy::HeadLimits;
-using problemgate::proxy::HeadScan;
-using problemgate::proxy::HeadVerdict;
+using problemgate::http1::HeadLimits;
+using problemgate::http1::HeadScan;
+using problemgate::http1::HeadVerdict;
 
 namespace {
 
@@ -43,7 +43,7 @@ void check_head_bytes(std::string_view in, const HeadScan& s) {
 }
 
 template <bool isRequest>
-void check_with_beast(std::string_view in, const HeadScan& s, const std::vector<problemgate::proxy::FieldSpan>& spans) {
+void check_with_beast(std::string_view in, const HeadScan& s, const std::vector<problemgate::http1::FieldSpan>& spans) {
   check_head_bytes(in, s);
   http::parser<isRequest, http::empty_body> p;
   p.header_limit(static_cast<std::uint32_t>(s.head_bytes + 1));
@@ -103,15 +103,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view in(buf, size);
   // Small limits so the fuzzer reaches them; the defaults too.
   for (const HeadLimits limits : {HeadLimits{64, 256, 8}, HeadLimits{}}) {
-    std::vector<problemgate::proxy::FieldSpan> spans;
-    const HeadScan rq = problemgate::proxy::scan_request_head(in, limits, &spans);
+    std::vector<problemgate::http1::FieldSpan> spans;
+    const HeadScan rq = problemgate::http1::scan_request_head(in, limits, &spans);
     if (rq.verdict == HeadVerdict::ok) {
       check_with_beast<true>(in, rq, spans);
-      const HeadScan again = problemgate::proxy::scan_request_head(in.substr(0, rq.head_bytes), limits);
+      const HeadScan again = problemgate::http1::scan_request_head(in.substr(0, rq.head_bytes), limits);
       if (again.verdict != HeadVerdict::ok || again.head_bytes != rq.head_bytes)
         fail("request verdict depends on bytes after the head");
     }
-    const HeadScan rs = problemgate::proxy::scan_response_head(in, limits, &spans);
+    const HeadScan rs = problemgate::http1::scan_response_head(in, limits, &spans);
     if (rs.verdict == HeadVerdict::ok) {
       check_with_beast<false>(in, rs, spans);
       if (rs.verdict == HeadVerdict::not_implemented) fail("response scans never say 501");

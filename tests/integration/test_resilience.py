@@ -564,7 +564,7 @@ class UpstreamFaults(unittest.TestCase):
             up.stop()
 
 
-# Large Content-Length bodies are spliced socket to socket (src/proxy/splice_relay.hpp) once
+# Large Content-Length bodies are spliced socket to socket (src/http1/splice_relay.hpp) once
 # the head and the bytes read with it are out: these cover that path's framing and faults.
 
 def body_of(size, seed):

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "problemgate/config/config.hpp"
-#include "problemgate/upstream/deadline_socket.hpp"
+#include "problemgate/http1/deadline_socket.hpp"
 #include "problemgate/upstream/endpoint.hpp"
 
 namespace problemgate::upstream {
@@ -19,7 +19,7 @@ namespace problemgate::upstream {
 /// buffer after a response make the connection unusable: see UpstreamPool::release).
 struct Connection {
   explicit Connection(const boost::asio::any_io_executor& ex) : stream(ex) {}
-  DeadlineSocket stream;
+  http1::DeadlineSocket stream;
   boost::beast::flat_buffer buffer;
   std::chrono::steady_clock::time_point idle_since{};
   std::uint32_t requests = 0;

@@ -22,7 +22,7 @@ using problemgate::proxy::run_tunnel;
 using problemgate::proxy::TunnelLimits;
 using problemgate::proxy::TunnelLink;
 using problemgate::proxy::TunnelResult;
-using problemgate::upstream::DeadlineSocket;
+using problemgate::http1::DeadlineSocket;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using namespace std::chrono_literals;

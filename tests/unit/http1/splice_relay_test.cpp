@@ -1,4 +1,4 @@
-#include "proxy/splice_relay.hpp"
+#include "problemgate/http1/splice_relay.hpp"
 #include "support/loopback.hpp"
 
 #include <doctest/doctest.h>
@@ -16,11 +16,11 @@
 #include <string>
 #include <thread>
 
-using problemgate::proxy::Pipe;
-using problemgate::proxy::PipePool;
-using problemgate::proxy::splice_body;
-using problemgate::proxy::SpliceOutcome;
-using problemgate::upstream::DeadlineSocket;
+using problemgate::http1::Pipe;
+using problemgate::http1::PipePool;
+using problemgate::http1::splice_body;
+using problemgate::http1::SpliceOutcome;
+using problemgate::http1::DeadlineSocket;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using namespace std::chrono_literals;

@@ -4,7 +4,7 @@
 #include <string_view>
 #include <vector>
 
-namespace problemgate::proxy {
+namespace problemgate::http1 {
 
 /// What the raw-bytes check of a message head found. This scanner is the only parser of heads
 /// on the data path (Beast 1.81 accepts several framing ambiguities, see README "Framing
@@ -61,4 +61,4 @@ HeadScan scan_request_head(std::string_view buf, const HeadLimits& limits,
 HeadScan scan_response_head(std::string_view buf, const HeadLimits& limits,
                             std::vector<FieldSpan>* fields = nullptr) noexcept;
 
-}  // namespace problemgate::proxy
+}  // namespace problemgate::http1

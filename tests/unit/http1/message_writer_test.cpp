@@ -1,10 +1,10 @@
-#include "proxy/message_writer.hpp"
+#include "problemgate/http1/message_writer.hpp"
 
 #include <doctest/doctest.h>
 
 #include <string>
 
-using problemgate::proxy::MessageWriter;
+using problemgate::http1::MessageWriter;
 namespace http = boost::beast::http;
 namespace net = boost::asio;
 
@@ -18,7 +18,7 @@ std::string concat(std::span<const net::const_buffer> bufs) {
 
 }  // namespace
 
-TEST_SUITE("proxy.message_writer") {
+TEST_SUITE("http1.message_writer") {
   TEST_CASE("request head: request line, fields in order, blank line") {
     http::request_header<> h;
     h.method(http::verb::post);
@@ -29,7 +29,7 @@ TEST_SUITE("proxy.message_writer") {
     h.insert("x-custom", "two");
     h.set(http::field::content_length, "3");
     std::string out;
-    problemgate::proxy::append_request_head(h, out);
+    problemgate::http1::append_request_head(h, out);
     CHECK(out ==
           "POST /a?b=1 HTTP/1.1\r\nHost: up:8080\r\nX-Custom: one\r\nx-custom: two\r\n"
           "Content-Length: 3\r\n\r\n");
@@ -42,13 +42,13 @@ TEST_SUITE("proxy.message_writer") {
     h.reason("Nope");
     h.set(http::field::content_type, "text/plain");
     std::string out;
-    problemgate::proxy::append_response_head(h, out);
+    problemgate::http1::append_response_head(h, out);
     CHECK(out == "HTTP/1.1 404 Nope\r\nContent-Type: text/plain\r\n\r\n");
     http::response_header<> h2;
     h2.result(503);
     h2.version(11);
     out.clear();
-    problemgate::proxy::append_response_head(h2, out);
+    problemgate::http1::append_response_head(h2, out);
     CHECK(out == "HTTP/1.1 503 Service Unavailable\r\n\r\n");
   }
 

@@ -3,9 +3,9 @@
 #include <string_view>
 #include <vector>
 
-#include "proxy/head_scanner.hpp"
+#include "problemgate/http1/head_scanner.hpp"
 
-namespace problemgate::proxy {
+namespace problemgate::http1 {
 
 /// ASCII case-insensitive equality (field names, tokens).
 inline bool iequals(std::string_view a, std::string_view b) noexcept {
@@ -106,4 +106,4 @@ private:
   std::vector<std::string_view> names_;
 };
 
-}  // namespace problemgate::proxy
+}  // namespace problemgate::http1

@@ -1,4 +1,4 @@
-#include "proxy/splice_relay.hpp"
+#include "problemgate/http1/splice_relay.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 
-namespace problemgate::proxy {
+namespace problemgate::http1 {
 
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
@@ -85,8 +85,8 @@ long splice_once(int in, int out, std::size_t len) noexcept {
 
 }  // namespace
 
-net::awaitable<SpliceOutcome> splice_body(upstream::DeadlineSocket& from, config::Duration read_timeout,
-                                          upstream::DeadlineSocket& to, config::Duration write_timeout,
+net::awaitable<SpliceOutcome> splice_body(DeadlineSocket& from, std::chrono::milliseconds read_timeout,
+                                          DeadlineSocket& to, std::chrono::milliseconds write_timeout,
                                           Pipe& pipe, std::uint64_t& left) {
   constexpr auto kNoThrow = net::as_tuple(net::use_awaitable);
   SpliceOutcome out;
@@ -143,4 +143,4 @@ net::awaitable<SpliceOutcome> splice_body(upstream::DeadlineSocket& from, config
   co_return out;
 }
 
-}  // namespace problemgate::proxy
+}  // namespace problemgate::http1

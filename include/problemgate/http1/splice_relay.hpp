@@ -5,10 +5,10 @@
 #include <cstdint>
 #include <vector>
 
-#include "problemgate/config/config.hpp"
-#include "problemgate/upstream/deadline_socket.hpp"
+#include <chrono>
+#include "problemgate/http1/deadline_socket.hpp"
 
-namespace problemgate::proxy {
+namespace problemgate::http1 {
 
 /// A pipe for splice(2): the kernel moves a body from one socket to the other through it, and
 /// the bytes never pass through user space (no copy in, no copy out).
@@ -65,10 +65,10 @@ struct SpliceOutcome {
 /// `pipe`; not one byte past them is read from `from`. Every wait for `from` to be readable is
 /// bounded by `read_timeout`, every wait for `to` to be writable by `write_timeout`. Both
 /// sockets must be non-blocking (Asio makes them so at their first asynchronous operation).
-boost::asio::awaitable<SpliceOutcome> splice_body(upstream::DeadlineSocket& from,
-                                                  config::Duration read_timeout,
-                                                  upstream::DeadlineSocket& to,
-                                                  config::Duration write_timeout, Pipe& pipe,
+boost::asio::awaitable<SpliceOutcome> splice_body(DeadlineSocket& from,
+                                                  std::chrono::milliseconds read_timeout,
+                                                  DeadlineSocket& to,
+                                                  std::chrono::milliseconds write_timeout, Pipe& pipe,
                                                   std::uint64_t& left);
 
-}  // namespace problemgate::proxy
+}  // namespace problemgate::http1

@@ -1,4 +1,4 @@
-#include "problemgate/upstream/deadline_socket.hpp"
+#include "problemgate/http1/deadline_socket.hpp"
 #include "support/loopback.hpp"
 
 #include <doctest/doctest.h>
@@ -10,7 +10,7 @@
 #include <optional>
 #include <thread>
 
-using problemgate::upstream::DeadlineSocket;
+using problemgate::http1::DeadlineSocket;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using namespace std::chrono_literals;
@@ -46,7 +46,7 @@ struct Pair {
 
 }  // namespace
 
-TEST_SUITE("upstream.deadline_socket") {
+TEST_SUITE("http1.deadline_socket") {
   TEST_CASE("a passed deadline cancels the pending read and reports timed_out") {
     Pair p;
     p.ds->arm(20ms);

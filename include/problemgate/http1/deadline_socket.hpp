@@ -5,7 +5,7 @@
 #include <chrono>
 #include <memory>
 
-namespace problemgate::upstream {
+namespace problemgate::http1 {
 
 /// A TCP socket with a per-phase deadline, used for both sides of the proxy.
 ///
@@ -92,4 +92,4 @@ private:
   std::shared_ptr<State> s_;
 };
 
-}  // namespace problemgate::upstream
+}  // namespace problemgate::http1

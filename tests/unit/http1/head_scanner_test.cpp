@@ -1,10 +1,10 @@
-#include "proxy/head_scanner.hpp"
+#include "problemgate/http1/head_scanner.hpp"
 
 #include <doctest/doctest.h>
 
 #include <string>
 
-using namespace problemgate::proxy;
+using namespace problemgate::http1;
 
 namespace {
 
@@ -15,7 +15,7 @@ HeadVerdict res(std::string_view raw) { return scan_response_head(raw, HeadLimit
 
 }  // namespace
 
-TEST_SUITE("proxy.head_scanner") {
+TEST_SUITE("http1.head_scanner") {
   TEST_CASE("a plain GET is ok and its length is the head") {
     std::string_view raw = "GET /x HTTP/1.1\r\nHost: a\r\n\r\nNEXT";
     auto s = scan_request_head(raw, {});
@@ -139,7 +139,7 @@ TEST_SUITE("proxy.head_scanner") {
   }
 }
 
-TEST_SUITE("proxy.head_scanner.values") {
+TEST_SUITE("http1.head_scanner.values") {
   TEST_CASE("every byte position of a long value is checked (vector and tail paths)") {
     // Values longer than 16 bytes go through the 16-byte-step path; a bad byte at any position,
     // in the first block, a later block or the tail, must still be found.
@@ -149,8 +149,8 @@ TEST_SUITE("proxy.head_scanner.values") {
         std::string value = good;
         value[at] = bad;
         const std::string raw = "GET / HTTP/1.1\r\nHost: a\r\nX-V: " + value + "\r\n\r\n";
-        CHECK_MESSAGE(problemgate::proxy::scan_request_head(raw, {}).verdict ==
-                          problemgate::proxy::HeadVerdict::malformed,
+        CHECK_MESSAGE(problemgate::http1::scan_request_head(raw, {}).verdict ==
+                          problemgate::http1::HeadVerdict::malformed,
                       "byte " << int(static_cast<unsigned char>(bad)) << " at " << at);
       }
       std::string tabbed = good;
@@ -159,7 +159,7 @@ TEST_SUITE("proxy.head_scanner.values") {
       high[at] = '\xff';  // obs-text is allowed
       for (const auto& v : {tabbed, high}) {
         const std::string raw = "GET / HTTP/1.1\r\nHost: a\r\nX-V: " + v + "\r\n\r\n";
-        CHECK(problemgate::proxy::scan_request_head(raw, {}).verdict == problemgate::proxy::HeadVerdict::ok);
+        CHECK(problemgate::http1::scan_request_head(raw, {}).verdict == problemgate::http1::HeadVerdict::ok);
       }
     }
   }

@@ -1,7 +1,7 @@
-#include "proxy/head_scanner.hpp"
+#include "problemgate/http1/head_scanner.hpp"
 
 #include "problemgate/core/request_target.hpp"
-#include "proxy/head_view.hpp"  // iequals
+#include "problemgate/http1/head_view.hpp"  // iequals
 
 #include <array>
 #include <cstring>
@@ -10,7 +10,7 @@
 #include <emmintrin.h>
 #endif
 
-namespace problemgate::proxy {
+namespace problemgate::http1 {
 
 namespace {
 
@@ -357,4 +357,4 @@ HeadScan scan_response_head(std::string_view buf, const HeadLimits& limits,
   return out;
 }
 
-}  // namespace problemgate::proxy
+}  // namespace problemgate::http1

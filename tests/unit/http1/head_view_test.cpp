@@ -1,13 +1,13 @@
-#include "proxy/head_view.hpp"
+#include "problemgate/http1/head_view.hpp"
 
 #include <doctest/doctest.h>
 
 #include <string>
 #include <vector>
 
-#include "proxy/message_writer.hpp"
+#include "problemgate/http1/message_writer.hpp"
 
-using namespace problemgate::proxy;
+using namespace problemgate::http1;
 
 namespace {
 
@@ -27,7 +27,7 @@ Scanned request(std::string raw) {
 
 }  // namespace
 
-TEST_SUITE("proxy.head_view") {
+TEST_SUITE("http1.head_view") {
   TEST_CASE("the scanner records the start line and every field, values trimmed") {
     const auto s = request("PATCH /a/b?c=1 HTTP/1.1\r\nHost: x\r\nX-A:  spaced \t\r\nX-Empty:\r\n\r\n");
     CHECK(s.bytes.substr(0, s.scan.method_len) == "PATCH");

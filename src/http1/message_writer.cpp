@@ -1,8 +1,8 @@
-#include "proxy/message_writer.hpp"
+#include "problemgate/http1/message_writer.hpp"
 
 #include <string_view>
 
-namespace problemgate::proxy {
+namespace problemgate::http1 {
 
 namespace http = boost::beast::http;
 namespace net = boost::asio;
@@ -98,4 +98,4 @@ std::span<const net::const_buffer> MessageWriter::next(const char* data, std::si
   return {bufs_.data(), n};
 }
 
-}  // namespace problemgate::proxy
+}  // namespace problemgate::http1

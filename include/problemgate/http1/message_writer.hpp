@@ -8,9 +8,9 @@
 #include <string>
 #include <string_view>
 
-#include "proxy/head_view.hpp"
+#include "problemgate/http1/head_view.hpp"
 
-namespace problemgate::proxy {
+namespace problemgate::http1 {
 
 /// Appends an HTTP/1.1 request head: request line, every field as stored (in order), blank line.
 /// The fields are the ones the session transformed in place; framing fields (Content-Length or
@@ -62,4 +62,4 @@ private:
   std::array<boost::asio::const_buffer, 4> bufs_;
 };
 
-}  // namespace problemgate::proxy
+}  // namespace problemgate::http1
