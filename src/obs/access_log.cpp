@@ -51,7 +51,9 @@ void millis(std::string& out, double ms) {
   out.append(buf, r.ptr);
 }
 
-void iso_time(std::string& out, std::int64_t ms) {
+}  // namespace
+
+void append_rfc3339(std::string& out, std::int64_t ms) {
   // The calendar part changes once a second; format it once per second per thread.
   thread_local std::int64_t cached_secs = -1;
   thread_local char cached[32];
@@ -71,7 +73,36 @@ void iso_time(std::string& out, std::int64_t ms) {
   out.append(tail, 5);
 }
 
-}  // namespace
+void redact_query(std::string_view q, const std::vector<std::string>& names, std::string& out) {
+  out.clear();
+  if (!q.empty() && q.front() == '?') q.remove_prefix(1);
+  if (names.empty()) {
+    out.assign(q);
+    return;
+  }
+  while (true) {
+    const auto amp = q.find('&');
+    const std::string_view param = q.substr(0, amp);
+    const auto eq = param.find('=');
+    const std::string_view name = param.substr(0, eq);
+    bool secret = false;
+    if (eq != std::string_view::npos)
+      for (const auto& n : names)
+        if (n == name) {
+          secret = true;
+          break;
+        }
+    if (secret) {
+      out.append(name);
+      out.append("=REDACTED");
+    } else {
+      out.append(param);
+    }
+    if (amp == std::string_view::npos) break;
+    out.push_back('&');
+    q.remove_prefix(amp + 1);
+  }
+}
 
 /// The lines waiting for the writer thread, and the thread.
 struct AccessLog::Queue {
@@ -221,11 +252,24 @@ bool AccessLog::flush(std::chrono::milliseconds timeout) {
 void AccessLog::format(const AccessRecord& r, std::string& out) {
   out.clear();
   out += "{\"time\":\"";
-  iso_time(out, r.time_ms);
+  append_rfc3339(out, r.time_ms);
   out += '"';
   field(out, ",\"requestId\":", r.request_id);
+  if (!r.trace_id.empty()) {
+    // 32 hex digits the gateway checked or drew: nothing to escape.
+    out += ",\"traceId\":\"";
+    out += r.trace_id;
+    out += '"';
+  }
   field(out, ",\"method\":", r.method);
+  if (!r.host.empty()) field(out, ",\"host\":", r.host);
   field(out, ",\"path\":", r.path);
+  if (!r.query.empty()) field(out, ",\"query\":", r.query);
+  if (!r.protocol.empty()) {
+    out += ",\"protocol\":\"";
+    out += r.protocol;
+    out += '"';
+  }
   number(out, ",\"status\":", r.status);
   if (!r.route.empty()) field(out, ",\"route\":", r.route);
   if (!r.upstream.empty()) field(out, ",\"upstream\":", r.upstream);
@@ -235,17 +279,36 @@ void AccessLog::format(const AccessRecord& r, std::string& out) {
     out += r.endpoints.substr(0, AccessLog::kMaxFieldBytes);
     out += '"';
   }
+  if (r.upstream_contacted) {
+    out += ",\"upstream_contacted\":true";
+    if (!r.upstream_address.empty()) {
+      out += ",\"upstream_address\":\"";
+      out += r.upstream_address.substr(0, AccessLog::kMaxFieldBytes);
+      out += '"';
+    }
+    if (r.upstream_status != 0) number(out, ",\"upstream_status\":", r.upstream_status);
+    if (r.upstream_ms >= 0) {
+      out += ",\"upstream_ms\":";
+      millis(out, r.upstream_ms);
+    }
+  } else {
+    out += ",\"upstream_contacted\":false";
+  }
   out += ",\"duration_ms\":";
   millis(out, r.duration_ms);
   number(out, ",\"bytes_in\":", static_cast<std::int64_t>(r.bytes_in));
   number(out, ",\"bytes_out\":", static_cast<std::int64_t>(r.bytes_out));
   if (!r.client.empty()) field(out, ",\"client\":", r.client);
+  if (!r.forwarded_for.empty()) field(out, ",\"x_forwarded_for\":", r.forwarded_for);
   if (!r.user_agent.empty()) field(out, ",\"user_agent\":", r.user_agent);
   if (!r.error.empty()) field(out, ",\"error\":", r.error);
   if (!r.dialect.empty()) field(out, ",\"dialect\":", r.dialect);
   if (!r.code.empty()) field(out, ",\"code\":", r.code);
   if (!r.subcode.empty()) field(out, ",\"subcode\":", r.subcode);
-  if (!r.hidden_detail.empty()) field(out, ",\"upstream_detail\":", r.hidden_detail);
+  if (!r.hidden_detail.empty() && r.detail_cap > 0) {
+    out += ",\"upstream_detail\":";
+    core::append_json_string(out, r.hidden_detail, r.detail_cap);
+  }
   if (!r.upgrade.empty()) {
     field(out, ",\"upgrade\":", r.upgrade);
     number(out, ",\"tunnel_bytes_up\":", static_cast<std::int64_t>(r.tunnel_bytes_up));

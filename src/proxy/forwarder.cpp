@@ -165,7 +165,12 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
       acquired.conn = pool->take_idle(!has_body && idempotent);  // the retry below covers a close
       acquired.reused = acquired.conn != nullptr;
     }
-    if (!acquired.conn) acquired = co_await pool->connect();
+    if (!acquired.conn) {
+      const auto connect_started = steady::now();
+      acquired = co_await pool->connect();
+      if (acquired.conn)
+        uc.connect_duration.observe(std::chrono::duration<double>(steady::now() - connect_started).count());
+    }
     if (acquired.conn) obs::bump(acquired.reused ? uc.reuses : uc.connects);
     if (!acquired.conn) {
       const bool exhausted = acquired.error == upstream::AcquireError::exhausted;
@@ -185,6 +190,8 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
     }
     auto& conn = *acquired.conn;
     ++conn.requests;
+    ex_.upstream_contacted = true;
+    ex_.upstream_sent = steady::now();
 
     // --- Send the request head and stream the body (the head goes out with the first piece).
     MessageWriter sr(up_head_, scan.chunked ? MessageWriter::Framing::chunked
@@ -305,8 +312,15 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const HeadS
   else upstream::Cluster::record_success(*pool->endpoint());
   auto& conn = *acquired.conn;
   auto& route_counters = snapshot_->route_counters(ex_.route);
-  route_counters.upstream_duration.observe(
-      std::chrono::duration<double>(steady::now() - upstream_started).count());
+  {
+    const auto head_at = steady::now();
+    const std::size_t cls = obs::status_class_index(rscan.status);
+    const double upstream_s = std::chrono::duration<double>(head_at - upstream_started).count();
+    route_counters.upstream_duration[cls].observe(upstream_s);
+    route_counters.upstream_response_head[cls].observe(std::chrono::duration<double>(head_at - ex_.upstream_sent).count());
+    ex_.upstream_status = rscan.status;
+    ex_.upstream_ms = upstream_s * 1000.0;
+  }
 
   // --- The response head, as scanned (no I/O, no field container).
   HeadView res{view_of(conn.buffer).substr(0, rscan.head_bytes), res_fields_};

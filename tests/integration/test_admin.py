@@ -445,14 +445,14 @@ def listener_port(gw, kind, timeout=20.0):
     pattern = re.compile(rf"{kind} listening on (\S+):(\d+)")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for line in list(gw.log_lines):
+        for line in list(gw.stderr_lines):
             m = pattern.match(line.strip())
             if m:
                 return int(m.group(2))
         if gw.proc.poll() is not None:
             break
         time.sleep(0.01)
-    raise RuntimeError(f"problemgate did not print '{kind} listening on': {gw.log_lines[:5]}")
+    raise RuntimeError(f"problemgate did not print '{kind} listening on': {gw.stderr_lines[:5]}")
 
 
 def wait_for_stderr(gw, pattern, timeout=20.0):
@@ -559,7 +559,7 @@ class AdminSurface(unittest.TestCase):
         r = subprocess.run(cmd + args, capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         # Refused while loading the config: nothing was bound, not even the proxy's listener.
-        self.assertNotIn("listening on", r.stdout)
+        self.assertNotIn("listening on", r.stdout + r.stderr)
         return r.stdout, r.stderr
 
     def test_non_loopback_controls_without_a_token_refuse_to_start(self):
@@ -600,7 +600,7 @@ class AdminSurface(unittest.TestCase):
         for g in (a, b):
             self.assertEqual(g.request("GET", "/ok")[0], 200)
             self.assertIsNone(g.proc.poll())
-            self.assertFalse(any("admin listening" in line for line in g.log_lines), g.log_lines)
+            self.assertFalse(any("admin listening" in line for line in g.stderr_lines), g.stderr_lines)
 
     def test_flags_override_the_files_admin_addresses(self):
         cfg = config(self.demo.url).replace(
@@ -608,8 +608,8 @@ class AdminSurface(unittest.TestCase):
         gw = self.start(cfg, args=["--admin", "off"], env={"PROBLEMGATE_PROBES": "off"})
         self.assertEqual(gw.request("GET", "/ok")[0], 200)
         time.sleep(0.2)  # the admin lines would come right after 'listening on'
-        self.assertFalse(any("admin listening" in line or "probes listening" in line for line in gw.log_lines),
-                         gw.log_lines)
+        self.assertFalse(any("admin listening" in line or "probes listening" in line for line in gw.stderr_lines),
+                         gw.stderr_lines)
         # A reload re-applies the flags: admin stays off (and the reload itself succeeds).
         gw.proc.send_signal(signal.SIGHUP)
         self.assertIsNotNone(wait_for_stderr(gw, r"SIGHUP: config reloaded"))
