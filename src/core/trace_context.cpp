@@ -1,5 +1,8 @@
 #include "problemgate/core/trace_context.hpp"
 
+#include <bit>
+#include <cstring>
+
 namespace problemgate::core {
 
 namespace {
@@ -26,8 +29,10 @@ void hex8(std::uint32_t v, char* dst) noexcept {
   // Bytes >= 10 get 'a' - '0' - 10 more.
   const std::uint64_t letters = ((x + 0x0606060606060606ull) >> 4) & 0x0101010101010101ull;
   x += 0x3030303030303030ull + letters * 0x27;
-  // The most significant nibble is in the highest byte: write highest first.
-  for (int i = 0; i < 8; ++i) dst[i] = static_cast<char>(x >> (56 - 8 * i));
+  // The most significant nibble is in the highest byte: written first, as one 8-byte store.
+  if constexpr (std::endian::native == std::endian::little) x = __builtin_bswap64(x);
+  else for (int i = 0; i < 8; ++i) dst[i] = static_cast<char>(x >> (56 - 8 * i));
+  if constexpr (std::endian::native == std::endian::little) std::memcpy(dst, &x, 8);
 }
 
 }  // namespace

@@ -30,6 +30,41 @@ void field(std::string& out, std::string_view key, std::string_view value) {
   core::append_json_string(out, value, AccessLog::kMaxFieldBytes);
 }
 
+/// Appends to a stack buffer, so that several short members cost one std::string append (each
+/// append is dozens of instructions; the line has many members).
+struct Chunk {
+  char buf[192];
+  std::size_t n = 0;
+  void put(std::string_view s) noexcept {
+    s.copy(buf + n, s.size());
+    n += s.size();
+  }
+  void status(int v) noexcept {  // 100..999 without to_chars
+    buf[n++] = static_cast<char>('0' + v / 100);
+    buf[n++] = static_cast<char>('0' + v / 10 % 10);
+    buf[n++] = static_cast<char>('0' + v % 10);
+  }
+  void flush(std::string& out) {
+    out.append(buf, n);
+    n = 0;
+  }
+};
+
+/// A 3-digit status (100..999) without to_chars: one append.
+void status3(std::string& out, std::string_view key, int v) {
+  if (v < 100 || v > 999 || key.size() > 32) {
+    out += key;
+    char buf[12];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, r.ptr);
+    return;
+  }
+  Chunk c;
+  c.put(key);
+  c.status(v);
+  c.flush(out);
+}
+
 void number(std::string& out, std::string_view key, std::int64_t v) {
   out += key;
   char buf[24];
@@ -251,26 +286,30 @@ bool AccessLog::flush(std::chrono::milliseconds timeout) {
 
 void AccessLog::format(const AccessRecord& r, std::string& out) {
   out.clear();
+  out.reserve(1024);  // a no-op once the worker's scratch has grown
   out += "{\"time\":\"";
   append_rfc3339(out, r.time_ms);
   out += '"';
   field(out, ",\"requestId\":", r.request_id);
-  if (!r.trace_id.empty()) {
+  if (r.trace_id.size() == 32) {
     // 32 hex digits the gateway checked or drew: nothing to escape.
-    out += ",\"traceId\":\"";
-    out += r.trace_id;
-    out += '"';
+    Chunk c;
+    c.put(",\"traceId\":\"");
+    c.put(r.trace_id);
+    c.put("\"");
+    c.flush(out);
   }
   field(out, ",\"method\":", r.method);
   if (!r.host.empty()) field(out, ",\"host\":", r.host);
   field(out, ",\"path\":", r.path);
   if (!r.query.empty()) field(out, ",\"query\":", r.query);
-  if (!r.protocol.empty()) {
-    out += ",\"protocol\":\"";
-    out += r.protocol;
-    out += '"';
+  if (r.protocol == "HTTP/1.1") {
+    out += ",\"protocol\":\"HTTP/1.1\"";
+  } else if (!r.protocol.empty()) {
+    out += ",\"protocol\":";
+    core::append_json_string(out, r.protocol, 16);
   }
-  number(out, ",\"status\":", r.status);
+  status3(out, ",\"status\":", r.status);
   if (!r.route.empty()) field(out, ",\"route\":", r.route);
   if (!r.upstream.empty()) field(out, ",\"upstream\":", r.upstream);
   if (!r.endpoints.empty()) {
@@ -280,17 +319,22 @@ void AccessLog::format(const AccessRecord& r, std::string& out) {
     out += '"';
   }
   if (r.upstream_contacted) {
-    out += ",\"upstream_contacted\":true";
-    if (!r.upstream_address.empty()) {
-      out += ",\"upstream_address\":\"";
-      out += r.upstream_address.substr(0, AccessLog::kMaxFieldBytes);
-      out += '"';
+    // Written in as few appends as possible: this runs once per request. Addresses are the
+    // gateway's own ("10.0.0.5:8000", "[::1]:8000"): nothing to escape.
+    Chunk c;
+    c.put(",\"upstream_contacted\":true");
+    if (!r.upstream_address.empty() && r.upstream_address.size() <= 64) {
+      c.put(",\"upstream_address\":\"");
+      c.put(r.upstream_address);
+      c.put("\"");
     }
-    if (r.upstream_status != 0) number(out, ",\"upstream_status\":", r.upstream_status);
-    if (r.upstream_ms >= 0) {
-      out += ",\"upstream_ms\":";
-      millis(out, r.upstream_ms);
+    if (r.upstream_status >= 100 && r.upstream_status <= 999) {
+      c.put(",\"upstream_status\":");
+      c.status(r.upstream_status);
     }
+    if (r.upstream_ms >= 0) c.put(",\"upstream_ms\":");
+    c.flush(out);
+    if (r.upstream_ms >= 0) millis(out, r.upstream_ms);
   } else {
     out += ",\"upstream_contacted\":false";
   }

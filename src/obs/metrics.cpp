@@ -371,9 +371,11 @@ std::string Metrics::render(std::uint64_t active_connections, std::uint64_t acce
         histogram(out, "problemgate_upstream_response_head_duration_seconds", "route", route, s.upstream_head[c].counts,
                   s.upstream_head[c].sum_us, "status_class", kClass[c]);
   header(out, "problemgate_request_bytes_total", "counter", "Bytes read from clients (request heads and bodies), by route.");
-  for (const auto& [route, s] : routes) sample(out, "problemgate_request_bytes_total", {{"route", route}}, s.request_bytes);
+  for (const auto& [route, s] : routes)
+    if (s.request_bytes) sample(out, "problemgate_request_bytes_total", {{"route", route}}, s.request_bytes);
   header(out, "problemgate_response_bytes_total", "counter", "Bytes written to clients (response heads and bodies), by route.");
-  for (const auto& [route, s] : routes) sample(out, "problemgate_response_bytes_total", {{"route", route}}, s.response_bytes);
+  for (const auto& [route, s] : routes)
+    if (s.response_bytes) sample(out, "problemgate_response_bytes_total", {{"route", route}}, s.response_bytes);
   header(out, "problemgate_rate_limit_decisions_total", "counter", "Rate-limit decisions by route.");
   for (const auto& [route, s] : routes) {
     if (s.allowed + s.denied == 0) continue;
