@@ -33,6 +33,8 @@ admin:
   listen: 127.0.0.1:{admin_port}
 limits:
   drain_timeout: 10s
+telemetry:
+  subcode_labels: [agent_not_found, channel_not_found]  # label values; other subcodes count as `other`
 upstreams:
   legacy:
     url: {demo_url}
@@ -80,13 +82,14 @@ class AdminEndpoints(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertTrue(headers["content-type"].startswith("text/plain"))
         text = body.decode()
-        self.assertRegex(text, r'problemgate_requests_total\{route="legacy",method="GET",status_class="2xx"\} [1-9]')
-        self.assertRegex(text, r'problemgate_requests_total\{route="legacy",method="GET",status_class="4xx"\} [1-9]')
+        self.assertRegex(text, r'problemgate_requests_total\{route="legacy",method="GET",code="200",status_class="2xx"\} [1-9]')
+        self.assertRegex(text, r'problemgate_requests_total\{route="legacy",method="GET",code="404",status_class="4xx"\} [1-9]')
         self.assertRegex(text, r'problemgate_rewritten_errors_total\{route="legacy",dialect="flat",code="resource_not_found",subcode="agent_not_found"\} [1-9]')
         self.assertRegex(text, r'problemgate_rewritten_errors_total\{route="legacy",dialect="nested",code="resource_not_found",subcode="channel_not_found"\} [1-9]')
         self.assertRegex(text, r'problemgate_unrecognised_bodies_total\{route="legacy"\} [1-9]')
         self.assertRegex(text, r'problemgate_rate_limit_decisions_total\{route="limited",decision="allowed"\} [1-9]')
-        self.assertRegex(text, r'problemgate_request_duration_seconds_bucket\{route="legacy",le="\+Inf"\} [1-9]')
+        self.assertRegex(text, r'problemgate_request_duration_seconds_bucket\{route="legacy",status_class="2xx",le="60"\} [1-9]')
+        self.assertRegex(text, r'problemgate_request_duration_seconds_bucket\{route="legacy",status_class="2xx",le="\+Inf"\} [1-9]')
         self.assertRegex(text, r'problemgate_upstream_connections_opened_total\{upstream="legacy"\} [1-9]')
         self.assertIn("problemgate_client_connections ", text)
         self.assertIn('problemgate_config_reloads_total{result="success"}', text)
