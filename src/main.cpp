@@ -108,7 +108,9 @@ int main(int argc, char** argv) {
 
   try {
     problemgate::proxy::Server server(std::move(cfg));
-    server.start(std::cout);
+    server.set_build_info(PROBLEMGATE_VERSION, PROBLEMGATE_COMMIT);
+    // Ready lines go to stderr with the diagnostics: stdout is the access log, JSON lines only.
+    server.start(std::cerr);
     if (!config_file.empty()) server.set_config_loader(load);
     return server.run();
   } catch (const std::exception& e) {

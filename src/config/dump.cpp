@@ -60,6 +60,9 @@ std::string dump_json(const Config& c) {
                  {"drain_timeout", duration(l.drain_timeout)},
                  {"tunnel_idle_timeout", duration(l.tunnel_idle_timeout)}};
   j["access_log"] = c.access_log;
+  j["telemetry"] = {{"subcode_labels", c.telemetry.subcode_labels ? Json(*c.telemetry.subcode_labels) : Json(nullptr)},
+                    {"redact_query", c.telemetry.redact_query},
+                    {"max_logged_detail", c.telemetry.max_logged_detail}};
   j["request_id"] = {{"header", c.request_id.header}, {"trust_incoming", c.request_id.trust_incoming}};
   Json trusted = Json::array();
   for (const auto& t : c.trusted_proxies) trusted.push_back(t.text);

@@ -364,6 +364,62 @@ private:
     field(j, p, "trust_incoming", [&](auto& v, auto& vp) { boolean(v, vp, out.trust_incoming); });
   }
 
+  /// A list of distinct non-empty strings, each checked by `check` (an error message, or "").
+  template <class Check>
+  bool string_list(const Json& j, const Path& p, std::vector<std::string>& out, std::size_t max, Check check) {
+    if (!j.is_array()) {
+      diag_.error(p, "expected a list of strings, got " + describe(j));
+      return false;
+    }
+    if (j.size() > max) {
+      diag_.error(p, "at most " + std::to_string(max) + " entries, got " + std::to_string(j.size()));
+      return false;
+    }
+    bool ok = true;
+    out.clear();
+    for (std::size_t i = 0; i < j.size(); ++i) {
+      std::string s;
+      if (!string(j[i], p / i, s)) {
+        ok = false;
+        continue;
+      }
+      if (const std::string why = check(s); !why.empty()) {
+        diag_.error(p / i, why);
+        ok = false;
+        continue;
+      }
+      if (std::find(out.begin(), out.end(), s) != out.end()) {
+        diag_.error(p / i, "\"" + s + "\" is listed twice");
+        ok = false;
+        continue;
+      }
+      out.push_back(std::move(s));
+    }
+    return ok;
+  }
+
+  void telemetry(const Json& j, const Path& p, Telemetry& out) {
+    if (!object(j, p, {"subcode_labels", "redact_query", "max_logged_detail"})) return;
+    field(j, p, "subcode_labels", [&](const Json& v, const Path& vp) {
+      std::vector<std::string> labels;
+      if (string_list(v, vp, labels, Telemetry::kMaxSubcodeLabels, [](const std::string& s) {
+            return is_snake_code(s) ? std::string() : "\"" + s + "\" is not lowercase_snake_case (a subcode)";
+          }))
+        out.subcode_labels = std::move(labels);
+    });
+    field(j, p, "redact_query", [&](const Json& v, const Path& vp) {
+      string_list(v, vp, out.redact_query, 100, [](const std::string& s) {
+        for (const char c : s)
+          if (c == '&' || c == '=' || c == '#' || static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
+            return "\"" + s + "\" is not a query parameter name (no '&', '=', '#', spaces or controls)";
+        return std::string();
+      });
+    });
+    field(j, p, "max_logged_detail", [&](auto& v, auto& vp) {
+      size(v, vp, out.max_logged_detail, 0, Telemetry::kMaxLoggedDetailLimit);
+    });
+  }
+
   void trusted_proxies(const Json& j, const Path& p, std::vector<Cidr>& out) {
     if (!j.is_array()) {
       diag_.error(p, "expected a list of CIDRs, got " + describe(j));
@@ -832,7 +888,7 @@ void Parser::config(const Json& root, Config& out, std::vector<Path>& route_path
     return;
   }
   object(root, p, {"listen", "threads", "admin", "drain", "limits", "request_id", "trusted_proxies", "problem",
-                   "rate_limit_headers", "rate_limit", "rate_limit_store", "access_log", "upstreams", "routes"});
+                   "rate_limit_headers", "rate_limit", "rate_limit_store", "access_log", "telemetry", "upstreams", "routes"});
   field(root, p, "listen", [&](auto& v, auto& vp) { listen(v, vp, out.listen); });
   field(root, p, "threads", [&](auto& v, auto& vp) { threads(v, vp, out.threads); });
   field(root, p, "admin", [&](auto& v, auto& vp) { admin(v, vp, out.admin); });
@@ -849,6 +905,7 @@ void Parser::config(const Json& root, Config& out, std::vector<Path>& route_path
   field(root, p, "rate_limit", [&](auto& v, auto& vp) { rate_limit(v, vp, out.rate_limit); });
   field(root, p, "rate_limit_store", [&](auto& v, auto& vp) { rate_limit_store(v, vp, out.rate_limit_store); });
   field(root, p, "access_log", [&](auto& v, auto& vp) { on_off(v, vp, out.access_log); });
+  field(root, p, "telemetry", [&](auto& v, auto& vp) { telemetry(v, vp, out.telemetry); });
   field(root, p, "upstreams", [&](auto& v, auto& vp) { upstreams(v, vp, out.upstreams); });
   field(root, p, "routes", [&](const Json& v, const Path& vp) {
     if (!v.is_array()) {

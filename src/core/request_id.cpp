@@ -2,6 +2,8 @@
 
 #include <array>
 
+#include "problemgate/core/trace_context.hpp"
+
 namespace problemgate::core {
 
 bool is_valid_request_id(std::string_view id) noexcept {
@@ -45,5 +47,14 @@ void RequestIdGenerator::next(std::string& out) {
   }
   out.append(buf.data(), buf.size());
 }
+
+void RequestIdGenerator::next_trace(char* trace_id32, char* span_id16) noexcept {
+  const std::uint64_t r1 = rng_();
+  const std::uint64_t r2 = rng_();
+  random_hex_id(r1, r2, trace_id32, 16);
+  next_span(span_id16);
+}
+
+void RequestIdGenerator::next_span(char* span_id16) noexcept { random_hex_id(rng_(), 0, span_id16, 8); }
 
 }  // namespace problemgate::core

@@ -30,6 +30,41 @@ void field(std::string& out, std::string_view key, std::string_view value) {
   core::append_json_string(out, value, AccessLog::kMaxFieldBytes);
 }
 
+/// Appends to a stack buffer, so that several short members cost one std::string append (each
+/// append is dozens of instructions; the line has many members).
+struct Chunk {
+  char buf[192];
+  std::size_t n = 0;
+  void put(std::string_view s) noexcept {
+    s.copy(buf + n, s.size());
+    n += s.size();
+  }
+  void status(int v) noexcept {  // 100..999 without to_chars
+    buf[n++] = static_cast<char>('0' + v / 100);
+    buf[n++] = static_cast<char>('0' + v / 10 % 10);
+    buf[n++] = static_cast<char>('0' + v % 10);
+  }
+  void flush(std::string& out) {
+    out.append(buf, n);
+    n = 0;
+  }
+};
+
+/// A 3-digit status (100..999) without to_chars: one append.
+void status3(std::string& out, std::string_view key, int v) {
+  if (v < 100 || v > 999 || key.size() > 32) {
+    out += key;
+    char buf[12];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, r.ptr);
+    return;
+  }
+  Chunk c;
+  c.put(key);
+  c.status(v);
+  c.flush(out);
+}
+
 void number(std::string& out, std::string_view key, std::int64_t v) {
   out += key;
   char buf[24];
@@ -51,7 +86,9 @@ void millis(std::string& out, double ms) {
   out.append(buf, r.ptr);
 }
 
-void iso_time(std::string& out, std::int64_t ms) {
+}  // namespace
+
+void append_rfc3339(std::string& out, std::int64_t ms) {
   // The calendar part changes once a second; format it once per second per thread.
   thread_local std::int64_t cached_secs = -1;
   thread_local char cached[32];
@@ -71,7 +108,36 @@ void iso_time(std::string& out, std::int64_t ms) {
   out.append(tail, 5);
 }
 
-}  // namespace
+void redact_query(std::string_view q, const std::vector<std::string>& names, std::string& out) {
+  out.clear();
+  if (!q.empty() && q.front() == '?') q.remove_prefix(1);
+  if (names.empty()) {
+    out.assign(q);
+    return;
+  }
+  while (true) {
+    const auto amp = q.find('&');
+    const std::string_view param = q.substr(0, amp);
+    const auto eq = param.find('=');
+    const std::string_view name = param.substr(0, eq);
+    bool secret = false;
+    if (eq != std::string_view::npos)
+      for (const auto& n : names)
+        if (n == name) {
+          secret = true;
+          break;
+        }
+    if (secret) {
+      out.append(name);
+      out.append("=REDACTED");
+    } else {
+      out.append(param);
+    }
+    if (amp == std::string_view::npos) break;
+    out.push_back('&');
+    q.remove_prefix(amp + 1);
+  }
+}
 
 /// The lines waiting for the writer thread, and the thread.
 struct AccessLog::Queue {
@@ -220,13 +286,30 @@ bool AccessLog::flush(std::chrono::milliseconds timeout) {
 
 void AccessLog::format(const AccessRecord& r, std::string& out) {
   out.clear();
+  out.reserve(1024);  // a no-op once the worker's scratch has grown
   out += "{\"time\":\"";
-  iso_time(out, r.time_ms);
+  append_rfc3339(out, r.time_ms);
   out += '"';
   field(out, ",\"requestId\":", r.request_id);
+  if (r.trace_id.size() == 32) {
+    // 32 hex digits the gateway checked or drew: nothing to escape.
+    Chunk c;
+    c.put(",\"traceId\":\"");
+    c.put(r.trace_id);
+    c.put("\"");
+    c.flush(out);
+  }
   field(out, ",\"method\":", r.method);
+  if (!r.host.empty()) field(out, ",\"host\":", r.host);
   field(out, ",\"path\":", r.path);
-  number(out, ",\"status\":", r.status);
+  if (!r.query.empty()) field(out, ",\"query\":", r.query);
+  if (r.protocol == "HTTP/1.1") {
+    out += ",\"protocol\":\"HTTP/1.1\"";
+  } else if (!r.protocol.empty()) {
+    out += ",\"protocol\":";
+    core::append_json_string(out, r.protocol, 16);
+  }
+  status3(out, ",\"status\":", r.status);
   if (!r.route.empty()) field(out, ",\"route\":", r.route);
   if (!r.upstream.empty()) field(out, ",\"upstream\":", r.upstream);
   if (!r.endpoints.empty()) {
@@ -235,17 +318,41 @@ void AccessLog::format(const AccessRecord& r, std::string& out) {
     out += r.endpoints.substr(0, AccessLog::kMaxFieldBytes);
     out += '"';
   }
+  if (r.upstream_contacted) {
+    // Written in as few appends as possible: this runs once per request. Addresses are the
+    // gateway's own ("10.0.0.5:8000", "[::1]:8000"): nothing to escape.
+    Chunk c;
+    c.put(",\"upstream_contacted\":true");
+    if (!r.upstream_address.empty() && r.upstream_address.size() <= 64) {
+      c.put(",\"upstream_address\":\"");
+      c.put(r.upstream_address);
+      c.put("\"");
+    }
+    if (r.upstream_status >= 100 && r.upstream_status <= 999) {
+      c.put(",\"upstream_status\":");
+      c.status(r.upstream_status);
+    }
+    if (r.upstream_ms >= 0) c.put(",\"upstream_ms\":");
+    c.flush(out);
+    if (r.upstream_ms >= 0) millis(out, r.upstream_ms);
+  } else {
+    out += ",\"upstream_contacted\":false";
+  }
   out += ",\"duration_ms\":";
   millis(out, r.duration_ms);
   number(out, ",\"bytes_in\":", static_cast<std::int64_t>(r.bytes_in));
   number(out, ",\"bytes_out\":", static_cast<std::int64_t>(r.bytes_out));
   if (!r.client.empty()) field(out, ",\"client\":", r.client);
+  if (!r.forwarded_for.empty()) field(out, ",\"x_forwarded_for\":", r.forwarded_for);
   if (!r.user_agent.empty()) field(out, ",\"user_agent\":", r.user_agent);
   if (!r.error.empty()) field(out, ",\"error\":", r.error);
   if (!r.dialect.empty()) field(out, ",\"dialect\":", r.dialect);
   if (!r.code.empty()) field(out, ",\"code\":", r.code);
   if (!r.subcode.empty()) field(out, ",\"subcode\":", r.subcode);
-  if (!r.hidden_detail.empty()) field(out, ",\"upstream_detail\":", r.hidden_detail);
+  if (!r.hidden_detail.empty() && r.detail_cap > 0) {
+    out += ",\"upstream_detail\":";
+    core::append_json_string(out, r.hidden_detail, r.detail_cap);
+  }
   if (!r.upgrade.empty()) {
     field(out, ",\"upgrade\":", r.upgrade);
     number(out, ",\"tunnel_bytes_up\":", static_cast<std::int64_t>(r.tunnel_bytes_up));

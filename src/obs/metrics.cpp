@@ -175,28 +175,58 @@ void sample(std::string& out, std::string_view name, std::initializer_list<Label
   out += '\n';
 }
 
-void histogram(std::string& out, std::string_view name, std::string_view route,
-               const std::array<std::uint64_t, Histogram::kBounds.size() + 1>& counts, std::uint64_t sum_us) {
+using Counts = std::array<std::uint64_t, Histogram::kBounds.size() + 1>;
+
+/// One histogram's series; `key`/`value` is its one label (e.g. route), `key2`/`value2` a
+/// second one when not empty (e.g. status_class).
+void histogram(std::string& out, std::string_view name, std::string_view key, std::string_view value,
+               const Counts& counts, std::uint64_t sum_us, std::string_view key2 = {},
+               std::string_view value2 = {}) {
   std::uint64_t cumulative = 0;
-  std::string bucket_name = std::string(name) + "_bucket";
-  for (std::size_t i = 0; i < Histogram::kBounds.size(); ++i) {
+  const std::string bucket_name = std::string(name) + "_bucket";
+  const bool two = !key2.empty();
+  for (std::size_t i = 0; i <= Histogram::kBounds.size(); ++i) {
     cumulative += counts[i];
     char le[32];
-    std::snprintf(le, sizeof le, "%g", Histogram::kBounds[i]);
-    sample(out, bucket_name, {{"route", route}, {"le", le}}, cumulative);
+    if (i < Histogram::kBounds.size()) std::snprintf(le, sizeof le, "%g", Histogram::kBounds[i]);
+    else std::snprintf(le, sizeof le, "+Inf");
+    if (two) sample(out, bucket_name, {{key, value}, {key2, value2}, {"le", le}}, cumulative);
+    else sample(out, bucket_name, {{key, value}, {"le", le}}, cumulative);
   }
-  cumulative += counts.back();
-  sample(out, bucket_name, {{"route", route}, {"le", "+Inf"}}, cumulative);
   char sum[48];
   std::snprintf(sum, sizeof sum, "%.6f", static_cast<double>(sum_us) / 1e6);
   out += name;
-  out += "_sum{route=\"";
-  append_label_value(out, route);
+  out += "_sum{";
+  out += key;
+  out += "=\"";
+  append_label_value(out, value);
+  if (two) {
+    out += "\",";
+    out += key2;
+    out += "=\"";
+    append_label_value(out, value2);
+  }
   out += "\"} ";
   out += sum;
   out += '\n';
-  sample(out, std::string(name) + "_count", {{"route", route}}, cumulative);
+  if (two) sample(out, std::string(name) + "_count", {{key, value}, {key2, value2}}, cumulative);
+  else sample(out, std::string(name) + "_count", {{key, value}}, cumulative);
 }
+
+struct HistSum {
+  Counts counts{};
+  std::uint64_t sum_us = 0;
+  void add(const Histogram& h) {
+    const auto c = h.counts();
+    for (std::size_t i = 0; i < c.size(); ++i) counts[i] += c[i];
+    sum_us += h.sum_us();
+  }
+  bool any() const {
+    return std::any_of(counts.begin(), counts.end(), [](auto v) { return v != 0; });
+  }
+};
+
+constexpr std::string_view kClass[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
 
 }  // namespace
 
@@ -245,15 +275,16 @@ void Metrics::render_store(std::string& out) const {
 std::string Metrics::render(std::uint64_t active_connections, std::uint64_t access_log_dropped) const {
   // Merge per-worker series by label set.
   struct RouteSum {
-    std::array<std::array<std::uint64_t, 5>, static_cast<std::size_t>(MethodLabel::count)> requests{};
-    std::array<std::uint64_t, Histogram::kBounds.size() + 1> duration{}, upstream_duration{};
-    std::uint64_t duration_sum = 0, upstream_sum = 0, allowed = 0, denied = 0, unrecognised = 0, oversized = 0;
+    std::array<std::array<std::uint64_t, kStatusCodes>, static_cast<std::size_t>(MethodLabel::count)> requests{};
+    std::array<HistSum, 5> duration, upstream_duration, upstream_head;
+    std::uint64_t allowed = 0, denied = 0, unrecognised = 0, oversized = 0, request_bytes = 0, response_bytes = 0;
     std::uint64_t tunnels_opened = 0, tunnels_open = 0, upgrades_refused = 0;
     std::array<std::uint64_t, static_cast<std::size_t>(TunnelClose::count)> tunnels_closed{};
   };
   struct UpstreamSum {
     std::array<std::uint64_t, static_cast<std::size_t>(UpstreamFailure::count)> failures{};
     std::uint64_t connects = 0, reuses = 0, open = 0, idle = 0, retries = 0;
+    HistSum connect;
   };
   std::map<std::string, RouteSum> routes;
   std::map<std::string, UpstreamSum> upstreams;
@@ -263,15 +294,14 @@ std::string Metrics::render(std::uint64_t active_connections, std::uint64_t acce
     for (const auto& r : w->routes_) {
       auto& s = routes[r.route];
       for (std::size_t m = 0; m < s.requests.size(); ++m)
-        for (std::size_t c = 0; c < 5; ++c) s.requests[m][c] += r.requests[m][c].load(std::memory_order_relaxed);
-      auto d = r.duration.counts();
-      auto u = r.upstream_duration.counts();
-      for (std::size_t i = 0; i < d.size(); ++i) {
-        s.duration[i] += d[i];
-        s.upstream_duration[i] += u[i];
+        for (std::size_t c = 0; c < kStatusCodes; ++c) s.requests[m][c] += r.requests[m][c].load(std::memory_order_relaxed);
+      for (std::size_t c = 0; c < 5; ++c) {
+        s.duration[c].add(r.duration[c]);
+        s.upstream_duration[c].add(r.upstream_duration[c]);
+        s.upstream_head[c].add(r.upstream_response_head[c]);
       }
-      s.duration_sum += r.duration.sum_us();
-      s.upstream_sum += r.upstream_duration.sum_us();
+      s.request_bytes += r.request_bytes.load(std::memory_order_relaxed);
+      s.response_bytes += r.response_bytes.load(std::memory_order_relaxed);
       s.allowed += r.rate_limit_allowed.load(std::memory_order_relaxed);
       s.denied += r.rate_limit_denied.load(std::memory_order_relaxed);
       s.unrecognised += r.unrecognised_bodies.load(std::memory_order_relaxed);
@@ -290,6 +320,7 @@ std::string Metrics::render(std::uint64_t active_connections, std::uint64_t acce
       s.open += up.open.load(std::memory_order_relaxed);
       s.idle += up.idle.load(std::memory_order_relaxed);
       s.retries += up.retries.load(std::memory_order_relaxed);
+      s.connect.add(up.connect_duration);
     }
     for (const auto& [k, v] : w->rewrites_) {
       std::array<std::string, 4> parts;
@@ -303,24 +334,48 @@ std::string Metrics::render(std::uint64_t active_connections, std::uint64_t acce
   }
 
   std::string out;
-  out.reserve(8192);
-  header(out, "problemgate_requests_total", "counter", "Requests by route, method and status class.");
-  static constexpr std::string_view kClass[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+  out.reserve(16384);
+  header(out, "problemgate_build_info", "gauge", "Always 1; the version and commit of the running binary.");
+  sample(out, "problemgate_build_info", {{"version", build_version}, {"commit", build_commit}}, 1);
+  header(out, "problemgate_requests_total", "counter", "Requests by route, method, status code and status class.");
   for (const auto& [route, s] : routes)
     for (std::size_t m = 0; m < s.requests.size(); ++m)
-      for (std::size_t c = 0; c < 5; ++c)
-        if (s.requests[m][c] != 0)
+      for (std::size_t c = 0; c < kStatusCodes; ++c)
+        if (s.requests[m][c] != 0) {
+          char code[8];
+          const auto r = std::to_chars(code, code + sizeof code, c + 100);
           sample(out, "problemgate_requests_total",
-                 {{"route", route}, {"method", method_label_name(static_cast<MethodLabel>(m))}, {"status_class", kClass[c]}},
+                 {{"route", route}, {"method", method_label_name(static_cast<MethodLabel>(m))},
+                  {"code", std::string_view(code, static_cast<std::size_t>(r.ptr - code))}, {"status_class", kClass[c / 100]}},
                  s.requests[m][c]);
-  header(out, "problemgate_request_duration_seconds", "histogram", "Whole-request latency, head read to last byte written.");
+        }
+  header(out, "problemgate_request_duration_seconds", "histogram",
+         "Whole-request latency, head read to last byte written, by route and response status class.");
   for (const auto& [route, s] : routes)
-    if (s.duration.back() || std::any_of(s.duration.begin(), s.duration.end(), [](auto v) { return v != 0; }))
-      histogram(out, "problemgate_request_duration_seconds", route, s.duration, s.duration_sum);
-  header(out, "problemgate_upstream_duration_seconds", "histogram", "Upstream latency, request sent to response head.");
+    for (std::size_t c = 0; c < 5; ++c)
+      if (s.duration[c].any())
+        histogram(out, "problemgate_request_duration_seconds", "route", route, s.duration[c].counts, s.duration[c].sum_us,
+                  "status_class", kClass[c]);
+  header(out, "problemgate_upstream_duration_seconds", "histogram",
+         "Upstream latency, from choosing an endpoint (connect included) to the response head, by route and upstream status class.");
   for (const auto& [route, s] : routes)
-    if (std::any_of(s.upstream_duration.begin(), s.upstream_duration.end(), [](auto v) { return v != 0; }))
-      histogram(out, "problemgate_upstream_duration_seconds", route, s.upstream_duration, s.upstream_sum);
+    for (std::size_t c = 0; c < 5; ++c)
+      if (s.upstream_duration[c].any())
+        histogram(out, "problemgate_upstream_duration_seconds", "route", route, s.upstream_duration[c].counts,
+                  s.upstream_duration[c].sum_us, "status_class", kClass[c]);
+  header(out, "problemgate_upstream_response_head_duration_seconds", "histogram",
+         "Request written on an upstream connection to its response head (no connect), by route and upstream status class.");
+  for (const auto& [route, s] : routes)
+    for (std::size_t c = 0; c < 5; ++c)
+      if (s.upstream_head[c].any())
+        histogram(out, "problemgate_upstream_response_head_duration_seconds", "route", route, s.upstream_head[c].counts,
+                  s.upstream_head[c].sum_us, "status_class", kClass[c]);
+  header(out, "problemgate_request_bytes_total", "counter", "Bytes read from clients (request heads and bodies), by route.");
+  for (const auto& [route, s] : routes)
+    if (s.request_bytes) sample(out, "problemgate_request_bytes_total", {{"route", route}}, s.request_bytes);
+  header(out, "problemgate_response_bytes_total", "counter", "Bytes written to clients (response heads and bodies), by route.");
+  for (const auto& [route, s] : routes)
+    if (s.response_bytes) sample(out, "problemgate_response_bytes_total", {{"route", route}}, s.response_bytes);
   header(out, "problemgate_rate_limit_decisions_total", "counter", "Rate-limit decisions by route.");
   for (const auto& [route, s] : routes) {
     if (s.allowed + s.denied == 0) continue;
@@ -362,6 +417,9 @@ std::string Metrics::render(std::uint64_t active_connections, std::uint64_t acce
   for (const auto& [up, s] : upstreams) sample(out, "problemgate_upstream_connections_reused_total", {{"upstream", up}}, s.reuses);
   header(out, "problemgate_upstream_retries_total", "counter", "Requests retried: on a new connection after a stale pooled one failed, or on another endpoint.");
   for (const auto& [up, s] : upstreams) sample(out, "problemgate_upstream_retries_total", {{"upstream", up}}, s.retries);
+  header(out, "problemgate_upstream_connect_duration_seconds", "histogram", "New upstream connections: connect started to established.");
+  for (const auto& [up, s] : upstreams)
+    if (s.connect.any()) histogram(out, "problemgate_upstream_connect_duration_seconds", "upstream", up, s.connect.counts, s.connect.sum_us);
   header(out, "problemgate_upstream_pool_connections", "gauge", "Open upstream connections (in use + idle).");
   for (const auto& [up, s] : upstreams) sample(out, "problemgate_upstream_pool_connections", {{"upstream", up}}, s.open);
   header(out, "problemgate_upstream_pool_idle_connections", "gauge", "Idle pooled upstream connections.");
@@ -373,10 +431,17 @@ std::string Metrics::render(std::uint64_t active_connections, std::uint64_t acce
   header(out, "problemgate_config_reloads_total", "counter", "Config reloads by result.");
   sample(out, "problemgate_config_reloads_total", {{"result", "success"}}, reloads_ok.load(std::memory_order_relaxed));
   sample(out, "problemgate_config_reloads_total", {{"result", "failure"}}, reloads_failed.load(std::memory_order_relaxed));
+  header(out, "problemgate_config_last_reload_successful", "gauge", "1 when the last config load (start-up or reload) succeeded, else 0.");
+  sample(out, "problemgate_config_last_reload_successful", {}, last_reload_ok.load(std::memory_order_relaxed) ? 1 : 0);
+  header(out, "problemgate_config_last_reload_success_timestamp_seconds", "gauge",
+         "Unix time of the last successful config load (start-up or reload).");
+  sample(out, "problemgate_config_last_reload_success_timestamp_seconds", {},
+         static_cast<std::uint64_t>(std::max<std::int64_t>(0, last_reload_success_s.load(std::memory_order_relaxed))));
   render_store(out);
   header(out, "problemgate_access_log_dropped_total", "counter",
          "Access-log lines dropped because stdout's reader did not keep up (limits.access_log_buffer_bytes).");
   sample(out, "problemgate_access_log_dropped_total", {}, access_log_dropped);
+  render_process_metrics(out);
   return out;
 }
 

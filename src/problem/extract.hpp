@@ -30,6 +30,7 @@ struct DialectInput {
   int status;
   std::string_view content_type;
   std::size_t field_error_budget;  ///< field_error_budget() of the body's size
+  bool own_trace_id = false;       ///< the gateway writes its own traceId: drop the upstream's
 };
 
 bool read_problem(simdjson::dom::object root, const DialectInput& in, Extract& out);
@@ -37,8 +38,10 @@ bool read_problem(simdjson::dom::object root, const DialectInput& in, Extract& o
 /// parsed tree (so always valid JSON) as `"name":value,...` and appended to `out`; the first
 /// member of each name only.
 /// `name_comparisons` as in first_of_each_name (the work-bound guard test's measure).
+/// `own_trace_id`: the gateway writes `traceId` itself, so an upstream `traceId` (ASP.NET's, for
+/// one) is not kept; without one of ours (the normalize command) it is kept as an extension.
 void append_extension_members(simdjson::dom::object root, std::string& out,
-                              std::size_t* name_comparisons = nullptr);
+                              std::size_t* name_comparisons = nullptr, bool own_trace_id = false);
 bool read_nested(simdjson::dom::object root, const DialectInput& in, Extract& out);
 bool read_flat(simdjson::dom::object root, const DialectInput& in, Extract& out);
 bool read_detail(simdjson::dom::object root, const DialectInput& in, Extract& out);

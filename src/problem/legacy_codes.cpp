@@ -88,3 +88,15 @@ std::optional<LegacyHit> find_legacy_code(std::string_view raw, const Options& o
 }
 
 }  // namespace problemgate::problem::internal
+
+namespace problemgate::problem {
+
+void known_subcodes(const Options& opts, std::vector<std::string>& out) {
+  for (const auto& e : internal::kDefaultLegacyCodes) out.emplace_back(e.to);
+  for (const auto& [pattern, entry] : opts.legacy_codes) {
+    if (!entry.subcode.empty()) out.push_back(to_snake_case(entry.subcode));
+    else if (!internal::is_glob(pattern)) out.push_back(to_snake_case(pattern));
+  }
+}
+
+}  // namespace problemgate::problem

@@ -67,7 +67,8 @@ struct Normalizer::Impl {
 
   Dialect detect(std::string_view body, const Input& in, Dialect pinned, Extract& ex) {
     if (pinned == Dialect::empty || internal::trim(body).empty()) return Dialect::empty;
-    const internal::DialectInput din{in.status, in.content_type, internal::field_error_budget(body.size())};
+    const internal::DialectInput din{in.status, in.content_type, internal::field_error_budget(body.size()),
+                                     !in.trace_id.empty()};
     std::size_t start = 0;
     for (std::size_t i = 0; i < kDetectionOrder.size(); ++i)
       if (kDetectionOrder[i] == pinned) start = i;
@@ -140,6 +141,7 @@ struct Normalizer::Impl {
     p.code = catalog_code(in.status, opts);
     p.instance = std::string(in.instance);
     p.request_id = std::string(in.request_id);
+    p.set_trace_id(in.trace_id);
 
     // §3.2: the upstream code, the AWS header as a fallback, then the legacy table.
     if (ex.upstream_code.empty() && !in.amzn_error_type.empty())

@@ -51,6 +51,12 @@ void write_problem(const Problem& p, std::string& out) {
   if (!p.code.empty()) member(out, ",\"code\":"sv, p.code);
   if (!p.subcode.empty() && p.subcode != p.code) member(out, ",\"subcode\":"sv, p.subcode);
   if (!p.request_id.empty()) member(out, ",\"requestId\":"sv, p.request_id);
+  if (p.has_trace_id()) {
+    // Hex digits only (set_trace_id checked): nothing to escape.
+    out += ",\"traceId\":\""sv;
+    out.append(p.trace_id.data(), p.trace_id.size());
+    out.push_back('"');
+  }
   if (!p.errors.empty()) {
     out += ",\"errors\":["sv;
     bool first = true;
@@ -189,7 +195,8 @@ void fill_type_and_title(Problem& p, const Options& options) {
 }
 
 Problem make_gateway_problem(core::GatewayError e, std::string_view instance,
-                             std::string_view request_id, const Options& options) {
+                             std::string_view request_id, const Options& options,
+                             std::string_view trace_id) {
   const auto info = core::gateway_error_info(e);
   Problem p;
   p.status = info.status;
@@ -198,6 +205,7 @@ Problem make_gateway_problem(core::GatewayError e, std::string_view instance,
   p.detail = std::string(info.detail);
   p.instance = std::string(instance);
   p.request_id = std::string(request_id);
+  p.set_trace_id(trace_id);
   fill_type_and_title(p, options);
   return p;
 }

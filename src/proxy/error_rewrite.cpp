@@ -20,6 +20,7 @@ bool Session::rewrite_error(const Runtime& rt, const http1::HeadView& res, int s
   }
   in.instance = ex_.path;
   in.request_id = ex_.request_id;
+  in.trace_id = trace_id();
   in.accept = ex_.accept;
   if (complete) {
     in.body = ex_.error_body;
@@ -35,8 +36,18 @@ bool Session::rewrite_error(const Runtime& rt, const http1::HeadView& res, int s
   ex_.dialect = problem::dialect_name(out.dialect);
   ex_.code = out.code;
   ex_.subcode = out.subcode;
-  if (out.hidden_detail) ex_.hidden_detail = *out.hidden_detail;
-  worker_.metrics().count_rewrite(route.name, ex_.dialect, ex_.code, ex_.subcode);
+  if (out.hidden_detail) {
+    // The log keeps the whole 5xx text (up to telemetry.max_logged_detail, capped when written):
+    // for a plain-text body (a stack trace) that is the body itself, not its first line.
+    const std::size_t cap = rt.config.telemetry.max_logged_detail;
+    if (out.dialect == problem::Dialect::text && complete && in.content_encoding.empty())
+      ex_.hidden_detail.assign(std::string_view(ex_.error_body).substr(0, cap + 4));
+    else
+      ex_.hidden_detail.assign(std::string_view(*out.hidden_detail).substr(0, cap + 4));
+  }
+  // Label values stay bounded: a subcode outside telemetry.subcode_labels (or the legacy
+  // table) is counted as `other`; the access log keeps the real one.
+  worker_.metrics().count_rewrite(route.name, ex_.dialect, ex_.code, rt.subcode_label(ex_.subcode));
   if (out.dialect == problem::Dialect::text) obs::bump(route_counters.unrecognised_bodies);
   merge_body_rate_limit(out);
   return true;

@@ -151,7 +151,13 @@ net::awaitable<std::optional<Session::Outcome>> Session::exchange_with_upstream(
       acquired.conn = fw.pool->take_idle(!fw.has_body && fw.idempotent);  // a stale close is retried below
       acquired.reused = acquired.conn != nullptr;
     }
-    if (!acquired.conn) acquired = co_await fw.pool->connect();
+    if (!acquired.conn) {
+      const auto connect_started = steady::now();
+      acquired = co_await fw.pool->connect();
+      if (acquired.conn)
+        fw.counters->connect_duration.observe(
+            std::chrono::duration<double>(steady::now() - connect_started).count());
+    }
     if (!acquired.conn) {
       const bool exhausted = acquired.error == upstream::AcquireError::exhausted;
       const bool timed_out = acquired.error == upstream::AcquireError::timeout;
@@ -170,6 +176,8 @@ net::awaitable<std::optional<Session::Outcome>> Session::exchange_with_upstream(
     obs::bump(acquired.reused ? fw.counters->reuses : fw.counters->connects);
     auto& conn = *acquired.conn;
     ++conn.requests;
+    ex_.upstream_contacted = true;
+    ex_.upstream_sent = steady::now();
 
     // --- The request out. A request without a body is its head alone, written here: the
     // common case pays for no coroutine of its own.

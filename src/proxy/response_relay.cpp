@@ -58,8 +58,16 @@ net::awaitable<Session::Outcome> Session::relay_response(const Runtime& rt, Forw
     fw.balancer->cluster().record_failure(*fw.pool->endpoint(), fw.started_ns);
   else upstream::Cluster::record_success(*fw.pool->endpoint());
   auto& route_counters = snapshot_->route_counters(ex_.route);
-  route_counters.upstream_duration.observe(
-      std::chrono::duration<double>(steady::now() - fw.upstream_started).count());
+  {
+    const auto head_at = steady::now();
+    const std::size_t cls = obs::status_class_index(head.status);
+    const double upstream_s = std::chrono::duration<double>(head_at - fw.upstream_started).count();
+    route_counters.upstream_duration[cls].observe(upstream_s);
+    route_counters.upstream_response_head[cls].observe(
+        std::chrono::duration<double>(head_at - ex_.upstream_sent).count());
+    ex_.upstream_status = head.status;
+    ex_.upstream_ms = upstream_s * 1000.0;
+  }
 
   // The response head, as scanned (no I/O, no field container).
   HeadView res{view_of(conn.buffer).substr(0, head.head_bytes), res_fields_};

@@ -2,7 +2,10 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
 #include <array>
+
+#include "problemgate/problem/normalize.hpp"
 #include <cerrno>
 #include <system_error>
 
@@ -68,6 +71,23 @@ Runtime::Runtime(config::Config cfg, const core::Clock& clock,
     if (policy && !limiter) limiter = std::make_shared<ratelimit::RateLimiter>(*policy, clock, limiter_key_);
     limiters.push_back(std::move(limiter));
   }
+  if (config.telemetry.subcode_labels) {
+    subcode_labels = *config.telemetry.subcode_labels;
+  } else {
+    problem::known_subcodes(config.problem, subcode_labels);
+    for (const auto& route : config.routes)
+      for (const auto& rule : route.problem.rules)
+        if (rule.set.subcode) subcode_labels.push_back(*rule.set.subcode);
+  }
+  std::sort(subcode_labels.begin(), subcode_labels.end());
+  subcode_labels.erase(std::unique(subcode_labels.begin(), subcode_labels.end()), subcode_labels.end());
+}
+
+std::string_view Runtime::subcode_label(std::string_view subcode) const noexcept {
+  if (subcode.empty()) return subcode;
+  const auto it = std::lower_bound(subcode_labels.begin(), subcode_labels.end(), subcode,
+                                   [](const std::string& a, std::string_view b) { return a < b; });
+  return it != subcode_labels.end() && *it == subcode ? subcode : std::string_view("other");
 }
 
 ratelimit::HashKey draw_limiter_key() {

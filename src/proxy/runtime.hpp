@@ -42,6 +42,12 @@ struct Runtime {
   /// One per upstream (index as in config.upstreams), shared by every worker.
   std::vector<std::shared_ptr<upstream::Cluster>> clusters;
 
+  /// The subcodes that may be a metrics label value: telemetry.subcode_labels, else every
+  /// subcode the legacy table and route rules can produce. Sorted.
+  std::vector<std::string> subcode_labels;
+  /// `subcode` when it is one of subcode_labels (or empty), else "other".
+  std::string_view subcode_label(std::string_view subcode) const noexcept;
+
   std::size_t route_index(const config::Route* r) const noexcept {
     return static_cast<std::size_t>(r - config.routes.data());
   }

@@ -1,5 +1,6 @@
 #include "problemgate/proxy/server.hpp"
 
+#include <chrono>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -40,6 +41,13 @@ struct Server::Impl {
     running_addresses.threads = threads;
     running_addresses.admin = runtime->config.admin;
     for (unsigned i = 0; i < threads; ++i) workers.push_back(std::make_unique<Worker>(i, shared, runtime));
+    mark_reload_success();
+  }
+
+  void mark_reload_success() {
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
+    metrics.last_reload_success_s.store(now.count());
+    metrics.last_reload_ok.store(true);
   }
 
   core::SystemClock clock;
@@ -108,7 +116,8 @@ void Server::start(std::ostream& out) {
     const std::string shown = endpoint_text(tcp::endpoint(addr, port));
     impl_->bound.push_back(shown);
     impl_->running_addresses.listen[i].port = port;
-    out << "listening on " << shown << std::endl;
+    // One write per line: stderr is unbuffered and shared with the diagnostics logger.
+    out << ("listening on " + shown + "\n") << std::flush;
   }
   std::vector<AdminListener> admin_listeners;
   if (cfg.admin.listen) admin_listeners.push_back({*cfg.admin.listen, true});
@@ -153,7 +162,8 @@ void Server::start(std::ostream& out) {
       auto& running = admin_listeners[i].controls ? im.running_addresses.admin.listen
                                                   : im.running_addresses.admin.probes_listen;
       if (running) running->port = bound_port;
-      out << (admin_listeners[i].controls ? "admin" : "probes") << " listening on " << shown << std::endl;
+      out << (std::string(admin_listeners[i].controls ? "admin" : "probes") + " listening on " + shown + "\n")
+          << std::flush;
     }
   }
 }
@@ -238,11 +248,13 @@ std::string Server::reload_now() {
   auto& im = *impl_;
   if (!im.loader) {
     im.metrics.reloads_failed.fetch_add(1);
+    im.metrics.last_reload_ok.store(false);
     return "no config file to reload (started from flags)\n";
   }
   try {
     reload(im.loader());
     im.metrics.reloads_ok.fetch_add(1);
+    im.mark_reload_success();
     return {};
   } catch (const config::ConfigError& e) {
     std::string all;
@@ -252,14 +264,21 @@ std::string Server::reload_now() {
       all += '\n';
     }
     im.metrics.reloads_failed.fetch_add(1);
+    im.metrics.last_reload_ok.store(false);
     return all;
   } catch (const std::exception& e) {
     spdlog::error("reload rejected, old config kept: {}", e.what());
     im.metrics.reloads_failed.fetch_add(1);
+    im.metrics.last_reload_ok.store(false);
     return std::string(e.what()) + "\n";
   }
 }
 
 std::vector<std::string> Server::bound_addresses() const { return impl_->bound; }
+
+void Server::set_build_info(std::string_view version, std::string_view commit) {
+  impl_->metrics.build_version = std::string(version);
+  impl_->metrics.build_commit = std::string(commit);
+}
 
 }  // namespace problemgate::proxy

@@ -31,6 +31,8 @@ net::awaitable<void> Session::run() {
     }
     const Runtime* rt = &snap->runtime();
     head_pending_ = scan.head_bytes;
+    ex_.bytes_in = scan.head_bytes;
+    ex_.http_minor = static_cast<std::uint8_t>(scan.version_minor);
     ++served_;
     const bool last = served_ >= rt->config.limits.max_requests_per_connection;
     last_request_ = last;
@@ -78,6 +80,7 @@ net::awaitable<Session::HeadResult> Session::read_head(const Runtime& rt, http1:
         ex_.started = steady::now();
         ex_.time_ms = worker_.shared().clock.now_ms();
         worker_.ids().next(ex_.request_id);
+        new_trace();
         co_await local_reply(rt, core::GatewayError::request_timeout, true);
         finish_exchange();
       }
@@ -97,6 +100,7 @@ net::awaitable<Session::HeadResult> Session::read_head(const Runtime& rt, http1:
   ex_.time_ms = worker_.shared().clock.now_ms();
   if (scan.verdict != http1::HeadVerdict::ok) {
     worker_.ids().next(ex_.request_id);
+    new_trace();
     // Keep what can be read of the request line for the log.
     std::string_view head = view_of(buffer_);
     const auto sp = head.find(' ');
@@ -122,6 +126,22 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const http1:
     else
       worker_.ids().next(ex_.request_id);
   }
+  // Trace context (W3C): a valid traceparent continues the client's trace with a span of our
+  // own; none, an invalid one or several start a new trace (its tracestate is then dropped).
+  {
+    core::TraceParent tp;
+    const FieldSpan* f = req.find("traceparent");
+    if (f && req.count("traceparent") == 1 && core::parse_traceparent(req.value(*f), tp)) {
+      ex_.trace_id = tp.trace_id;
+      ex_.trace_flags = tp.flags;
+      ex_.has_trace = true;
+      ex_.trace_continued = true;
+      worker_.ids().next_span(ex_.span_id.data());
+    } else {
+      new_trace();
+    }
+  }
+  forwarded_for(req, ex_.forwarded_for);
 
   const bool has_body = scan.chunked || (scan.has_content_length && scan.content_length > 0);
   // A client that wants to close, or HTTP/1.0, gets Connection: close on the response.
@@ -139,6 +159,10 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const http1:
   absolute_form_ = parts.form == core::TargetParts::Form::absolute;
   request_host_ = absolute_form_ ? parts.authority : req.get("host");
   query_ = parts.query;
+  if (cfg.access_log) {
+    ex_.host.assign(request_host_.substr(0, 256));
+    obs::redact_query(query_, cfg.telemetry.redact_query, ex_.query);
+  }
   bool escaped_separator = false;
   if (core::normalize_path(parts.path, ex_.path, escaped_separator) != core::PathVerdict::ok) {
     ex_.path.assign(parts.path);
@@ -245,22 +269,38 @@ void Session::finish_exchange() {
   const auto ended = ex_.upgrade.empty() ? now : ex_.tunnel_started;
   const double duration_ms = std::chrono::duration<double, std::milli>(ended - ex_.started).count();
   auto& rc = snapshot_->route_counters(ex_.route);
-  const int cls = ex_.status / 100;
-  if (cls >= 1 && cls <= 5)
-    obs::bump(rc.requests[static_cast<std::size_t>(obs::method_label(ex_.method))][static_cast<std::size_t>(cls - 1)]);
-  rc.duration.observe(duration_ms / 1000.0);
+  if (ex_.status >= 100 && ex_.status <= 599) {
+    obs::bump(rc.requests[static_cast<std::size_t>(obs::method_label(ex_.method))][static_cast<std::size_t>(ex_.status - 100)]);
+    rc.duration[obs::status_class_index(ex_.status)].observe(duration_ms / 1000.0);
+  }
+  obs::bump(rc.request_bytes, ex_.bytes_in);
+  obs::bump(rc.response_bytes, ex_.bytes_out);
   if (rt->config.access_log) {
     obs::AccessRecord r;
     r.time_ms = ex_.time_ms;
     r.request_id = ex_.request_id;
+    r.trace_id = trace_id();
     r.method = ex_.method;
+    r.host = ex_.host;
     r.path = ex_.path;
+    r.query = ex_.query;
+    if (ex_.http_minor <= 1) r.protocol = ex_.http_minor == 1 ? std::string_view("HTTP/1.1") : std::string_view("HTTP/1.0");
     r.status = ex_.status;
     if (ex_.route) {
       r.route = ex_.route->name;
       r.upstream = ex_.route->upstream;
       r.endpoints = ex_.endpoints;
     }
+    r.upstream_contacted = ex_.upstream_contacted;
+    if (ex_.upstream_contacted) {
+      // The endpoint tried last is the one that answered (or failed last).
+      const std::string_view eps = ex_.endpoints;
+      const auto sp = eps.rfind(' ');
+      r.upstream_address = sp == std::string_view::npos ? eps : eps.substr(sp + 1);
+      r.upstream_status = ex_.upstream_status;
+      r.upstream_ms = ex_.upstream_ms;
+    }
+    r.forwarded_for = ex_.forwarded_for;
     r.duration_ms = duration_ms;
     r.bytes_in = ex_.bytes_in;
     r.bytes_out = ex_.bytes_out;
@@ -271,6 +311,7 @@ void Session::finish_exchange() {
     r.code = ex_.code;
     r.subcode = ex_.subcode;
     r.hidden_detail = ex_.hidden_detail;
+    r.detail_cap = rt->config.telemetry.max_logged_detail;
     r.upgrade = ex_.upgrade;
     if (!ex_.upgrade.empty()) {
       r.tunnel_bytes_up = ex_.tunnel_bytes_up;

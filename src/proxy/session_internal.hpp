@@ -19,6 +19,8 @@
 #include "problemgate/core/header_names.hpp"
 #include "problemgate/core/request_id.hpp"
 #include "problemgate/core/request_target.hpp"
+#include "problemgate/core/trace_context.hpp"
+#include "problemgate/obs/access_log.hpp"
 #include "problemgate/problem/problem.hpp"
 #include "problemgate/ratelimit/rate_limit_headers.hpp"
 #include "proxy/client_stream.hpp"
@@ -141,6 +143,22 @@ struct Exchange {
   std::string method;
   std::string accept;
   std::string user_agent;
+  // W3C trace context: the trace this request belongs to (the client's, when its traceparent
+  // was valid, else a new one) and the gateway's own span id in it.
+  std::array<char, 32> trace_id{};
+  std::array<char, 16> span_id{};
+  std::uint8_t trace_flags = 0;
+  bool has_trace = false;
+  bool trace_continued = false;  // the client's traceparent was valid (its tracestate goes on)
+  // Access-log copies of request-head facts (the head is consumed before the line is written).
+  std::string host;
+  std::string query;            // without '?', telemetry.redact_query applied
+  std::string forwarded_for;    // the X-Forwarded-For lines received, joined
+  std::uint8_t http_minor = 0xFF;  // 0 or 1; 0xFF: the head was not understood
+  bool upstream_contacted = false;  // a request was written on an upstream connection
+  int upstream_status = 0;          // the upstream's status, 0 = no response head
+  double upstream_ms = -1;          // endpoint chosen to response head; < 0: none
+  steady::time_point upstream_sent;  // the request went on a connection in hand
   const config::Route* route = nullptr;
   std::optional<ratelimit::Decision> decision;
   ratelimit::UpstreamLimit upstream_limit;
@@ -172,6 +190,14 @@ struct Exchange {
     method.clear();
     accept.clear();
     user_agent.clear();
+    has_trace = trace_continued = false;
+    host.clear();
+    query.clear();
+    forwarded_for.clear();
+    http_minor = 0xFF;
+    upstream_contacted = false;
+    upstream_status = 0;
+    upstream_ms = -1;
     route = nullptr;
     decision.reset();
     upstream_limit = {};
@@ -338,6 +364,16 @@ private:
     head_pending_ = 0;
   }
   void finish_exchange();
+  /// Starts a new trace for this exchange (no valid traceparent came with it).
+  void new_trace() {
+    worker_.ids().next_trace(ex_.trace_id.data(), ex_.span_id.data());
+    ex_.trace_flags = 1;  // sampled: the upstream's tracer records what it sees of this request
+    ex_.has_trace = true;
+    ex_.trace_continued = false;
+  }
+  std::string_view trace_id() const noexcept {
+    return ex_.has_trace ? std::string_view(ex_.trace_id.data(), ex_.trace_id.size()) : std::string_view{};
+  }
   /// The rate-limit fields of this exchange's response (spec §6), into rl_fields_.
   void rate_limit_fields(const Runtime& rt);
   void set_rate_limit_headers(const Runtime& rt, http::fields& f);

@@ -26,6 +26,10 @@ void Session::build_upstream_head(const Runtime& rt, const http1::HeadScan& scan
                              core::hdr::kForwardedHost})
     skip_.add(n);
   skip_.add(cfg.request_id.header);
+  // Ours replaces the client's traceparent (our span becomes the parent); a tracestate goes on
+  // only with the trace it belongs to.
+  skip_.add("traceparent");
+  if (!ex_.trace_continued) skip_.add("tracestate");
   if (rewrite_host || absolute_form_) skip_.add("host");
   http1::append_fields_except(req, skip_, up_head_);
   // The one upgrade that is passed on (hop-by-hop fields are rewritten, not relayed): the
@@ -47,13 +51,25 @@ void Session::build_upstream_head(const Runtime& rt, const http1::HeadScan& scan
     }
     http1::append_field(up_head_, "Host", scratch_);
   }
-  forwarded_for(req, scratch_);
+  scratch_.assign(ex_.forwarded_for);  // every X-Forwarded-For line received (handle())
   if (!scratch_.empty()) scratch_ += ", ";
   scratch_ += peer_ip_;
   http1::append_field(up_head_, core::hdr::kForwardedFor, scratch_);
   http1::append_field(up_head_, core::hdr::kForwardedProto, "http");
   if (!original_host.empty()) http1::append_field(up_head_, core::hdr::kForwardedHost, original_host);
   http1::append_field(up_head_, cfg.request_id.header, ex_.request_id);
+  if (ex_.has_trace) {
+    char tp[55];
+    std::memcpy(tp, "00-", 3);
+    std::memcpy(tp + 3, ex_.trace_id.data(), 32);
+    tp[35] = '-';
+    std::memcpy(tp + 36, ex_.span_id.data(), 16);
+    tp[52] = '-';
+    static constexpr char kHex[] = "0123456789abcdef";
+    tp[53] = kHex[ex_.trace_flags >> 4];
+    tp[54] = kHex[ex_.trace_flags & 0xF];
+    http1::append_field(up_head_, "traceparent", std::string_view(tp, sizeof tp));
+  }
   if (scan.chunked) {
     http1::append_field(up_head_, "Transfer-Encoding", "chunked");
   } else if (scan.has_content_length) {

@@ -93,10 +93,17 @@ def run_once(tmp, config, label, path, status, ctype, n):
     err = os.path.join(tmp, f"stderr.{label}.log")
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
            harness.GATEWAY_BIN, "--config", config]
-    with open(err, "w") as ef:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=ef,
-                                text=True)
+    # problemgate prints its ready line on stderr (stdout is the access log): stderr is read
+    # up to it, then copied to `err` by a thread.
+    ef = open(err, "w")
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     lines = [0]
+
+    def copy_stderr():
+        for line in proc.stderr:
+            ef.write(line)
+            ef.flush()
 
     def drain():  # the access log: read and counted, as a log shipper would read it
         for line in proc.stdout:
@@ -104,7 +111,15 @@ def run_once(tmp, config, label, path, status, ctype, n):
                 lines[0] += 1
 
     try:
-        _, port = harness._read_listening_line(proc, "problemgate under callgrind", timeout=120)
+        seen = []
+        try:
+            _, port = harness._read_listening_line(proc, "problemgate under callgrind", timeout=120,
+                                                   stream=proc.stderr, seen=seen)
+        finally:
+            ef.writelines(seen)
+            ef.flush()
+        err_copier = threading.Thread(target=copy_stderr, daemon=True)
+        err_copier.start()
         reader = threading.Thread(target=drain, daemon=True)
         reader.start()
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -126,6 +141,7 @@ def run_once(tmp, config, label, path, status, ctype, n):
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(timeout=60)
         reader.join(timeout=10)
+        err_copier.join(timeout=10)
     except BaseException:
         if proc.poll() is None:
             proc.kill()
@@ -134,6 +150,8 @@ def run_once(tmp, config, label, path, status, ctype, n):
         raise
     finally:
         proc.stdout.close()
+        proc.stderr.close()
+        ef.close()
     if rc != 0:
         raise RuntimeError(f"{label}: problemgate exited with {rc} after SIGTERM\n{tail(err)}")
     if lines[0] != n + 1:

@@ -22,21 +22,27 @@ CORPUS_DIR = os.environ.get("PROBLEMGATE_CORPUS_DIR", os.path.join(os.path.dirna
 
 REQUEST_ID_RE = re.compile(r"^req_[0-9A-HJKMNP-TV-Z]{26}$")
 PROBLEM_MEMBERS_ORDER = ["type", "title", "status", "detail", "instance", "code", "subcode",
-                         "requestId", "errors", "retryAfter"]
+                         "requestId", "traceId", "errors", "retryAfter"]
+TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
-def _read_listening_line(proc, what, timeout=20.0):
-    """Reads stdout until 'listening on HOST:PORT'; returns (host, port)."""
+def _read_listening_line(proc, what, timeout=20.0, stream=None, seen=None):
+    """Reads `stream` (default: stdout; problemgate prints its ready lines on stderr) until
+    'listening on HOST:PORT'; returns (host, port). Lines read are appended to `seen`."""
+    stream = stream if stream is not None else proc.stdout
     deadline = time.time() + timeout
     lines = []
     while time.time() < deadline:
-        line = proc.stdout.readline()
+        line = stream.readline()
         if not line:
             if proc.poll() is not None:
-                err = proc.stderr.read() if proc.stderr else ""
+                other = proc.stderr if stream is proc.stdout else proc.stdout
+                err = other.read() if other else ""
                 raise RuntimeError(f"{what} exited with {proc.returncode}: {''.join(lines)} {err}")
             continue
         lines.append(line)
+        if seen is not None:
+            seen.append(line)
         m = re.match(r"listening on (\S+):(\d+)", line.strip())
         if m:
             return m.group(1), int(m.group(2))
@@ -88,14 +94,30 @@ class Gateway:
         full_env.update(env or {})
         self.stderr_path = os.path.join(self.dir, "stderr.log")
         self._stderr = open(self.stderr_path, "w")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      env=full_env)
-        self.host, self.port = _read_listening_line(self.proc, "problemgate")
+        # Ready lines ('listening on', 'admin listening on') come on stderr with the
+        # diagnostics; stdout carries access-log JSON lines only.
+        self.stderr_lines = []
+        try:
+            self.host, self.port = _read_listening_line(self.proc, "problemgate", stream=self.proc.stderr,
+                                                        seen=self.stderr_lines)
+        finally:
+            self._stderr.writelines(self.stderr_lines)
+            self._stderr.flush()
+        self._err_reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._err_reader.start()
         self.log_lines = []
         self._reading = threading.Event()  # cleared by pause_stdout(): the pipe is left unread
         self._reading.set()
         self._reader = threading.Thread(target=self._read_stdout, daemon=True)
         self._reader.start()
+
+    def _read_stderr(self):
+        for line in self.proc.stderr:
+            self.stderr_lines.append(line)
+            self._stderr.write(line)
+            self._stderr.flush()
 
     def _read_stdout(self):
         for line in self.proc.stdout:
@@ -133,14 +155,14 @@ class Gateway:
         config can say `admin: { listen: 127.0.0.1:0 }` instead of racing for a free port)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for line in list(self.log_lines):
+            for line in list(self.stderr_lines):
                 m = re.match(r"admin listening on (\S+):(\d+)", line.strip())
                 if m:
                     return int(m.group(2))
             if self.proc.poll() is not None:
                 break
             time.sleep(0.01)
-        raise RuntimeError(f"problemgate did not print 'admin listening on': {self.log_lines[:5]}")
+        raise RuntimeError(f"problemgate did not print 'admin listening on': {self.stderr_lines[:5]}")
 
     def request(self, method, path, headers=None, body=None, timeout=10.0):
         return http_request("127.0.0.1", self.port, method, path, headers, body, timeout)
@@ -159,9 +181,12 @@ class Gateway:
                 self.proc.kill()
                 self.proc.wait()
         self._reader.join(timeout=5)
+        self._err_reader.join(timeout=5)
         self._stderr.close()
         if self.proc.stdout:
             self.proc.stdout.close()
+        if self.proc.stderr:
+            self.proc.stderr.close()
         return self.proc.returncode
 
     def stderr(self):
@@ -476,6 +501,8 @@ def assert_problem(test, status, headers, body, expected_status, code=None, subc
     for m in ("type", "title", "code", "requestId"):
         test.assertIn(m, p)
     test.assertEqual(p["requestId"], headers.get("x-request-id"))
+    if "traceId" in p:
+        test.assertRegex(p["traceId"], TRACE_ID_RE)
     keys = [k for k in p.keys() if k in PROBLEM_MEMBERS_ORDER]
     test.assertEqual(keys, sorted(keys, key=PROBLEM_MEMBERS_ORDER.index), "member order")
     for k, v in p.items():

@@ -33,6 +33,8 @@ admin:
   listen: 127.0.0.1:{admin_port}
 limits:
   drain_timeout: 10s
+telemetry:
+  subcode_labels: [agent_not_found, channel_not_found]  # label values; other subcodes count as `other`
 upstreams:
   legacy:
     url: {demo_url}
@@ -80,13 +82,14 @@ class AdminEndpoints(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertTrue(headers["content-type"].startswith("text/plain"))
         text = body.decode()
-        self.assertRegex(text, r'problemgate_requests_total\{route="legacy",method="GET",status_class="2xx"\} [1-9]')
-        self.assertRegex(text, r'problemgate_requests_total\{route="legacy",method="GET",status_class="4xx"\} [1-9]')
+        self.assertRegex(text, r'problemgate_requests_total\{route="legacy",method="GET",code="200",status_class="2xx"\} [1-9]')
+        self.assertRegex(text, r'problemgate_requests_total\{route="legacy",method="GET",code="404",status_class="4xx"\} [1-9]')
         self.assertRegex(text, r'problemgate_rewritten_errors_total\{route="legacy",dialect="flat",code="resource_not_found",subcode="agent_not_found"\} [1-9]')
         self.assertRegex(text, r'problemgate_rewritten_errors_total\{route="legacy",dialect="nested",code="resource_not_found",subcode="channel_not_found"\} [1-9]')
         self.assertRegex(text, r'problemgate_unrecognised_bodies_total\{route="legacy"\} [1-9]')
         self.assertRegex(text, r'problemgate_rate_limit_decisions_total\{route="limited",decision="allowed"\} [1-9]')
-        self.assertRegex(text, r'problemgate_request_duration_seconds_bucket\{route="legacy",le="\+Inf"\} [1-9]')
+        self.assertRegex(text, r'problemgate_request_duration_seconds_bucket\{route="legacy",status_class="2xx",le="60"\} [1-9]')
+        self.assertRegex(text, r'problemgate_request_duration_seconds_bucket\{route="legacy",status_class="2xx",le="\+Inf"\} [1-9]')
         self.assertRegex(text, r'problemgate_upstream_connections_opened_total\{upstream="legacy"\} [1-9]')
         self.assertIn("problemgate_client_connections ", text)
         self.assertIn('problemgate_config_reloads_total{result="success"}', text)
@@ -445,14 +448,14 @@ def listener_port(gw, kind, timeout=20.0):
     pattern = re.compile(rf"{kind} listening on (\S+):(\d+)")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for line in list(gw.log_lines):
+        for line in list(gw.stderr_lines):
             m = pattern.match(line.strip())
             if m:
                 return int(m.group(2))
         if gw.proc.poll() is not None:
             break
         time.sleep(0.01)
-    raise RuntimeError(f"problemgate did not print '{kind} listening on': {gw.log_lines[:5]}")
+    raise RuntimeError(f"problemgate did not print '{kind} listening on': {gw.stderr_lines[:5]}")
 
 
 def wait_for_stderr(gw, pattern, timeout=20.0):
@@ -559,7 +562,7 @@ class AdminSurface(unittest.TestCase):
         r = subprocess.run(cmd + args, capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         # Refused while loading the config: nothing was bound, not even the proxy's listener.
-        self.assertNotIn("listening on", r.stdout)
+        self.assertNotIn("listening on", r.stdout + r.stderr)
         return r.stdout, r.stderr
 
     def test_non_loopback_controls_without_a_token_refuse_to_start(self):
@@ -600,7 +603,7 @@ class AdminSurface(unittest.TestCase):
         for g in (a, b):
             self.assertEqual(g.request("GET", "/ok")[0], 200)
             self.assertIsNone(g.proc.poll())
-            self.assertFalse(any("admin listening" in line for line in g.log_lines), g.log_lines)
+            self.assertFalse(any("admin listening" in line for line in g.stderr_lines), g.stderr_lines)
 
     def test_flags_override_the_files_admin_addresses(self):
         cfg = config(self.demo.url).replace(
@@ -608,8 +611,8 @@ class AdminSurface(unittest.TestCase):
         gw = self.start(cfg, args=["--admin", "off"], env={"PROBLEMGATE_PROBES": "off"})
         self.assertEqual(gw.request("GET", "/ok")[0], 200)
         time.sleep(0.2)  # the admin lines would come right after 'listening on'
-        self.assertFalse(any("admin listening" in line or "probes listening" in line for line in gw.log_lines),
-                         gw.log_lines)
+        self.assertFalse(any("admin listening" in line or "probes listening" in line for line in gw.stderr_lines),
+                         gw.stderr_lines)
         # A reload re-applies the flags: admin stays off (and the reload itself succeeds).
         gw.proc.send_signal(signal.SIGHUP)
         self.assertIsNotNone(wait_for_stderr(gw, r"SIGHUP: config reloaded"))

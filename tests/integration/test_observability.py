@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import unittest
 
 import yaml
@@ -128,8 +129,18 @@ class Observability(unittest.TestCase):
             statuses = [cls.gw.request("GET", p)[0]
                         for p in ("/ok", "/flat/not-found", "/limited/ok", "/limited/ok", "/dead/x")]
             assert statuses == [200, 404, 200, 429, 502], statuses
-            status, _, body = http_request("127.0.0.1", admin, "GET", "/metrics")
-            assert status == 200, status
+            # A request is counted after its response is written: scrape until all five are in
+            # (the 502 last), not at once, so a loaded machine cannot race the scrape.
+            def scrape():
+                status, _, body = http_request("127.0.0.1", admin, "GET", "/metrics")
+                assert status == 200, status
+                return body
+            body = scrape()
+            deadline = time.monotonic() + 20
+            while not all(c in body for c in (b'code="200"', b'code="404"', b'code="429"', b'code="502"')) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.05)
+                body = scrape()
         except Exception:
             cls.tearDownClass()
             raise

@@ -557,7 +557,8 @@ class UpstreamFaults(unittest.TestCase):
                 if k not in ("requestId", "subcode"):
                     self.assertEqual(p.get(k), v, k)
             self.assertEqual(p["requestId"], "u12-id")
-            self.assertEqual(set(p) - {"subcode"}, set(body) - {"subcode"})
+            self.assertEqual(set(p) - {"subcode", "traceId"}, set(body) - {"subcode"})
+            self.assertRegex(p["traceId"], r"^[0-9a-f]{32}$")
             self.assertEqual(validate_schema(p, problem_schema()), [])
         finally:
             gw.stop()

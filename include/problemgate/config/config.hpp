@@ -77,6 +77,19 @@ struct RequestId {
 /// Trusted-proxy networks (the type lives in core: the proxy checks them on every request).
 using Cidr = core::Cidr;
 
+/// What the access log and /metrics may say (issue 23): bounded labels, redacted secrets.
+struct Telemetry {
+  /// The subcodes that may become a `subcode` label value of problemgate_rewritten_errors_total;
+  /// any other is counted as `other`. Unset: the subcodes of problem.legacy_codes.
+  std::optional<std::vector<std::string>> subcode_labels;
+  /// Query parameters whose value the access log writes as REDACTED (names compared exactly).
+  std::vector<std::string> redact_query;
+  /// The longest upstream 5xx text the access log keeps as `upstream_detail` (bytes).
+  std::size_t max_logged_detail = 2048;
+  static constexpr std::size_t kMaxLoggedDetailLimit = 64 * 1024;
+  static constexpr std::size_t kMaxSubcodeLabels = 500;
+};
+
 struct RateLimitHeaders {
   enum class Format { x_ratelimit, ietf, both } format = Format::x_ratelimit;
   enum class Reset { epoch, delta } reset = Reset::epoch;
@@ -209,6 +222,7 @@ struct Config {
   std::optional<RateLimitPolicy> rate_limit;  ///< default policy for routes without their own
   RateLimitStore rate_limit_store;
   bool access_log = true;  ///< one JSON line per request on stdout
+  Telemetry telemetry;
   std::vector<Upstream> upstreams;
   std::vector<Route> routes;
   std::string source;  ///< file it came from, or "<flags>"

@@ -18,6 +18,11 @@ public:
   explicit RequestIdGenerator(const Clock& clock);
   /// Writes a fresh id into `out` (replacing its contents).
   void next(std::string& out);
+  /// A new trace id (32 hex) and span id (16 hex) for a request that brought no valid
+  /// `traceparent`, from the same random source as the request ids.
+  void next_trace(char* trace_id32, char* span_id16) noexcept;
+  /// A new span id (16 hex): the gateway's own span in a trace it continues.
+  void next_span(char* span_id16) noexcept;
   std::string next() {
     std::string s;
     next(s);

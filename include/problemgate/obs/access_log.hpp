@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace problemgate::obs {
 
@@ -11,9 +12,20 @@ namespace problemgate::obs {
 struct AccessRecord {
   std::int64_t time_ms = 0;  ///< Unix ms when the request head was read
   std::string_view request_id;
+  std::string_view trace_id;  ///< W3C trace id (32 hex), "" when none
   std::string_view method;
+  std::string_view host;      ///< the authority routed on (Host, or an absolute-form target's)
   std::string_view path;
+  std::string_view query;     ///< without '?', already redacted (redact_query)
+  std::string_view protocol;  ///< "HTTP/1.1" / "HTTP/1.0"; "" when the head was not understood
   int status = 0;
+  /// False when the gateway answered without writing the request to an upstream (a local
+  /// 429, 404, 502 after refused connects...): then the upstream_* fields are absent.
+  bool upstream_contacted = false;
+  std::string_view upstream_address;  ///< the endpoint that answered (or failed last)
+  int upstream_status = 0;            ///< 0: no response head came
+  double upstream_ms = -1;            ///< endpoint chosen to response head; < 0: none
+  std::string_view forwarded_for;     ///< the X-Forwarded-For received, "" when none
   std::string_view route;
   std::string_view upstream;
   /// The upstream endpoints tried, in order, space-separated. Written unescaped: only ever
@@ -29,6 +41,7 @@ struct AccessRecord {
   std::string_view code;
   std::string_view subcode;
   std::string_view hidden_detail;  ///< the upstream detail hidden from a 5xx client
+  std::size_t detail_cap = 2048;   ///< bytes of hidden_detail kept (telemetry.max_logged_detail)
   /// A request that became a tunnel (status 101): the protocol, the bytes it moved each way
   /// after the handshake, how long it stayed open and why it closed. Empty `upgrade`: none.
   std::string_view upgrade;
@@ -78,6 +91,15 @@ private:
   struct Queue;
   std::shared_ptr<Queue> queue_;  // shared with the writer thread, which may outlive a stalled close
 };
+
+/// `query` (with or without its leading '?') into `out` (replacing it), without the '?', each
+/// parameter whose name is one of `names` written as `name=REDACTED`. Names compare exactly
+/// (as written in the query); other parameters are copied as they are.
+void redact_query(std::string_view query, const std::vector<std::string>& names, std::string& out);
+
+/// Unix milliseconds as RFC 3339 UTC with milliseconds, `2026-12-07T22:30:00.123Z` (appended).
+/// The calendar part is cached per thread for the current second.
+void append_rfc3339(std::string& out, std::int64_t unix_ms);
 
 /// Configures the diagnostics logger (stderr) at `level` ("trace".."off"). Returns false for
 /// an unknown level name.

@@ -15,12 +15,14 @@
 
 namespace problemgate::obs {
 
-/// A Prometheus histogram with fixed latency buckets (seconds). observe() is lock-free; counts
-/// are relaxed atomics written by one worker thread and read by the scraper.
+/// A Prometheus histogram with fixed latency buckets (seconds), up to 60 s so the default
+/// upstream timeout (30 s) and what runs past it land in a bucket of their own, not in +Inf.
+/// observe() is lock-free; counts are relaxed atomics written by one worker thread and read by
+/// the scraper.
 class Histogram {
 public:
-  static constexpr std::array<double, 14> kBounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                  0.1,    0.25,  0.5,    1.0,   2.5,   5.0,  10.0};
+  static constexpr std::array<double, 16> kBounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                  0.25,   0.5,   1.0,    2.5,   5.0,  10.0,  30.0, 60.0};
   void observe(double seconds) noexcept;
   std::array<std::uint64_t, kBounds.size() + 1> counts() const noexcept;
   std::uint64_t sum_us() const noexcept { return sum_us_.load(std::memory_order_relaxed); }
@@ -43,15 +45,30 @@ MethodLabel method_label(std::string_view method) noexcept;
 enum class TunnelClose : std::uint8_t { client_closed, upstream_closed, idle_timeout, write_timeout, drain, count };
 std::string_view tunnel_close_name(TunnelClose r) noexcept;
 
+/// Statuses 100..599 as indexes 0..499 (problemgate_requests_total's `code`).
+inline constexpr std::size_t kStatusCodes = 500;
+/// The status class index 0..4 of a status 100..599 (`status_class` 1xx..5xx).
+inline constexpr std::size_t status_class_index(int status) noexcept {
+  return status >= 100 && status <= 599 ? static_cast<std::size_t>(status / 100 - 1) : 4;
+}
+
 /// Counters of one route on one worker.
 struct RouteCounters {
   explicit RouteCounters(std::string r) : route(std::move(r)) {}
   std::string route;
-  /// [method][status class 1..5 -> 0..4]
-  std::array<std::array<std::atomic<std::uint64_t>, 5>, static_cast<std::size_t>(MethodLabel::count)>
+  /// [method][status 100..599 -> 0..499]
+  std::array<std::array<std::atomic<std::uint64_t>, kStatusCodes>, static_cast<std::size_t>(MethodLabel::count)>
       requests{};
-  Histogram duration;
-  Histogram upstream_duration;
+  /// By the status class of the response (index status_class_index).
+  std::array<Histogram, 5> duration;
+  /// Request start at the gateway (before any connect) to the upstream's response head, by the
+  /// upstream status class.
+  std::array<Histogram, 5> upstream_duration;
+  /// The request on an upstream connection in hand (written) to its response head: the
+  /// upstream's own time to answer, by the upstream status class.
+  std::array<Histogram, 5> upstream_response_head;
+  std::atomic<std::uint64_t> request_bytes{0};   ///< bytes read from clients (heads and bodies)
+  std::atomic<std::uint64_t> response_bytes{0};  ///< bytes written to clients
   std::atomic<std::uint64_t> rate_limit_allowed{0};
   std::atomic<std::uint64_t> rate_limit_denied{0};
   std::atomic<std::uint64_t> unrecognised_bodies{0};
@@ -75,6 +92,7 @@ struct UpstreamCounters {
   std::atomic<std::uint64_t> open{0};  ///< gauge
   std::atomic<std::uint64_t> idle{0};  ///< gauge
   std::atomic<std::uint64_t> retries{0};
+  Histogram connect_duration;  ///< new connections: connect() started to established
 };
 
 enum class StoreCheck : std::uint8_t { allowed, limited, error, timeout, count };
@@ -137,6 +155,13 @@ public:
   std::atomic<std::uint64_t> reloads_ok{0};
   std::atomic<std::uint64_t> reloads_failed{0};
   std::atomic<std::uint64_t> connections_rejected{0};
+  /// Unix seconds of the last config load that succeeded (start-up included), and whether the
+  /// last attempt succeeded (Prometheus' own config_last_reload_* pair).
+  std::atomic<std::int64_t> last_reload_success_s{0};
+  std::atomic<bool> last_reload_ok{true};
+  /// problemgate_build_info's labels; set before the workers start, read-only after.
+  std::string build_version = "unknown";
+  std::string build_commit = "unknown";
 
   /// `active_connections` and `access_log_dropped` are sampled by the caller (they live with
   /// the server).
@@ -149,5 +174,11 @@ private:
 
 /// Prometheus label-value escaping (backslash, double quote, newline).
 void append_label_value(std::string& out, std::string_view v);
+
+/// The standard process_* metrics (Prometheus client conventions) of this process, read from
+/// /proc/self: process_cpu_seconds_total, process_resident_memory_bytes,
+/// process_virtual_memory_bytes, process_open_fds, process_max_fds, process_start_time_seconds.
+/// A file that cannot be read leaves its metric out (never an error).
+void render_process_metrics(std::string& out);
 
 }  // namespace problemgate::obs

@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "problemgate/problem/options.hpp"
 #include "problemgate/problem/problem.hpp"
@@ -19,6 +20,7 @@ struct Input {
   std::string_view body;                ///< raw bytes as received (maybe compressed)
   std::string_view instance;            ///< request path without query
   std::string_view request_id;
+  std::string_view trace_id;            ///< W3C trace id ("" if none): the body's `traceId`
   std::string_view accept;              ///< request Accept, for content negotiation
   std::string_view retry_after_header;  ///< upstream Retry-After ("" if none); used when delta-seconds
 };
@@ -83,5 +85,10 @@ Output normalize(const Input& in, const Options& opts, const RouteOptions& route
 /// Converts an upstream code to lowercase_snake_case (spec §3.2): `invalidGrant` -> `invalid_grant`,
 /// `ResourceNotFoundException` -> `resource_not_found_exception`. "" when nothing is left.
 std::string to_snake_case(std::string_view code);
+
+/// Every subcode the legacy table can produce by name (the default table and the exact entries
+/// of `options.legacy_codes` with a subcode), appended to `out`: the bounded set of subcode
+/// label values (telemetry.subcode_labels' default).
+void known_subcodes(const Options& options, std::vector<std::string>& out);
 
 }  // namespace problemgate::problem

@@ -1,4 +1,5 @@
 #pragma once
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -28,6 +29,19 @@ struct Problem {
   std::string code;
   std::string subcode;
   std::string request_id;
+  /// W3C trace id, written as `traceId` right after `requestId`: 32 lowercase hex digits, or
+  /// all '\0' for none. A fixed array: setting it never allocates (set_trace_id).
+  std::array<char, 32> trace_id{};
+
+  /// Sets trace_id from `id` when it is 32 lowercase hex digits; anything else leaves none.
+  void set_trace_id(std::string_view id) noexcept {
+    trace_id.fill('\0');
+    if (id.size() != trace_id.size()) return;
+    for (char c : id)
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return;
+    id.copy(trace_id.data(), trace_id.size());
+  }
+  bool has_trace_id() const noexcept { return trace_id[0] != '\0'; }
   std::vector<FieldError> errors;
   std::optional<std::int64_t> retry_after;
   /// Extension members kept from an upstream problem+json body, already serialized as
@@ -53,7 +67,8 @@ void fill_type_and_title(Problem& p, const Options& options);
 
 /// Builds the gateway's own error (spec §8) through the same path as rewritten ones.
 Problem make_gateway_problem(core::GatewayError e, std::string_view instance,
-                             std::string_view request_id, const Options& options);
+                             std::string_view request_id, const Options& options,
+                             std::string_view trace_id = {});
 
 /// Spec §2 content negotiation: application/json when Accept names application/json and neither
 /// application/problem+json nor a wildcard; else application/problem+json.

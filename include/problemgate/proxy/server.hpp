@@ -3,6 +3,7 @@
 #include <memory>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "problemgate/config/config.hpp"
@@ -18,7 +19,8 @@ public:
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  /// Binds every listener and writes `listening on HOST:PORT` for each to `out`.
+  /// Binds every listener and writes `listening on HOST:PORT` for each to `out` (main passes
+  /// stderr: stdout carries only access-log JSON lines).
   /// Throws std::system_error when an address cannot be bound (start-up is the only place
   /// where exceptions are used).
   void start(std::ostream& out);
@@ -42,6 +44,9 @@ public:
   /// Re-reads and installs the configuration now. Returns "" on success, else the reasons.
   /// Thread-safe.
   std::string reload_now();
+
+  /// problemgate_build_info's version and commit labels. Call before start().
+  void set_build_info(std::string_view version, std::string_view commit);
 
   /// The addresses actually bound (port 0 resolved), after start().
   std::vector<std::string> bound_addresses() const;

@@ -37,11 +37,12 @@ bool is_problem_media_type(std::string_view ct) noexcept {
 
 }  // namespace
 
-void append_extension_members(JsonObject root, std::string& out, std::size_t* name_comparisons) {
+void append_extension_members(JsonObject root, std::string& out, std::size_t* name_comparisons,
+                              bool own_trace_id) {
   std::vector<std::string_view> names;
   std::vector<JsonElement> values;
   for (auto field : root) {
-    if (is_known(field.key)) continue;
+    if (is_known(field.key) || (own_trace_id && field.key == "traceId")) continue;
     names.push_back(field.key);
     values.push_back(field.value);
   }
@@ -93,7 +94,7 @@ bool read_problem(JsonObject root, const DialectInput& in, Extract& out) {
   // RFC 7807's example extension, [{name, reason}]; it also stays as an extension member.
   if (auto params = array_member(root, "invalid-params")) errors_from_array(*params, field_code, ex.errors);
 
-  append_extension_members(root, ex.extensions);
+  append_extension_members(root, ex.extensions, nullptr, in.own_trace_id);
   out = std::move(ex);
   return true;
 }

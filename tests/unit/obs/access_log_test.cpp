@@ -32,6 +32,81 @@ TEST_SUITE("obs.access_log") {
     CHECK_FALSE(j.contains("upgrade"));
     CHECK_FALSE(j.contains("tunnel_ms"));
   }
+  TEST_CASE("telemetry fields: trace, host, query, protocol, upstream facts, forwarded-for") {
+    AccessRecord r;
+    r.time_ms = 1'706'900'060'005;
+    r.request_id = "req_2";
+    r.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    r.method = "GET";
+    r.host = "api.example.com";
+    r.path = "/a";
+    r.query = "x=1&token=REDACTED";
+    r.protocol = "HTTP/1.0";
+    r.status = 503;
+    r.upstream_contacted = true;
+    r.upstream_address = "127.0.0.1:9000";
+    r.upstream_status = 500;
+    r.upstream_ms = 12.25;
+    r.forwarded_for = "203.0.113.7, 10.0.0.1";
+    const std::string trace(3000, 'x');
+    r.hidden_detail = trace;
+    r.detail_cap = 2500;
+    std::string line;
+    AccessLog::format(r, line);
+    auto j = nlohmann::json::parse(line);
+    CHECK(j["time"] == "2024-02-02T18:54:20.005Z");
+    CHECK(j["traceId"] == "4bf92f3577b34da6a3ce929d0e0e4736");
+    CHECK(j["host"] == "api.example.com");
+    CHECK(j["query"] == "x=1&token=REDACTED");
+    CHECK(j["protocol"] == "HTTP/1.0");
+    CHECK(j["upstream_contacted"] == true);
+    CHECK(j["upstream_address"] == "127.0.0.1:9000");
+    CHECK(j["upstream_status"] == 500);
+    CHECK(j["upstream_ms"] == doctest::Approx(12.25));
+    CHECK(j["x_forwarded_for"] == "203.0.113.7, 10.0.0.1");
+    CHECK(j["upstream_detail"].get<std::string>().size() == 2500);  // its own cap, not kMaxFieldBytes
+  }
+  TEST_CASE("a local reply says no upstream was contacted, without upstream facts") {
+    AccessRecord r;
+    r.request_id = "req_3";
+    r.status = 429;
+    r.upstream_status = 200;  // ignored: nothing was sent upstream
+    std::string line;
+    AccessLog::format(r, line);
+    auto j = nlohmann::json::parse(line);
+    CHECK(j["upstream_contacted"] == false);
+    CHECK_FALSE(j.contains("upstream_status"));
+    CHECK_FALSE(j.contains("upstream_ms"));
+    CHECK_FALSE(j.contains("traceId"));
+  }
+  TEST_CASE("RFC 3339 time: UTC with milliseconds and Z") {
+    std::string out;
+    problemgate::obs::append_rfc3339(out, 0);
+    CHECK(out == "1970-01-01T00:00:00.000Z");
+    out.clear();
+    problemgate::obs::append_rfc3339(out, 1'796'682'600'123);  // the example in issue 23
+    CHECK(out == "2026-12-07T22:30:00.123Z");
+    out.clear();
+    problemgate::obs::append_rfc3339(out, 1'796'682'600'999);  // same second (cached calendar part)
+    CHECK(out == "2026-12-07T22:30:00.999Z");
+  }
+  TEST_CASE("query redaction replaces the values of named parameters only") {
+    using problemgate::obs::redact_query;
+    const std::vector<std::string> names{"token", "api_key"};
+    std::string out;
+    redact_query("?a=1&token=s3cr3t&b=2&api_key=k&tokenx=3", names, out);
+    CHECK(out == "a=1&token=REDACTED&b=2&api_key=REDACTED&tokenx=3");
+    redact_query("token", names, out);  // no value: nothing to hide
+    CHECK(out == "token");
+    redact_query("?token=", names, out);
+    CHECK(out == "token=REDACTED");
+    redact_query("?a=1&&token=x", names, out);
+    CHECK(out == "a=1&&token=REDACTED");
+    redact_query("?a=1&token=x", {}, out);
+    CHECK(out == "a=1&token=x");
+    redact_query("", names, out);
+    CHECK(out.empty());
+  }
   TEST_CASE("a tunnel's line has its protocol, bytes each way, life and end") {
     AccessRecord r;
     r.request_id = "req_2";

@@ -68,4 +68,16 @@ TEST_SUITE("problem.gateway_errors") {
       else CHECK_FALSE(j.contains("subcode"));
     }
   }
+  TEST_CASE("traceId is written right after requestId, and only when there is one") {
+    const problem::Problem p = problem::make_gateway_problem(GatewayError::rate_limited, "/a", "req_1",
+                                                             problem::Options{}, "4bf92f3577b34da6a3ce929d0e0e4736");
+    std::string body;
+    problem::write_problem(p, body);
+    const auto rid = body.find("\"requestId\":\"req_1\"");
+    REQUIRE(rid != std::string::npos);
+    CHECK(body.find(",\"traceId\":\"4bf92f3577b34da6a3ce929d0e0e4736\"") == rid + std::string_view("\"requestId\":\"req_1\"").size());
+    std::string without;
+    problem::write_problem(problem::make_gateway_problem(GatewayError::rate_limited, "/a", "req_1", problem::Options{}), without);
+    CHECK(without.find("traceId") == std::string::npos);
+  }
 }

@@ -78,6 +78,22 @@ TEST_SUITE("problem.normalize") {
     });
   }
 
+  TEST_CASE("the gateway's traceId replaces an upstream's, right after requestId") {
+    pgtest::Call c;
+    c.status = 400;
+    c.content_type = "application/problem+json";
+    const std::string body = pgtest::fixture("aspnet_validation.json");
+    c.body = body;
+    c.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    auto r = pgtest::run(c);
+    CHECK(r.body["traceId"] == "4bf92f3577b34da6a3ce929d0e0e4736");
+    CHECK(r.out.body.find("traceId") == r.out.body.rfind("traceId"));  // once
+    const auto rid = r.out.body.find("\"requestId\":");
+    const auto tid = r.out.body.find(",\"traceId\":");
+    CHECK(rid < tid);
+    CHECK(r.out.body.find(',', rid) == tid);  // nothing in between
+  }
+
   TEST_CASE("ASP.NET ValidationProblemDetails: errors map flattened, traceId kept") {
     auto r = pgtest::run(400, "application/problem+json", pgtest::fixture("aspnet_validation.json"));
     CHECK(r.out.dialect == Dialect::problem);

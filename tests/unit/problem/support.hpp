@@ -48,6 +48,7 @@ struct Call {
   std::string_view amzn_error_type;
   std::string_view retry_after_header;
   std::string_view accept;
+  std::string_view trace_id;
 };
 
 inline Result run(const Call& c, const pp::Options& opts = {}, const pp::RouteOptions& route = {}) {
@@ -61,6 +62,7 @@ inline Result run(const Call& c, const pp::Options& opts = {}, const pp::RouteOp
   in.request_id = kRequestId;
   in.accept = c.accept;
   in.retry_after_header = c.retry_after_header;
+  in.trace_id = c.trace_id;
   Result r{pp::normalize(in, opts, route), {}};
   if (r.out.rewritten) r.body = check_valid(r.out, c.status);
   return r;
