@@ -246,6 +246,7 @@ void AccessLog::format(const AccessRecord& r, std::string& out) {
   if (!r.code.empty()) field(out, ",\"code\":", r.code);
   if (!r.subcode.empty()) field(out, ",\"subcode\":", r.subcode);
   if (!r.hidden_detail.empty()) field(out, ",\"upstream_detail\":", r.hidden_detail);
+  if (!r.client_cert.empty()) field(out, ",\"client_cert\":", r.client_cert);
   if (!r.upgrade.empty()) {
     field(out, ",\"upgrade\":", r.upgrade);
     number(out, ",\"tunnel_bytes_up\":", static_cast<std::int64_t>(r.tunnel_bytes_up));

@@ -1,3 +1,5 @@
+#include <boost/asio/ssl/error.hpp>
+
 #include <span>
 
 #include "proxy/session_internal.hpp"
@@ -66,7 +68,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const http1
     if (expect_continue) {
       // The client waits for this before sending the body it is about to be asked for.
       client_.arm(cfg.limits.write_timeout);
-      auto [ec, n] = co_await net::async_write(client_.socket(), net::buffer(kContinue), kNoThrow);
+      auto [ec, n] = co_await net::async_write(client_, net::buffer(kContinue), kNoThrow);
       continue_sent = true;
       if (ec) co_return co_await fail_body(BodyError::client_closed);
     }
@@ -167,6 +169,19 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const http1
     }
     if (!acquired.conn) acquired = co_await pool->connect();
     if (acquired.conn) obs::bump(acquired.reused ? uc.reuses : uc.connects);
+    if (!acquired.conn && (acquired.error == upstream::AcquireError::tls_certificate ||
+                           acquired.error == upstream::AcquireError::tls_protocol)) {
+      // The TLS handshake failed: nothing was sent, so it is retried like a connect failure;
+      // the answer names the failure (RFC 9209), never a hang or a silent close.
+      const bool cert = acquired.error == upstream::AcquireError::tls_certificate;
+      worker_.shared().metrics.tls.upstream_failed(up_cfg.name, cert ? "certificate" : "protocol");
+      update_pool_gauges();
+      cluster.record_failure(*pool->endpoint(), now_ns);
+      fail_on(cert ? "tls_certificate_error" : "tls_protocol_error");
+      ex_.error = "upstream_tls_error";
+      if (retry_cfg.on_connect_failure && retry_elsewhere(cluster.counters.retries_connect)) continue;
+      co_return co_await reply_and_finish(rt, core::GatewayError::upstream_tls_error, has_body || !keep_alive);
+    }
     if (!acquired.conn) {
       const bool exhausted = acquired.error == upstream::AcquireError::exhausted;
       const bool timed_out = acquired.error == upstream::AcquireError::timeout;
@@ -191,10 +206,11 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const http1
                                             : http1::MessageWriter::Framing::length);
     bool upstream_failed = false;
     bool client_failed = false;
+    boost::system::error_code upstream_ec;  // why upstream_failed
     if (has_body && expect_continue && !continue_sent) {
       // We answer Expect ourselves (as nginx does) once the request is known to go upstream.
       client_.arm(cfg.limits.write_timeout);
-      auto [ec, n] = co_await net::async_write(client_.socket(), net::buffer(kContinue), kNoThrow);
+      auto [ec, n] = co_await net::async_write(client_, net::buffer(kContinue), kNoThrow);
       continue_sent = true;
       if (ec) {
         pool->discard(std::move(acquired.conn));
@@ -224,9 +240,10 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const http1
       const auto bufs = sr.next(piece, piece_size, body.done && buffered_sent);
       if (!bufs.empty()) {
         conn.stream.arm(up_cfg.timeout);
-        auto [ec, n] = co_await net::async_write(conn.stream.socket(), bufs, kNoThrow);
+        auto [ec, n] = co_await net::async_write(conn.stream, bufs, kNoThrow);
         if (ec) {
           upstream_failed = true;
+          upstream_ec = ec;
           break;
         }
       }
@@ -258,11 +275,12 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const http1
           break;
         }
         conn.stream.arm(up_cfg.timeout);
-        auto [ec, n] = co_await conn.stream.socket().async_read_some(
+        auto [ec, n] = co_await conn.stream.async_read_some(
             conn.buffer.prepare(std::min(kReadChunk, conn.buffer.max_size() - conn.buffer.size())),
             kNoThrow);
         if (ec) {
           upstream_failed = true;
+          upstream_ec = ec;
           timed_out = conn.stream.timed_out();
           break;
         }
@@ -277,6 +295,15 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const http1
         fresh_only = true;
         obs::bump(uc.retries);
         continue;
+      }
+      if (!timed_out && !got_any_byte && upstream_ec.category() == net::error::get_ssl_category()) {
+        // A TLS alert instead of a response: the upstream refused the session after the
+        // handshake (a TLS 1.3 server checks the client certificate then).
+        worker_.shared().metrics.tls.upstream_failed(up_cfg.name, "protocol");
+        update_pool_gauges();
+        cluster.record_failure(*pool->endpoint(), now_ns);
+        fail_on("tls_protocol_error");
+        co_return co_await reply_and_finish(rt, core::GatewayError::upstream_tls_error, has_body || !keep_alive);
       }
       count_failure(timed_out ? obs::UpstreamFailure::timeout : obs::UpstreamFailure::reset);
       if (!timed_out) {
@@ -408,7 +435,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const http1
       rp->get().body().data = err_body.data() + old;
       rp->get().body().size = room;
       conn.stream.arm(up_cfg.timeout);
-      auto [ec, n] = co_await http::async_read_some(conn.stream.socket(), conn.buffer, *rp, kNoThrow);
+      auto [ec, n] = co_await http::async_read_some(conn.stream, conn.buffer, *rp, kNoThrow);
       if (ec == http::error::need_buffer) ec = {};
       err_body.resize(old + (room - rp->get().body().size));
       if (ec) {
@@ -452,9 +479,13 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const http1
     } else if (raw_body && raw_left > 0) {
       // A large Content-Length body, with the head and any buffered bytes already out: the
       // kernel moves the rest socket to socket (splice), no copy through this process. With no
-      // pipe to be had (descriptors), or a small rest, it is read and written here.
+      // pipe to be had (descriptors), or a small rest, it is read and written here. Through TLS
+      // on either side the kernel cannot move the bytes (they are encrypted differently on each
+      // side): those are copied through the relay buffer, so memory stays constant.
       http1::Pipe pipe;
-      if (raw_left >= kSpliceMin && conn.buffer.size() == 0 && rsr.head_sent()) pipe = worker_.pipes().take();
+      if (raw_left >= kSpliceMin && conn.buffer.size() == 0 && rsr.head_sent() && !conn.stream.is_tls() &&
+          !client_.is_tls())
+        pipe = worker_.pipes().take();
       if (pipe.valid()) {
         const http1::SpliceOutcome r = co_await http1::splice_body(conn.stream, up_cfg.timeout, client_,
                                                      cfg.limits.write_timeout, pipe, raw_left);
@@ -484,7 +515,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const http1
       rp->get().body().data = relay.data();
       rp->get().body().size = kRelayChunk;
       conn.stream.arm(up_cfg.timeout);
-      auto [ec, n] = co_await http::async_read_some(conn.stream.socket(), conn.buffer, *rp, kNoThrow);
+      auto [ec, n] = co_await http::async_read_some(conn.stream, conn.buffer, *rp, kNoThrow);
       if (ec == http::error::need_buffer) ec = {};
       if (ec) {
         upstream_ok = false;
@@ -499,7 +530,7 @@ net::awaitable<Session::Outcome> Session::forward(const Runtime& rt, const http1
     const auto bufs = rsr.next(piece, piece_size, last);
     if (!bufs.empty()) {
       client_.arm(cfg.limits.write_timeout);
-      auto [ec, n] = co_await net::async_write(client_.socket(), bufs, kNoThrow);
+      auto [ec, n] = co_await net::async_write(client_, bufs, kNoThrow);
       ex_.bytes_out += n;
       if (ec) {
         client_ok = false;

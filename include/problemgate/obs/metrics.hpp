@@ -6,6 +6,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+
+#include "problemgate/obs/tls_counters.hpp"
 #include <optional>
 #include <string>
 #include <string_view>
@@ -137,6 +139,7 @@ public:
   std::atomic<std::uint64_t> reloads_ok{0};
   std::atomic<std::uint64_t> reloads_failed{0};
   std::atomic<std::uint64_t> connections_rejected{0};
+  TlsCounters tls;
 
   /// `active_connections` and `access_log_dropped` are sampled by the caller (they live with
   /// the server).
