@@ -104,7 +104,7 @@ void Server::start(std::ostream& out) {
       first = false;
       port = acceptor.local_endpoint().port();
       worker->add_acceptor(std::move(acceptor),
-                           ListenerInfo{listen.host, port, endpoint_text(tcp::endpoint(addr, port)), listen.tls.has_value()});
+                           ListenerInfo{listen.host, port, endpoint_text(tcp::endpoint(addr, port)), listen.tls.has_value(), i});
     }
     const std::string shown = endpoint_text(tcp::endpoint(addr, port));
     impl_->bound.push_back(shown);

@@ -290,7 +290,7 @@ void Session::finish_exchange() {
 net::awaitable<bool> Session::tls_handshake() {
   auto& counters = worker_.shared().metrics.tls;
   const config::ListenTls* settings = nullptr;
-  tls_ = worker_.snapshot()->runtime().tls_for(listener_.host, listener_.port, &settings);
+  tls_ = worker_.snapshot()->runtime().tls_for(listener_.index, listener_.host, listener_.port, &settings);
   if (!tls_) {  // cannot happen: whether a listener speaks TLS never changes on a reload
     counters.handshake_failed(listener_.label, "no_certificate");
     co_return false;

@@ -39,6 +39,7 @@ struct ListenerInfo {
   std::uint16_t port = 0;  ///< the bound port
   std::string label;       ///< "127.0.0.1:8443": the metrics' listener label
   bool tls = false;        ///< fixed for the process's life (a reload cannot change it)
+  std::size_t index = 0;   ///< its place in the start-up config's `listen`
 };
 
 /// State shared by all workers of one Server. Everything here is thread-safe.
