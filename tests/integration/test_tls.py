@@ -121,6 +121,21 @@ class TlsOrigin:
 
             def do_GET(self):
                 origin.headers.append(dict(self.headers))
+                if self.headers.get("Upgrade", "").lower() == "websocket":
+                    # A byte echo after the 101: enough to see a tunnel through TLS both ways.
+                    self.send_response(101)
+                    self.send_header("Upgrade", "websocket")
+                    self.send_header("Connection", "Upgrade")
+                    self.send_header("Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+                    self.end_headers()
+                    self.wfile.flush()
+                    while True:
+                        data = self.connection.recv(65536)
+                        if not data:
+                            break
+                        self.connection.sendall(data)
+                    self.close_connection = True
+                    return
                 body = b"x" * (1 << 20) if self.path.endswith("/big") else origin.name.encode()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
@@ -572,6 +587,27 @@ class UpstreamSide(unittest.TestCase):
 
 
 class WebSocketOverTls(unittest.TestCase):
+    def test_tunnel_with_tls_on_both_sides(self):
+        origin = TlsOrigin(p("localhost.pem"), p("localhost.key"), "ws")
+        gw = Gateway(gateway_config({"app": f"url: {origin.url}\ntls: {{ ca_file: {p('ca.pem')} }}"}))
+        try:
+            c = TlsClient(tls_port(gw))
+            c.send(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                   b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+            r = c.read_response()
+            self.assertEqual(r.status, 101)
+            for msg in (b"first", b"second" * 1000):
+                c.send(msg)
+                got = c.buf
+                c.buf = b""
+                while len(got) < len(msg):
+                    got += c.sock.recv(65536)
+                self.assertEqual(got, msg)
+            c.close()
+        finally:
+            gw.stop()
+            origin.stop()
+
     def test_tunnel_with_a_tls_client(self):
         def handler(req, idx):
             if b"Upgrade: websocket" not in req:
