@@ -9,6 +9,7 @@ packages=(
   libyaml-cpp-dev zlib1g-dev libpugixml-dev libcli11-dev libbenchmark-dev libre2-dev
   clang libclang-rt-14-dev
   libhiredis-dev redis-server
+  libssl-dev openssl
   python3-h11 python3-hypothesis python3-jsonschema python3-websockets slowhttptest wrk prometheus valgrind
   "$@"
 )

@@ -36,7 +36,25 @@ std::string dump_json(const Config& c) {
   Json j;
   j["source"] = c.source;
   Json listen = Json::array();
-  for (const auto& l : c.listen) listen.push_back(l.to_string());
+  for (const auto& l : c.listen) {
+    if (!l.tls) {
+      listen.push_back(l.to_string());
+      continue;
+    }
+    const auto& t = *l.tls;
+    Json certs = Json::array();
+    for (std::size_t i = 1; i < t.certificates.size(); ++i)
+      certs.push_back({{"cert", t.certificates[i].cert}, {"key", t.certificates[i].key}});
+    listen.push_back({{"address", l.to_string()},
+                      {"tls",
+                       {{"cert", t.certificates.front().cert},
+                        {"key", t.certificates.front().key},
+                        {"certificates", certs},
+                        {"min_version", t.min_version == ListenTls::Version::tls1_3 ? "1.3" : "1.2"},
+                        {"alpn", t.alpn},
+                        {"client_ca", t.client_ca.empty() ? Json(nullptr) : Json(t.client_ca)},
+                        {"handshake_timeout", duration(t.handshake_timeout)}}}});
+  }
   j["listen"] = listen;
   j["threads"] = c.worker_threads();
   j["admin"]["listen"] = c.admin.listen ? Json(c.admin.listen->to_string()) : Json("off");
@@ -106,6 +124,14 @@ std::string dump_json(const Config& c) {
       Json eps = Json::array();
       for (const auto& t : u.endpoints) eps.push_back(redact_url(t.url));
       ju["endpoints"] = eps;
+    }
+    if (u.https) {
+      auto or_null = [](const std::string& v) { return v.empty() ? Json(nullptr) : Json(v); };
+      ju["tls"] = {{"ca_file", or_null(u.tls.ca_file)},
+                   {"server_name", or_null(u.tls.server_name)},
+                   {"verify", u.tls.verify},
+                   {"cert", or_null(u.tls.cert)},
+                   {"key", or_null(u.tls.key)}};
     }
     ju["resolve"] = duration(u.resolve);
     ju["lb"] = u.lb == Upstream::Lb::round_robin ? "round_robin" : "least_request";

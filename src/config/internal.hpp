@@ -47,6 +47,7 @@ public:
   /// For problems that have no place in the document (flags, unreadable file).
   void error(std::string_view reason);
   bool empty() const noexcept { return entries_.empty(); }
+  std::size_t count() const noexcept { return entries_.size(); }
   void throw_if_any();
 
 private:
@@ -100,9 +101,10 @@ std::optional<Endpoint> parse_endpoint(std::string_view text, std::string& error
 
 struct HttpUrl {
   std::string host;
-  std::uint16_t port = 80;
+  std::uint16_t port = 80;  ///< 443 for https:// without a port
+  bool https = false;
 };
-/// "http://host[:port][/]" only; `error` names the problem (https, path, ...).
+/// "http://host[:port][/]" or "https://host[:port][/]"; `error` names the problem (path, ...).
 std::optional<HttpUrl> parse_http_url(std::string_view text, std::string& error);
 
 struct RedisUrl {

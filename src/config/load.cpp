@@ -235,9 +235,12 @@ Config load_config_flags(const Overrides& overrides) {
 
 namespace {
 
-// `wanted` (from the file) is what `running` is: same host, same port or port 0 ("any").
+// `wanted` (from the file) is what `running` is: same host, same port or port 0 ("any"), and
+// TLS on both or neither (certificates and TLS settings may change on a reload; whether a
+// port speaks TLS may not).
 bool same_address(const Endpoint& running, const Endpoint& wanted) {
-  return running.host == wanted.host && (running.port == wanted.port || wanted.port == 0);
+  return running.host == wanted.host && (running.port == wanted.port || wanted.port == 0) &&
+         running.tls.has_value() == wanted.tls.has_value();
 }
 
 bool same_addresses(const std::vector<Endpoint>& running, const std::vector<Endpoint>& wanted) {
@@ -260,7 +263,7 @@ bool same_addresses(const std::vector<Endpoint>& running, const std::vector<Endp
 
 std::string list_text(const std::vector<Endpoint>& eps) {
   std::string out;
-  for (const auto& e : eps) out += (out.empty() ? "" : ", ") + e.to_string();
+  for (const auto& e : eps) out += (out.empty() ? "" : ", ") + e.to_string() + (e.tls ? " (tls)" : "");
   return out;
 }
 

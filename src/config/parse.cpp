@@ -93,11 +93,27 @@ std::string describe(const Json& j) {
 
 void Parser::listen(const Json& j, const Path& p, std::vector<Endpoint>& out) {
   std::vector<Endpoint> result;
-  auto one = [&](const Json& item, const Path& ip) {
+  auto address = [&](const Json& item, const Path& ip) -> std::optional<Endpoint> {
     std::string text, error;
-    if (!string(item, ip, text)) return;
-    if (auto ep = parse_endpoint(text, error)) result.push_back(*ep);
-    else diag_.error(ip, "\"" + text + "\": " + error);
+    if (!string(item, ip, text)) return std::nullopt;
+    if (auto ep = parse_endpoint(text, error)) return ep;
+    diag_.error(ip, "\"" + text + "\": " + error);
+    return std::nullopt;
+  };
+  auto one = [&](const Json& item, const Path& ip) {
+    if (!item.is_object()) {
+      if (auto ep = address(item, ip)) result.push_back(std::move(*ep));
+      return;
+    }
+    if (!object(item, ip, {"address", "tls"})) return;
+    if (!item.contains("address")) diag_.error(ip, "missing address (HOST:PORT)");
+    std::optional<Endpoint> ep;
+    field(item, ip, "address", [&](auto& v, auto& vp) { ep = address(v, vp); });
+    ListenTls tls;
+    bool tls_ok = false;
+    field(item, ip, "tls", [&](auto& v, auto& vp) { tls_ok = listen_tls(v, vp, tls); });
+    if (ep && tls_ok) ep->tls = std::move(tls);
+    if (ep) result.push_back(std::move(*ep));
   };
   if (j.is_array()) {
     if (j.empty()) diag_.error(p, "expected at least one address");
@@ -108,6 +124,81 @@ void Parser::listen(const Json& j, const Path& p, std::vector<Endpoint>& out) {
   if (!result.empty()) out = std::move(result);
 }
 
+bool Parser::listen_tls(const Json& j, const Path& p, ListenTls& out) {
+  if (!object(j, p, {"cert", "key", "certificates", "min_version", "alpn", "client_ca", "handshake_timeout"}))
+    return false;
+  const std::size_t errors_before = diag_.count();
+  CertKey first;
+  if (!j.contains("cert") || j["cert"].is_null()) diag_.error(p, "missing cert (a PEM certificate chain, leaf first)");
+  if (!j.contains("key") || j["key"].is_null()) diag_.error(p, "missing key (the PEM private key of cert)");
+  field(j, p, "cert", [&](auto& v, auto& vp) { pem_path(v, vp, first.cert); });
+  field(j, p, "key", [&](auto& v, auto& vp) { pem_path(v, vp, first.key); });
+  out.certificates = {first};
+  field(j, p, "certificates", [&](auto& v, auto& vp) {
+    if (!v.is_array()) {
+      diag_.error(vp, "expected a list of {cert, key}, got " + describe(v));
+      return;
+    }
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      const Path ip = vp / i;
+      if (!object(v[i], ip, {"cert", "key"})) continue;
+      CertKey ck;
+      if (!v[i].contains("cert")) diag_.error(ip, "missing cert");
+      if (!v[i].contains("key")) diag_.error(ip, "missing key");
+      field(v[i], ip, "cert", [&](auto& w, auto& wp) { pem_path(w, wp, ck.cert); });
+      field(v[i], ip, "key", [&](auto& w, auto& wp) { pem_path(w, wp, ck.key); });
+      out.certificates.push_back(std::move(ck));
+    }
+  });
+  field(j, p, "min_version", [&](auto& v, auto& vp) {
+    using V = ListenTls::Version;
+    // YAML reads an unquoted 1.2 as a number: both spellings mean the version.
+    std::string text = v.is_number() ? (v.template get<double>() == 1.2   ? "1.2"
+                                         : v.template get<double>() == 1.3 ? "1.3"
+                                                                           : v.dump())
+                                     : v.is_string() ? v.template get<std::string>() : describe(v);
+    if (text == "1.2") out.min_version = V::tls1_2;
+    else if (text == "1.3") out.min_version = V::tls1_3;
+    else diag_.error(vp, "expected \"1.2\" or \"1.3\", got " + describe(v));
+  });
+  field(j, p, "alpn", [&](auto& v, auto& vp) {
+    if (!v.is_array()) {
+      diag_.error(vp, "expected a list of protocol names like [http/1.1], got " + describe(v));
+      return;
+    }
+    out.alpn.clear();
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      std::string name;
+      if (!string(v[i], vp / i, name)) continue;
+      if (name != "http/1.1" && name != "http/1.0")
+        diag_.error(vp / i, "\"" + name + "\": only http/1.1 and http/1.0 are served");
+      else out.alpn.push_back(std::move(name));
+    }
+  });
+  field(j, p, "client_ca", [&](auto& v, auto& vp) { pem_path(v, vp, out.client_ca); });
+  field(j, p, "handshake_timeout", [&](auto& v, auto& vp) { duration(v, vp, out.handshake_timeout); });
+  return diag_.count() == errors_before;
+}
+
+bool Parser::upstream_tls(const Json& j, const Path& p, UpstreamTls& out) {
+  if (!object(j, p, {"ca_file", "server_name", "verify", "cert", "key"})) return false;
+  field(j, p, "ca_file", [&](auto& v, auto& vp) { pem_path(v, vp, out.ca_file); });
+  field(j, p, "server_name", [&](auto& v, auto& vp) {
+    if (string(v, vp, out.server_name) && (out.server_name.empty() || !is_valid_host(out.server_name)))
+      diag_.error(vp, "expected a host name like api.example.com, got \"" + out.server_name + "\"");
+  });
+  field(j, p, "verify", [&](auto& v, auto& vp) {
+    if (!v.is_boolean()) diag_.error(vp, "expected true or false, got " + describe(v));
+    else out.verify = v.template get<bool>();
+  });
+  field(j, p, "cert", [&](auto& v, auto& vp) { pem_path(v, vp, out.cert); });
+  field(j, p, "key", [&](auto& v, auto& vp) { pem_path(v, vp, out.key); });
+  if (out.cert.empty() != out.key.empty())
+    diag_.error(p, out.cert.empty() ? "key without cert: a client certificate needs both"
+                                    : "cert without key: a client certificate needs both");
+  return true;
+}
+
 void Parser::upstream(const Json& j, const Path& p, Upstream& out) {
   // Shorthand `name: http://host:port` for an upstream that keeps every default.
   if (j.is_string()) {
@@ -115,7 +206,7 @@ void Parser::upstream(const Json& j, const Path& p, Upstream& out) {
     return;
   }
   if (!object(j, p, {"url", "endpoints", "resolve", "lb", "connect_timeout", "timeout", "idle_timeout",
-                     "reuse_check_after", "max_connections", "health_check", "outlier", "retries"})) return;
+                     "reuse_check_after", "max_connections", "health_check", "outlier", "retries", "tls"})) return;
   const bool has_url = j.contains("url") && !j["url"].is_null();
   const bool has_endpoints = j.contains("endpoints") && !j["endpoints"].is_null();
   if (!has_url && !has_endpoints) diag_.error(p, "missing url (or endpoints)");
@@ -123,7 +214,7 @@ void Parser::upstream(const Json& j, const Path& p, Upstream& out) {
   field(j, p, "url", [&](auto& v, auto& vp) { url(v, vp, out); });
   field(j, p, "endpoints", [&](auto& v, auto& vp) {
     if (!v.is_array() || v.empty()) {
-      diag_.error(vp, "expected a non-empty list of http://HOST:PORT URLs, got " + describe(v));
+      diag_.error(vp, "expected a non-empty list of http(s)://HOST:PORT URLs, got " + describe(v));
       return;
     }
     std::vector<UpstreamTarget> targets;
@@ -134,12 +225,17 @@ void Parser::upstream(const Json& j, const Path& p, Upstream& out) {
         diag_.error(vp / i, "\"" + t.url + "\" is listed twice");
         continue;
       }
+      if (!targets.empty() && t.https != targets.front().https) {
+        diag_.error(vp / i, "\"" + t.url + "\": mixes http:// and https:// endpoints in one upstream");
+        continue;
+      }
       targets.push_back(std::move(t));
     }
     if (!targets.empty()) {
       out.url = targets.front().url;
       out.host = targets.front().host;
       out.port = targets.front().port;
+      out.https = targets.front().https;
       out.endpoints = std::move(targets);
     }
   });
@@ -166,6 +262,10 @@ void Parser::upstream(const Json& j, const Path& p, Upstream& out) {
     field(v, vp, "max_ejected_percent", [&](auto& w, auto& wp) { count(w, wp, out.outlier.max_ejected_percent, 0, 100); });
   });
   field(j, p, "retries", [&](auto& v, auto& vp) { retries(v, vp, out.retries); });
+  field(j, p, "tls", [&](auto& v, auto& vp) {
+    if (upstream_tls(v, vp, out.tls) && !out.https && (has_url || has_endpoints))
+      diag_.error(vp, "tls settings apply to https:// upstreams; the URL is http://");
+  });
 }
 
 bool Parser::target(const Json& j, const Path& p, UpstreamTarget& out) {
@@ -179,6 +279,7 @@ bool Parser::target(const Json& j, const Path& p, UpstreamTarget& out) {
   out.url = text;
   out.host = u->host;
   out.port = u->port;
+  out.https = u->https;
   return true;
 }
 
@@ -188,6 +289,7 @@ void Parser::url(const Json& j, const Path& p, Upstream& out) {
   out.url = t.url;
   out.host = t.host;
   out.port = t.port;
+  out.https = t.https;
   out.endpoints = {std::move(t)};
 }
 

@@ -192,6 +192,14 @@ private:
   // ---- one per struct ----
   void listen(const Json& j, const Path& p, std::vector<Endpoint>& out);
 
+  /// A path to a PEM file: a non-empty string (string() refuses an empty one). The file itself
+  /// is read by the proxy (at start-up and on reload), which names it in any error.
+  bool pem_path(const Json& v, const Path& vp, std::string& out) { return string(v, vp, out); }
+
+  bool listen_tls(const Json& j, const Path& p, ListenTls& out);
+
+  bool upstream_tls(const Json& j, const Path& p, UpstreamTls& out);
+
   void threads(const Json& j, const Path& p, unsigned& out);
 
   /// `off` (or false) -> nullopt; else HOST:PORT.

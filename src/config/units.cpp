@@ -193,7 +193,7 @@ std::optional<Endpoint> parse_endpoint(std::string_view text, std::string& error
     error = "invalid port \"" + std::string(port) + "\" (0-65535)";
     return std::nullopt;
   }
-  return Endpoint{std::string(host), *p};
+  return Endpoint{std::string(host), *p, std::nullopt};
 }
 
 std::optional<HttpUrl> parse_http_url(std::string_view text, std::string& error) {
@@ -204,15 +204,12 @@ std::optional<HttpUrl> parse_http_url(std::string_view text, std::string& error)
     }
     return true;
   };
-  if (starts_with_nocase("https://")) {
-    error = "https upstreams are not supported (use http://HOST:PORT; terminate TLS elsewhere)";
+  const bool https = starts_with_nocase("https://");
+  if (!https && !starts_with_nocase("http://")) {
+    error = "expected an http://HOST:PORT or https://HOST:PORT URL";
     return std::nullopt;
   }
-  if (!starts_with_nocase("http://")) {
-    error = "expected an http://HOST:PORT URL";
-    return std::nullopt;
-  }
-  std::string_view rest = text.substr(7);
+  std::string_view rest = text.substr(https ? 8 : 7);
   const auto slash = rest.find('/');
   const std::string_view authority = rest.substr(0, slash);
   const std::string_view path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
@@ -240,6 +237,8 @@ std::optional<HttpUrl> parse_http_url(std::string_view text, std::string& error)
   }
   HttpUrl url;
   url.host = std::string(host);
+  url.https = https;
+  if (https) url.port = 443;
   if (!port.empty()) {
     auto p = parse_port(port);
     if (!p || *p == 0) {

@@ -109,7 +109,8 @@ void apply_overrides(const Overrides& o, Config& cfg, std::vector<Path>& route_p
       it->url = *o.upstream;
       it->host = url->host;
       it->port = url->port;
-      it->endpoints = {UpstreamTarget{*o.upstream, url->host, url->port}};
+      it->https = url->https;
+      it->endpoints = {UpstreamTarget{*o.upstream, url->host, url->port, url->https}};
       if (cfg.routes.empty()) {
         Route r;
         r.name = "default";

@@ -35,6 +35,10 @@ GatewayErrorInfo gateway_error_info(GatewayError e) noexcept {
       return {"upstream_down", 502, "upstream_down", "connection_refused", "The upstream service could not be reached."};
     case GatewayError::upstream_timeout:
       return {"upstream_timeout", 504, "upstream_timeout", "http_response_timeout", "The upstream service did not answer in time."};
+    case GatewayError::upstream_tls_error:
+      // The forwarder names tls_certificate_error instead when the certificate did not verify.
+      return {"upstream_tls_error", 502, "upstream_tls_error", "tls_protocol_error",
+              "The upstream service could not be reached securely."};
     case GatewayError::gateway_unavailable:
       return {"gateway_unavailable", 503, "gateway_unavailable", "proxy_internal_error", "The gateway cannot take this request now."};
     case GatewayError::rate_limit_unavailable:

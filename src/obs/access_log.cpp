@@ -353,6 +353,7 @@ void AccessLog::format(const AccessRecord& r, std::string& out) {
     out += ",\"upstream_detail\":";
     core::append_json_string(out, r.hidden_detail, r.detail_cap);
   }
+  if (!r.client_cert.empty()) field(out, ",\"client_cert\":", r.client_cert);
   if (!r.upgrade.empty()) {
     field(out, ",\"upgrade\":", r.upgrade);
     number(out, ",\"tunnel_bytes_up\":", static_cast<std::int64_t>(r.tunnel_bytes_up));

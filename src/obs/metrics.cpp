@@ -438,6 +438,7 @@ std::string Metrics::render(std::uint64_t active_connections, std::uint64_t acce
   sample(out, "problemgate_config_last_reload_success_timestamp_seconds", {},
          static_cast<std::uint64_t>(std::max<std::int64_t>(0, last_reload_success_s.load(std::memory_order_relaxed))));
   render_store(out);
+  tls.render(out);
   header(out, "problemgate_access_log_dropped_total", "counter",
          "Access-log lines dropped because stdout's reader did not keep up (limits.access_log_buffer_bytes).");
   sample(out, "problemgate_access_log_dropped_total", {}, access_log_dropped);

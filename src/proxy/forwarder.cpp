@@ -1,5 +1,7 @@
 // A request's way to the upstream: buffering its body, picking endpoints, connecting, sending,
 // reading the response head, and the retries between them. The way back is response_relay.cpp.
+#include <boost/asio/ssl/error.hpp>
+
 #include <span>
 
 #include "proxy/session_internal.hpp"
@@ -66,7 +68,7 @@ net::awaitable<std::optional<Session::Outcome>> Session::buffer_request_body(con
   if (fw.expect_continue) {
     // The client waits for this before sending the body it is about to be asked for.
     client_.arm(limits.write_timeout);
-    auto [ec, n] = co_await net::async_write(client_.socket(), net::buffer(kContinue), kNoThrow);
+    auto [ec, n] = co_await net::async_write(client_, net::buffer(kContinue), kNoThrow);
     fw.continue_sent = true;
     if (ec) co_return co_await fail_request_body(rt, BodyError::client_closed);
   }
@@ -158,6 +160,18 @@ net::awaitable<std::optional<Session::Outcome>> Session::exchange_with_upstream(
         fw.counters->connect_duration.observe(
             std::chrono::duration<double>(steady::now() - connect_started).count());
     }
+    if (!acquired.conn && (acquired.error == upstream::AcquireError::tls_certificate ||
+                           acquired.error == upstream::AcquireError::tls_protocol)) {
+      // The TLS handshake failed: nothing was sent, so it is retried like a connect failure;
+      // the answer names the failure (RFC 9209), never a hang or a silent close.
+      const bool cert = acquired.error == upstream::AcquireError::tls_certificate;
+      worker_.shared().metrics.tls.upstream_failed(fw.settings->name, cert ? "certificate" : "protocol");
+      fw.update_pool_gauges();
+      fail_on(cert ? "tls_certificate_error" : "tls_protocol_error");
+      ex_.error = "upstream_tls_error";
+      if (retry_cfg.on_connect_failure && retry_elsewhere(cluster.counters.retries_connect)) continue;
+      co_return co_await reply_and_finish(rt, core::GatewayError::upstream_tls_error, close_after_reply);
+    }
     if (!acquired.conn) {
       const bool exhausted = acquired.error == upstream::AcquireError::exhausted;
       const bool timed_out = acquired.error == upstream::AcquireError::timeout;
@@ -182,6 +196,7 @@ net::awaitable<std::optional<Session::Outcome>> Session::exchange_with_upstream(
     // --- The request out. A request without a body is its head alone, written here: the
     // common case pays for no coroutine of its own.
     SendResult sent = SendResult::sent;
+    fw.upstream_error = {};
     if (fw.has_body) {
       BodyError body_error = BodyError::none;
       sent = co_await send_request(rt, fw, scan, conn, body_error);
@@ -191,17 +206,21 @@ net::awaitable<std::optional<Session::Outcome>> Session::exchange_with_upstream(
       }
     } else {
       conn.stream.arm(fw.settings->timeout);
-      auto [ec, n] = co_await net::async_write(conn.stream.socket(), net::buffer(up_head_), kNoThrow);
-      if (ec) sent = SendResult::upstream_failed;
+      auto [ec, n] = co_await net::async_write(conn.stream, net::buffer(up_head_), kNoThrow);
+      if (ec) {
+        fw.upstream_error = ec;
+        sent = SendResult::upstream_failed;
+      }
     }
 
     // --- The response head in (interim 1xx responses dropped).
     AttemptFailure failure{acquired.reused, fresh_only, false, false, fw.has_body, fw.idempotent};
     while (sent == SendResult::sent && !scan_response_head(fw, conn)) {
       conn.stream.arm(fw.settings->timeout);
-      auto [ec, n] = co_await conn.stream.socket().async_read_some(
+      auto [ec, n] = co_await conn.stream.async_read_some(
           conn.buffer.prepare(std::min(kReadChunk, conn.buffer.max_size() - conn.buffer.size())), kNoThrow);
       if (ec) {
+        fw.upstream_error = ec;
         failure.timed_out = conn.stream.timed_out();
         sent = SendResult::upstream_failed;
         break;
@@ -226,6 +245,15 @@ net::awaitable<std::optional<Session::Outcome>> Session::exchange_with_upstream(
       obs::bump(fw.counters->retries);
       continue;
     }
+    if (!failure.timed_out && !failure.got_any_byte &&
+        fw.upstream_error.category() == net::error::get_ssl_category()) {
+      // A TLS alert instead of a response: the upstream refused the session after the
+      // handshake (a TLS 1.3 server checks the client certificate then).
+      worker_.shared().metrics.tls.upstream_failed(fw.settings->name, "protocol");
+      fw.update_pool_gauges();
+      fail_on("tls_protocol_error");
+      co_return co_await reply_and_finish(rt, core::GatewayError::upstream_tls_error, close_after_reply);
+    }
     fw.count_failure(failure.timed_out ? obs::UpstreamFailure::timeout : obs::UpstreamFailure::reset);
     if (failure.timed_out) {
       ex_.proxy_error = "http_response_timeout";
@@ -248,7 +276,7 @@ net::awaitable<Session::SendResult> Session::send_request(const Runtime& rt, For
   if (fw.has_body && fw.expect_continue && !fw.continue_sent) {
     // We answer Expect ourselves (as nginx does) once the request is known to go upstream.
     client_.arm(limits.write_timeout);
-    auto [ec, n] = co_await net::async_write(client_.socket(), net::buffer(kContinue), kNoThrow);
+    auto [ec, n] = co_await net::async_write(client_, net::buffer(kContinue), kNoThrow);
     fw.continue_sent = true;
     if (ec) {
       body_error = BodyError::client_closed;
@@ -277,8 +305,11 @@ net::awaitable<Session::SendResult> Session::send_request(const Runtime& rt, For
     const auto bufs = writer.next(piece, piece_size, fw.body.done && buffered_sent);
     if (!bufs.empty()) {
       conn.stream.arm(fw.settings->timeout);
-      auto [ec, n] = co_await net::async_write(conn.stream.socket(), bufs, kNoThrow);
-      if (ec) co_return SendResult::upstream_failed;
+      auto [ec, n] = co_await net::async_write(conn.stream, bufs, kNoThrow);
+      if (ec) {
+        fw.upstream_error = ec;
+        co_return SendResult::upstream_failed;
+      }
     }
     if (writer.done()) co_return SendResult::sent;
   }

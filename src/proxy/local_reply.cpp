@@ -39,7 +39,7 @@ net::awaitable<void> Session::local_reply(const Runtime& rt, core::GatewayError 
   http1::append_response_head(res, down_head_);
   const std::array<net::const_buffer, 2> bufs{net::buffer(down_head_), net::buffer(res.body())};
   client_.arm(cfg.limits.write_timeout);
-  auto [ec, n] = co_await net::async_write(client_.socket(), bufs, kNoThrow);
+  auto [ec, n] = co_await net::async_write(client_, bufs, kNoThrow);
   client_.disarm();
   ex_.bytes_out += n;
 }

@@ -19,7 +19,7 @@ net::awaitable<std::size_t> read_bounded(http1::DeadlineSocket& s, beast::flat_b
   if (want == 0) co_return 0;
   if (buffer.size() > 0) co_return take_buffered(buffer, dst, want, left);
   s.arm(timeout);
-  auto [rec, n] = co_await s.socket().async_read_some(net::buffer(dst, want), kNoThrow);
+  auto [rec, n] = co_await s.async_read_some(net::buffer(dst, want), kNoThrow);
   if (rec) {
     ec = rec;
     co_return 0;
@@ -37,7 +37,7 @@ net::awaitable<std::size_t> Session::read_body_piece(const Runtime& rt, RequestB
     auto& p = *body.chunks;
     p.get().body().data = dst;
     p.get().body().size = cap;
-    auto [ec, n] = co_await http::async_read_some(client_.socket(), buffer_, p, kNoThrow);
+    auto [ec, n] = co_await http::async_read_some(client_, buffer_, p, kNoThrow);
     if (ec == http::error::need_buffer) ec = {};
     if (ec) {
       if (ec == http::error::body_limit) err = BodyError::too_large;

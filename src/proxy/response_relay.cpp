@@ -41,7 +41,7 @@ net::awaitable<std::size_t> read_response_piece(upstream::Connection& conn, Resp
   parser.get().body().data = dst;
   parser.get().body().size = cap;
   conn.stream.arm(timeout);
-  auto [ec, n] = co_await http::async_read_some(conn.stream.socket(), conn.buffer, parser, kNoThrow);
+  auto [ec, n] = co_await http::async_read_some(conn.stream, conn.buffer, parser, kNoThrow);
   if (ec == http::error::need_buffer) ec = {};
   const std::size_t got = cap - parser.get().body().size;
   failed = static_cast<bool>(ec);
@@ -170,10 +170,13 @@ net::awaitable<Session::Outcome> Session::relay_response(const Runtime& rt, Forw
       piece_size = prefix;
       prefix_sent = true;
       last = body.done();
-    } else if (body.raw && body.left >= kSpliceMin && conn.buffer.size() == 0 && writer.head_sent()) {
+    } else if (body.raw && body.left >= kSpliceMin && conn.buffer.size() == 0 && writer.head_sent() &&
+               !conn.stream.is_tls() && !client_.is_tls()) {
       // A large Content-Length body, with the head and any buffered bytes already out: the
       // kernel moves the rest socket to socket (splice), no copy through this process. With no
-      // pipe to be had (descriptors), it is read and written here.
+      // pipe to be had (descriptors), it is read and written here. Through TLS on either side
+      // the kernel cannot move the bytes (encrypted differently on each side): those are copied
+      // through the relay buffer below, so memory stays constant.
       Pipe pipe = worker_.pipes().take();
       if (pipe.valid()) {
         const SpliceOutcome r = co_await http1::splice_body(conn.stream, timeout, client_,
@@ -223,7 +226,7 @@ net::awaitable<Session::Outcome> Session::relay_response(const Runtime& rt, Forw
     const auto bufs = writer.next(piece, piece_size, last);
     if (!bufs.empty()) {
       client_.arm(cfg.limits.write_timeout);
-      auto [ec, n] = co_await net::async_write(client_.socket(), bufs, kNoThrow);
+      auto [ec, n] = co_await net::async_write(client_, bufs, kNoThrow);
       ex_.bytes_out += n;
       if (ec) {
         client_ok = false;

@@ -1,5 +1,6 @@
 #include "proxy/runtime.hpp"
 
+#include <spdlog/spdlog.h>
 #include <sys/random.h>
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 
 #include "problemgate/problem/normalize.hpp"
 #include <cerrno>
+#include <stdexcept>
 #include <system_error>
 
 namespace problemgate::proxy {
@@ -27,7 +29,17 @@ bool same_policy(const config::RateLimitPolicy& a, const config::RateLimitPolicy
 /// What a Cluster is made of: same name, targets, resolution and outlier/health settings.
 bool same_cluster(const config::Upstream& a, const config::Upstream& b) {
   return a.name == b.name && a.endpoints == b.endpoints && a.host == b.host && a.port == b.port &&
-         a.resolve == b.resolve && a.health_check == b.health_check && a.outlier == b.outlier;
+         a.resolve == b.resolve && a.health_check == b.health_check && a.outlier == b.outlier &&
+         a.https == b.https && a.tls == b.tls;
+}
+
+http1::ServerTlsSettings server_settings(const config::ListenTls& t) {
+  http1::ServerTlsSettings s;
+  for (const auto& c : t.certificates) s.certificates.push_back({c.cert, c.key});
+  s.tls13_only = t.min_version == config::ListenTls::Version::tls1_3;
+  s.alpn = t.alpn;
+  s.client_ca = t.client_ca;
+  return s;
 }
 
 }  // namespace
@@ -36,16 +48,43 @@ Runtime::Runtime(config::Config cfg, const core::Clock& clock,
                  const ratelimit::HashKey& limiter_key_, const Runtime* previous,
                  upstream::ClusterManager* manager, const std::string& hosts_file)
     : config(std::move(cfg)), routes(config.routes), limiter_key(limiter_key_) {
-  clusters.reserve(config.upstreams.size());
-  for (const auto& up : config.upstreams) {
-    std::shared_ptr<upstream::Cluster> cluster;
+  for (std::size_t i = 0; i < config.listen.size(); ++i) {
+    const auto& l = config.listen[i];
+    if (!l.tls) {
+      listener_tls.push_back(nullptr);
+      continue;
+    }
+    try {
+      listener_tls.push_back(http1::ServerTls::make(server_settings(*l.tls)));
+    } catch (const std::exception& e) {
+      throw std::runtime_error(config.source + ": /listen/" + std::to_string(i) + "/tls: " + e.what());
+    }
+  }
+  std::vector<std::shared_ptr<upstream::Cluster>> kept(config.upstreams.size());
+  std::vector<std::shared_ptr<boost::asio::ssl::context>> tls(config.upstreams.size());
+  for (std::size_t i = 0; i < config.upstreams.size(); ++i) {
+    const auto& up = config.upstreams[i];
     if (previous) {
       for (const auto& old : previous->clusters) {
-        if (same_cluster(old->settings(), up) && old->hosts_file() == hosts_file) cluster = old;
+        if (same_cluster(old->settings(), up) && old->hosts_file() == hosts_file) kept[i] = old;
       }
     }
+    if (kept[i] || !up.https) continue;
+    try {
+      tls[i] = http1::make_client_context({up.tls.ca_file, up.tls.verify, up.tls.cert, up.tls.key});
+    } catch (const std::exception& e) {
+      throw std::runtime_error(config.source + ": /upstreams/" + up.name + "/tls: " + e.what());
+    }
+    if (!up.tls.verify)
+      spdlog::warn("upstream {}: tls.verify is false: its certificates are NOT checked; anyone on the path can "
+                   "read and change this traffic",
+                   up.name);
+  }
+  clusters.reserve(config.upstreams.size());
+  for (std::size_t i = 0; i < config.upstreams.size(); ++i) {
+    std::shared_ptr<upstream::Cluster> cluster = std::move(kept[i]);
     if (!cluster) {
-      cluster = std::make_shared<upstream::Cluster>(up, hosts_file);
+      cluster = std::make_shared<upstream::Cluster>(config.upstreams[i], hosts_file, std::move(tls[i]));
       if (manager) manager->watch(cluster);
     }
     clusters.push_back(std::move(cluster));

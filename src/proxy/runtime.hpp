@@ -5,6 +5,7 @@
 
 #include "problemgate/config/config.hpp"
 #include "problemgate/core/clock.hpp"
+#include "problemgate/http1/tls.hpp"
 #include "problemgate/ratelimit/gcra.hpp"
 #include "problemgate/ratelimit/rate_limiter.hpp"
 #include "problemgate/routing/route_table.hpp"
@@ -27,6 +28,11 @@ struct Runtime {
   /// (blocking: this runs at start-up and on reload, never on a worker) and are handed to
   /// `manager` (null in tests: then nothing is re-resolved or health-checked). `hosts_file`:
   /// see upstream::Cluster.
+  ///
+  /// TLS files (listener certificates, upstream CA bundles and client certificates) are read
+  /// first; one that cannot be used throws std::runtime_error naming the config path, the
+  /// file and the reason, before anything else is made (a reload is then refused whole and
+  /// the running certificates stay).
   Runtime(config::Config cfg, const core::Clock& clock, const ratelimit::HashKey& limiter_key,
           const Runtime* previous = nullptr, upstream::ClusterManager* manager = nullptr,
           const std::string& hosts_file = {});
@@ -41,6 +47,31 @@ struct Runtime {
   ratelimit::HashKey limiter_key;
   /// One per upstream (index as in config.upstreams), shared by every worker.
   std::vector<std::shared_ptr<upstream::Cluster>> clusters;
+  /// One per config.listen entry: a TLS listener's certificates and settings, read from their
+  /// files when this Runtime was made (start-up, every reload); null for a plain listener. A
+  /// connection keeps the one it was accepted with.
+  std::vector<std::shared_ptr<const http1::ServerTls>> listener_tls;
+
+  /// The TLS contexts of the TLS listener on `host` that bound `port`, with its listen entry;
+  /// null when none (the listener is plain). `index` is the listener's place in the config it
+  /// started with: tried first, so two TLS listeners on port 0 of one host keep their own
+  /// certificates while a reload keeps the order (a reordered list is searched by address).
+  std::shared_ptr<const http1::ServerTls> tls_for(std::size_t index, const std::string& host, std::uint16_t port,
+                                                  const config::ListenTls** settings) const {
+    auto fits = [&](const config::Endpoint& l) { return l.tls && l.host == host && (l.port == port || l.port == 0); };
+    if (index < config.listen.size() && fits(config.listen[index])) {
+      *settings = &*config.listen[index].tls;
+      return listener_tls[index];
+    }
+    for (std::size_t i = 0; i < config.listen.size(); ++i) {
+      const auto& l = config.listen[i];
+      if (fits(l)) {
+        *settings = &*l.tls;
+        return listener_tls[i];
+      }
+    }
+    return nullptr;
+  }
 
   /// The subcodes that may be a metrics label value: telemetry.subcode_labels, else every
   /// subcode the legacy table and route rules can produce. Sorted.

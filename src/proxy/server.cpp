@@ -111,13 +111,14 @@ void Server::start(std::ostream& out) {
                                     first ? ListenerKind::first_of_group : ListenerKind::member_of_group);
       first = false;
       port = acceptor.local_endpoint().port();
-      worker->add_acceptor(std::move(acceptor));
+      worker->add_acceptor(std::move(acceptor),
+                           ListenerInfo{listen.host, port, endpoint_text(tcp::endpoint(addr, port)), listen.tls.has_value(), i});
     }
     const std::string shown = endpoint_text(tcp::endpoint(addr, port));
     impl_->bound.push_back(shown);
     impl_->running_addresses.listen[i].port = port;
     // One write per line: stderr is unbuffered and shared with the diagnostics logger.
-    out << ("listening on " + shown + "\n") << std::flush;
+    out << ("listening on " + shown + (listen.tls ? " (tls)" : "") + "\n") << std::flush;
   }
   std::vector<AdminListener> admin_listeners;
   if (cfg.admin.listen) admin_listeners.push_back({*cfg.admin.listen, true});

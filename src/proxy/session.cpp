@@ -10,6 +10,11 @@ net::awaitable<void> Session::run() {
     if (!ec) peer_ip_ = ep.address().to_string();
     client_.socket().set_option(tcp::no_delay(true), ec);
   }
+  if (listener_.tls && !co_await tls_handshake()) {
+    boost::system::error_code ec;
+    client_.socket().close(ec);
+    co_return;
+  }
   for (;;) {
     // Each request takes the newest snapshot and holds it until it is done (hot reload): the
     // runtime, pools and counters it uses outlive a reload while it is suspended.
@@ -71,7 +76,7 @@ net::awaitable<Session::HeadResult> Session::read_head(const Runtime& rt, http1:
     }
     if (buffer_.max_size() < head_limits.max_line + head_limits.max_bytes + kReadChunk)
       buffer_.max_size(head_limits.max_line + head_limits.max_bytes + kReadChunk);
-    auto [ec, n] = co_await client_.socket().async_read_some(
+    auto [ec, n] = co_await client_.async_read_some(
         buffer_.prepare(std::min(kReadChunk, buffer_.max_size() - buffer_.size())), kNoThrow);
     if (ec) {
       Worker::mark_busy(idle_);
@@ -103,6 +108,13 @@ net::awaitable<Session::HeadResult> Session::read_head(const Runtime& rt, http1:
     new_trace();
     // Keep what can be read of the request line for the log.
     std::string_view head = view_of(buffer_);
+    // A TLS ClientHello (a handshake record, 0x16 0x03) on a plain port: no HTTP answer would
+    // mean anything to that client; counted and closed.
+    if (served_ == 0 && !listener_.tls && head.size() >= 2 && head[0] == '\x16' && head[1] == '\x03') {
+      worker_.shared().metrics.tls.handshake_failed(listener_.label, "tls_on_plain_listener");
+      ex_.request_id.clear();
+      co_return HeadResult::closed;
+    }
     const auto sp = head.find(' ');
     if (sp != std::string_view::npos && sp < 32) ex_.method.assign(head.substr(0, sp));
     co_return HeadResult::rejected;
@@ -307,6 +319,7 @@ void Session::finish_exchange() {
     r.client = peer_ip_;
     r.user_agent = ex_.user_agent;
     r.error = ex_.error;
+    r.client_cert = client_cert_;
     r.dialect = ex_.dialect;
     r.code = ex_.code;
     r.subcode = ex_.subcode;
@@ -324,7 +337,44 @@ void Session::finish_exchange() {
   ex_.request_id.clear();
 }
 
+net::awaitable<bool> Session::tls_handshake() {
+  auto& counters = worker_.shared().metrics.tls;
+  const config::ListenTls* settings = nullptr;
+  tls_ = worker_.snapshot()->runtime().tls_for(listener_.index, listener_.host, listener_.port, &settings);
+  if (!tls_) {  // cannot happen: whether a listener speaks TLS never changes on a reload
+    counters.handshake_failed(listener_.label, "no_certificate");
+    co_return false;
+  }
+  auto& stream = client_.start_tls(tls_->context());
+  // A silent or slow client is closed at handshake_timeout (the head deadline starts after);
+  // while it handshakes it counts as idle, so a drain closes it too.
+  client_.arm(settings->handshake_timeout);
+  worker_.mark_idle(idle_);
+  auto [ec] = co_await stream.async_handshake(net::ssl::stream_base::server, kNoThrow);
+  Worker::mark_busy(idle_);
+  const bool timed_out = client_.timed_out();
+  client_.disarm();
+  if (ec) {
+    counters.handshake_failed(listener_.label, http1::handshake_failure_reason(ec, timed_out));
+    spdlog::debug("tls handshake from {} on {} failed: {}", peer_ip_, listener_.label, ec.message());
+    co_return false;
+  }
+  counters.handshake_ok(listener_.label, SSL_session_reused(stream.native_handle()) == 1);
+  client_cert_ = http1::peer_subject(stream);
+  co_return true;
+}
+
 net::awaitable<void> Session::lingering_close() {
+  if (auto* tls = client_.tls()) {
+    // TLS: our close_notify, then a bounded wait for the client's (or its close), which also
+    // lets unread request bytes drain before the socket closes.
+    client_.arm(kLingerTimeout);
+    co_await tls->async_shutdown(kNoThrow);  // any outcome ends the connection
+    client_.disarm();
+    boost::system::error_code ec;
+    client_.socket().close(ec);
+    co_return;
+  }
   // Half-close, then read and discard what the client still sends for a moment, so our last
   // response is not destroyed by a RST for unread request bytes (nginx's lingering close).
   auto& s = client_.socket();
@@ -344,8 +394,8 @@ net::awaitable<void> Session::lingering_close() {
   s.close(ec);
 }
 
-net::awaitable<void> run_session(Worker& worker, tcp::socket socket) {
-  Session session(worker, std::move(socket));
+net::awaitable<void> run_session(Worker& worker, tcp::socket socket, const ListenerInfo& listener) {
+  Session session(worker, std::move(socket), listener);
   co_await session.run();
 }
 

@@ -270,6 +270,7 @@ struct Forwarding {
   std::shared_ptr<upstream::UpstreamPool> pool_ref;  // held: a DNS change may drop it from the balancer
   upstream::UpstreamPool* pool = nullptr;
   HeadScan response;  ///< the upstream's response head, scanned (in acquired.conn->buffer)
+  boost::system::error_code upstream_error;  ///< why the last attempt's write or read failed
   ResponseBody response_body;
 
   void begin(const config::Route& r, const config::Upstream& u, upstream::Balancer& b,
@@ -307,8 +308,8 @@ struct Forwarding {
 
 class Session {
 public:
-  Session(Worker& worker, tcp::socket socket)
-      : worker_(worker), client_(std::move(socket)), buffer_(kReadChunk) {}
+  Session(Worker& worker, tcp::socket socket, const ListenerInfo& listener)
+      : worker_(worker), listener_(listener), client_(std::move(socket)), buffer_(kReadChunk) {}
 
   net::awaitable<void> run();
 
@@ -354,6 +355,9 @@ private:
     co_return close ? Outcome::close : Outcome::keep_alive;
   }
   net::awaitable<void> lingering_close();
+  /// The TLS handshake of a TLS listener's connection, within its handshake_timeout; false
+  /// (counted by reason) when it failed.
+  net::awaitable<bool> tls_handshake();
   /// Up to `cap` bytes of the request body into `dst` (0 with `body.done` false: only chunk
   /// framing was read). Sets `err` when the body cannot be read to its end.
   net::awaitable<std::size_t> read_body_piece(const Runtime& rt, RequestBody& body, char* dst,
@@ -402,6 +406,9 @@ private:
                                           const ratelimit::LimitKey& key);
 
   Worker& worker_;
+  const ListenerInfo& listener_;
+  std::shared_ptr<const http1::ServerTls> tls_;  // the certificates this connection was accepted with
+  std::string client_cert_;                      // the verified client certificate's subject
   ClientStream client_;
   beast::flat_buffer buffer_;
   Exchange ex_;

@@ -4,6 +4,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
@@ -82,7 +83,7 @@ private:
 
 net::awaitable<bool> TunnelRun::write(Direction& d, const char* data, std::size_t n) {
   d.write_since = clock::now();
-  auto [ec, written] = co_await net::async_write(d.to->socket(), net::buffer(data, n), kNoThrow);
+  auto [ec, written] = co_await net::async_write(*d.to, net::buffer(data, n), kNoThrow);
   d.write_since = clock::time_point::max();
   d.bytes += written;
   if (stopping_) co_return false;
@@ -106,14 +107,14 @@ net::awaitable<void> TunnelRun::pump(Direction& d) {
   }
   auto buf = std::make_unique<char[]>(kChunk);
   while (!stopping_) {
-    auto [ec, n] = co_await d.from->socket().async_read_some(net::buffer(buf.get(), kChunk), kNoThrow);
+    auto [ec, n] = co_await d.from->async_read_some(net::buffer(buf.get(), kChunk), kNoThrow);
     if (stopping_) co_return;
-    if (ec == net::error::eof) {
+    // Over TLS a peer that closes without close_notify reads as stream_truncated: a close too.
+    if (ec == net::error::eof || ec == net::ssl::error::stream_truncated) {
       // A clean close of one side is a half-close for the other: it may still answer (a
       // WebSocket close frame) until it closes too, or the idle timeout ends the wait.
       end_because(d.from_gone);
-      boost::system::error_code ignored;
-      d.to->socket().shutdown(tcp::socket::shutdown_send, ignored);
+      d.to->shutdown_send();
       co_return;
     }
     if (ec) {  // a reset or a failure: nothing more can be delivered either way

@@ -14,7 +14,7 @@ net::awaitable<Session::Outcome> Session::open_tunnel(const Runtime& rt, const h
   // conn->buffer and is the first thing the tunnel sends to the client.
   conn->buffer.consume(rscan.head_bytes);
   client_.arm(cfg.limits.write_timeout);
-  auto [ec, n] = co_await net::async_write(client_.socket(), net::buffer(down_head_), kNoThrow);
+  auto [ec, n] = co_await net::async_write(client_, net::buffer(down_head_), kNoThrow);
   client_.disarm();
   ex_.bytes_out += n;
   if (ec) {

@@ -55,7 +55,7 @@ void Session::build_upstream_head(const Runtime& rt, const http1::HeadScan& scan
   if (!scratch_.empty()) scratch_ += ", ";
   scratch_ += peer_ip_;
   http1::append_field(up_head_, core::hdr::kForwardedFor, scratch_);
-  http1::append_field(up_head_, core::hdr::kForwardedProto, "http");
+  http1::append_field(up_head_, core::hdr::kForwardedProto, client_.is_tls() ? "https" : "http");
   if (!original_host.empty()) http1::append_field(up_head_, core::hdr::kForwardedHost, original_host);
   http1::append_field(up_head_, cfg.request_id.header, ex_.request_id);
   if (ex_.has_trace) {

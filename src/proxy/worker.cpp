@@ -22,8 +22,9 @@ void Worker::set_runtime(std::shared_ptr<const Runtime> rt) {
   snapshot_ = WorkerSnapshot::make(std::move(rt), snapshot_.get(), ioc_.get_executor(), metrics_, shared_.store_health);
 }
 
-void Worker::add_acceptor(tcp::acceptor acceptor) {
+void Worker::add_acceptor(tcp::acceptor acceptor, ListenerInfo info) {
   acceptors_.push_back(std::make_unique<tcp::acceptor>(std::move(acceptor)));
+  listeners_.push_back(std::make_unique<ListenerInfo>(std::move(info)));
 }
 
 void Worker::schedule_sweep() {
@@ -39,8 +40,8 @@ void Worker::schedule_sweep() {
 
 void Worker::start() {
   schedule_sweep();
-  for (auto& a : acceptors_) {
-    net::co_spawn(ioc_, accept_loop(*a), [](std::exception_ptr e) {
+  for (std::size_t i = 0; i < acceptors_.size(); ++i) {
+    net::co_spawn(ioc_, accept_loop(*acceptors_[i], *listeners_[i]), [](std::exception_ptr e) {
       if (e) {
         try {
           std::rethrow_exception(e);
@@ -52,7 +53,7 @@ void Worker::start() {
   }
 }
 
-net::awaitable<void> Worker::accept_loop(tcp::acceptor& acceptor) {
+net::awaitable<void> Worker::accept_loop(tcp::acceptor& acceptor, const ListenerInfo& info) {
   constexpr auto kNoThrow = net::as_tuple(net::use_awaitable);
   for (;;) {
     auto [ec, socket] = co_await acceptor.async_accept(kNoThrow);
@@ -74,7 +75,7 @@ net::awaitable<void> Worker::accept_loop(tcp::acceptor& acceptor) {
       continue;
     }
     session_started();
-    net::co_spawn(ioc_, run_session(*this, std::move(socket)), [this](std::exception_ptr e) {
+    net::co_spawn(ioc_, run_session(*this, std::move(socket), info), [this](std::exception_ptr e) {
       shared_.connections.fetch_sub(1, std::memory_order_relaxed);
       session_ended();
       if (e) {

@@ -33,6 +33,15 @@ struct IdleClient
   ClientStream& stream;
 };
 
+/// What a session needs to know of the listener that accepted it. Lives as long as the Worker.
+struct ListenerInfo {
+  std::string host;        ///< as configured (Runtime::tls_for finds its TLS settings by it)
+  std::uint16_t port = 0;  ///< the bound port
+  std::string label;       ///< "127.0.0.1:8443": the metrics' listener label
+  bool tls = false;        ///< fixed for the process's life (a reload cannot change it)
+  std::size_t index = 0;   ///< its place in the start-up config's `listen`
+};
+
 /// State shared by all workers of one Server. Everything here is thread-safe.
 struct Shared {
   const core::Clock& clock;
@@ -77,7 +86,7 @@ public:
   /// Pipes for splicing large bodies socket to socket, recycled like relay buffers.
   http1::PipePool& pipes() noexcept { return pipes_; }
 
-  void add_acceptor(boost::asio::ip::tcp::acceptor acceptor);
+  void add_acceptor(boost::asio::ip::tcp::acceptor acceptor, ListenerInfo info);
   /// Starts the accept loops.
   void start();
   /// Stops accepting, closes idle client connections and idle upstream connections, and lets
@@ -106,7 +115,7 @@ public:
   }
 
 private:
-  boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
+  boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor, const ListenerInfo& info);
   void schedule_sweep();
   void stop_accepting();
   void close_idle_clients();
@@ -127,6 +136,7 @@ private:
   std::vector<std::unique_ptr<char[]>> relay_free_;
   http1::PipePool pipes_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
+  std::vector<std::unique_ptr<ListenerInfo>> listeners_;  // one per acceptor, same order
   boost::intrusive::list<IdleClient, boost::intrusive::constant_time_size<false>> idle_;
   boost::intrusive::list<TunnelLink, boost::intrusive::constant_time_size<false>> tunnels_;
   bool drain_deadline_passed_ = false;

@@ -26,7 +26,7 @@ void Balancer::refresh() {
   next.reserve(set->size());
   for (const auto& ep : *set) {
     auto it = std::find_if(pools_.begin(), pools_.end(), [&](const auto& p) { return p->endpoint() == ep; });
-    next.push_back(it != pools_.end() ? *it : std::make_shared<UpstreamPool>(ex_, settings_, ep));
+    next.push_back(it != pools_.end() ? *it : std::make_shared<UpstreamPool>(ex_, settings_, ep, cluster_->tls_context()));
   }
   for (auto& old : pools_) {
     if (std::find(next.begin(), next.end(), old) == next.end()) old->retire();

@@ -61,7 +61,7 @@ std::string authority_of(const config::UpstreamTarget& t) {
 
 std::vector<config::UpstreamTarget> targets_of(const config::Upstream& u) {
   if (!u.endpoints.empty()) return u.endpoints;
-  return {config::UpstreamTarget{u.url, u.host, u.port}};
+  return {config::UpstreamTarget{u.url, u.host, u.port, u.https}};
 }
 
 }  // namespace
@@ -69,8 +69,8 @@ std::vector<config::UpstreamTarget> targets_of(const config::Upstream& u) {
 EndpointState::EndpointState(tcp::endpoint a, std::string auth)
     : address(a), label(label_of(a)), authority(std::move(auth)) {}
 
-Cluster::Cluster(config::Upstream settings, std::string hosts_file)
-    : settings_(std::move(settings)), hosts_file_(std::move(hosts_file)),
+Cluster::Cluster(config::Upstream settings, std::string hosts_file, std::shared_ptr<boost::asio::ssl::context> tls)
+    : settings_(std::move(settings)), hosts_file_(std::move(hosts_file)), tls_(std::move(tls)),
       endpoints_(std::make_shared<const EndpointList>()) {
   for (const auto& t : targets_of(settings_)) {
     boost::system::error_code ec;

@@ -10,6 +10,8 @@
 #include <cctype>
 
 #include "problemgate/http1/deadline_socket.hpp"
+#include "problemgate/http1/tls.hpp"
+#include "problemgate/upstream/pool.hpp"
 
 namespace problemgate::upstream {
 
@@ -21,19 +23,27 @@ namespace {
 constexpr auto kNoThrow = net::as_tuple(net::use_awaitable);
 
 /// One probe: GET path on a new connection, passed when the status is 2xx within `timeout`.
-net::awaitable<bool> probe(const tcp::endpoint& address, const std::string& authority, const config::HealthCheck& hc) {
+/// An https:// upstream is checked over TLS with its own context and name checks.
+net::awaitable<bool> probe(const tcp::endpoint& address, const std::string& authority, const Cluster& cluster) {
+  const config::HealthCheck& hc = *cluster.settings().health_check;
   http1::DeadlineSocket s(co_await net::this_coro::executor);
   s.arm(hc.timeout);
   auto [cec] = co_await s.socket().async_connect(address, kNoThrow);
   if (cec) co_return false;
+  if (const auto& ctx = cluster.tls_context()) {
+    auto& ts = s.start_tls(*ctx);
+    http1::prepare_client(ts, tls_server_name(cluster.settings(), authority), cluster.settings().tls.verify);
+    auto [hec] = co_await ts.async_handshake(net::ssl::stream_base::client, kNoThrow);
+    if (hec) co_return false;
+  }
   const std::string request = "GET " + hc.path + " HTTP/1.1\r\nHost: " + authority +
                               "\r\nUser-Agent: problemgate-health-check\r\nConnection: close\r\n\r\n";
-  auto [wec, wn] = co_await net::async_write(s.socket(), net::buffer(request), kNoThrow);
+  auto [wec, wn] = co_await net::async_write(s, net::buffer(request), kNoThrow);
   if (wec) co_return false;
   std::string head;
   char buf[512];
   while (head.find("\r\n") == std::string::npos && head.size() < 4096) {
-    auto [rec, n] = co_await s.socket().async_read_some(net::buffer(buf), kNoThrow);
+    auto [rec, n] = co_await s.async_read_some(net::buffer(buf), kNoThrow);
     head.append(buf, n);
     if (rec) break;
   }
@@ -46,7 +56,7 @@ net::awaitable<bool> probe(const tcp::endpoint& address, const std::string& auth
 }
 
 net::awaitable<void> check_endpoint(std::shared_ptr<Cluster> cluster, std::shared_ptr<EndpointState> ep) {
-  const bool passed = co_await probe(ep->address, ep->authority, *cluster->settings().health_check);
+  const bool passed = co_await probe(ep->address, ep->authority, *cluster);
   cluster->record_check(*ep, passed);
 }
 

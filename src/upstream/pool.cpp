@@ -3,11 +3,14 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <sys/socket.h>
 
 #include <cerrno>
+
+#include "problemgate/http1/tls.hpp"
 
 namespace problemgate::upstream {
 
@@ -22,6 +25,9 @@ namespace {
 /// a request into a dead socket (the retry in the forwarder covers the remaining race).
 bool still_open(Connection& c) {
   if (c.buffer.size() != 0) return false;
+  // Over TLS, bytes already decrypted and waiting are stray bytes too. A close_notify or any
+  // record that arrived while idle shows in the peek below like plain bytes: not reused.
+  if (auto* tls = c.stream.tls(); tls && SSL_pending(tls->native_handle()) > 0) return false;
   char byte;
   const auto fd = c.stream.socket().native_handle();
   const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -32,12 +38,25 @@ bool still_open(Connection& c) {
 
 }  // namespace
 
+std::string tls_server_name(const config::Upstream& upstream, std::string_view authority) {
+  if (!upstream.tls.server_name.empty()) return upstream.tls.server_name;
+  // The configured host of the target an address came from ("name:443", "[::1]:443").
+  std::string_view a = authority;
+  if (!a.empty() && a.front() == '[') a = a.substr(1, a.find(']') - 1);
+  else if (const auto colon = a.rfind(':'); colon != std::string_view::npos) a = a.substr(0, colon);
+  return a.empty() ? upstream.host : std::string(a);
+}
+
 UpstreamPool::UpstreamPool(net::any_io_executor ex, config::Upstream upstream)
     : ex_(std::move(ex)), upstream_(std::move(upstream)) {}
 
-UpstreamPool::UpstreamPool(net::any_io_executor ex, config::Upstream upstream, std::shared_ptr<EndpointState> endpoint)
-    : ex_(std::move(ex)), upstream_(std::move(upstream)), endpoint_(std::move(endpoint)) {
+UpstreamPool::UpstreamPool(net::any_io_executor ex, config::Upstream upstream, std::shared_ptr<EndpointState> endpoint,
+                           std::shared_ptr<net::ssl::context> tls)
+    : ex_(std::move(ex)), upstream_(std::move(upstream)), endpoint_(std::move(endpoint)), tls_(std::move(tls)) {
   endpoints_.push_back(endpoint_->address);
+  if (tls_) {
+    server_name_ = tls_server_name(upstream_, endpoint_->authority);
+  }
 }
 
 UpstreamPool::~UpstreamPool() = default;
@@ -92,6 +111,25 @@ net::awaitable<Acquired> UpstreamPool::connect() {
   }
   boost::system::error_code ignored;
   conn->stream.socket().set_option(tcp::no_delay(true), ignored);
+  if (tls_) {
+    // The handshake counts against connect_timeout too (the arm above is re-armed for it):
+    // the connection is not usable before it is done.
+    conn->tls_ctx = tls_;
+    auto& ts = conn->stream.start_tls(*tls_);
+    http1::prepare_client(ts, server_name_, upstream_.tls.verify);
+    if (session_) SSL_set_session(ts.native_handle(), session_.get());
+    conn->stream.arm(upstream_.connect_timeout);
+    auto [hec] = co_await ts.async_handshake(net::ssl::stream_base::client, kNoThrow);
+    conn->stream.disarm();
+    if (hec) {
+      --open_;
+      if (conn->stream.timed_out()) co_return Acquired{nullptr, AcquireError::timeout, false};
+      co_return Acquired{nullptr,
+                         http1::is_certificate_error(hec) ? AcquireError::tls_certificate : AcquireError::tls_protocol,
+                         false};
+    }
+    if (SSL_session_reused(ts.native_handle())) ++tls_resumed_;
+  }
   ++connects_;
   co_return Acquired{std::move(conn), AcquireError::none, false};
 }
@@ -104,6 +142,16 @@ void UpstreamPool::release(std::unique_ptr<Connection> conn) {
     return;
   }
   conn->stream.disarm();
+  if (auto* tls = conn->stream.tls()) {
+    // Keep the newest resumable session (TLS 1.3 tickets arrive after the handshake, so this
+    // is looked at after a response, not right after connecting).
+    SSL* s = tls->native_handle();
+    if (SSL_get0_session(s) != session_.get()) {
+      SSL_SESSION* sess = SSL_get1_session(s);
+      if (sess && SSL_SESSION_is_resumable(sess)) session_.reset(sess, SSL_SESSION_free);
+      else if (sess) SSL_SESSION_free(sess);
+    }
+  }
   conn->idle_since = std::chrono::steady_clock::now();
   idle_.push_back(std::move(conn));
 }

@@ -13,11 +13,32 @@ namespace problemgate::config {
 
 using Duration = std::chrono::milliseconds;
 
+/// A certificate chain (PEM, leaf first) and its private key: file paths.
+struct CertKey {
+  std::string cert;
+  std::string key;
+  bool operator==(const CertKey&) const = default;
+};
+
+/// TLS on a listener (`listen: [{address, tls: {...}}]`). The files are read at start-up and
+/// on every reload.
+struct ListenTls {
+  /// `cert`/`key` first (the default), then `certificates` (chosen by SNI).
+  std::vector<CertKey> certificates;
+  enum class Version { tls1_2, tls1_3 } min_version = Version::tls1_2;
+  std::vector<std::string> alpn{"http/1.1"};
+  std::string client_ca;  ///< empty = no client certificate asked for
+  Duration handshake_timeout{10'000};
+  bool operator==(const ListenTls&) const = default;
+};
+
 /// A host:port to listen on or connect to. `host` is a literal address or name; an IPv6
 /// literal is stored without brackets (ready for address parsing), e.g. "::1".
 struct Endpoint {
   std::string host;
   std::uint16_t port = 0;
+  /// Listeners only: TLS when set.
+  std::optional<ListenTls> tls;
   /// "host:port", or "[v6]:port" so the result parses back.
   std::string to_string() const {
     const bool v6 = host.find(':') != std::string::npos;
@@ -60,7 +81,7 @@ struct Drain {
 /// (health). Validation guarantees that `listen` is a loopback address or `token` is set.
 struct Admin {
   /// Controls (GET /config, POST /reload) and the probes; nullopt = "off".
-  std::optional<Endpoint> listen = Endpoint{"127.0.0.1", 9901};
+  std::optional<Endpoint> listen = Endpoint{"127.0.0.1", 9901, std::nullopt};
   /// Probes and metrics only (/healthz, /readyz, /metrics), for the pod IP; nullopt = "off".
   std::optional<Endpoint> probes_listen;
   /// File holding the bearer token the controls require ("" = none): read once at load.
@@ -101,6 +122,7 @@ struct UpstreamTarget {
   std::string url;   ///< as written
   std::string host;  ///< name or IP literal; IPv6 without brackets
   std::uint16_t port = 80;
+  bool https = false;  ///< https:// (port 443 by default)
   bool operator==(const UpstreamTarget&) const = default;
 };
 
@@ -137,6 +159,16 @@ inline constexpr std::uint8_t kRetryGet = 1, kRetryHead = 2, kRetryOptions = 4, 
                               kRetryDelete = 16;
 inline constexpr std::uint8_t kRetryDefaultMethods = kRetryGet | kRetryHead | kRetryOptions;
 
+/// TLS to an upstream (`tls:`), used when its URLs are https://.
+struct UpstreamTls {
+  std::string ca_file;      ///< empty = the system's trust store
+  std::string server_name;  ///< SNI and the name verified; empty = each URL's host
+  bool verify = true;       ///< false only with a warning at start-up
+  std::string cert;         ///< client certificate (mTLS), with key
+  std::string key;
+  bool operator==(const UpstreamTls&) const = default;
+};
+
 struct Upstream {
   std::string name;
   std::string url;  ///< as written: http://host:port
@@ -158,6 +190,8 @@ struct Upstream {
   std::optional<HealthCheck> health_check;
   Outlier outlier;
   Retries retries{1, true, true, kRetryDefaultMethods, 20, 10};
+  bool https = false;  ///< every URL is https:// (validated: never mixed)
+  UpstreamTls tls;
 };
 
 struct RateLimitPolicy {
@@ -210,7 +244,7 @@ struct Route {
 /// The validated, immutable configuration snapshot (built only by load.hpp's functions, which
 /// guarantee every invariant documented here; runtime code asserts, never re-validates).
 struct Config {
-  std::vector<Endpoint> listen{Endpoint{"0.0.0.0", 8080}};
+  std::vector<Endpoint> listen{Endpoint{"0.0.0.0", 8080, std::nullopt}};
   unsigned threads = 0;  ///< 0 = auto (number of cores)
   Admin admin;
   Drain drain;

@@ -18,6 +18,7 @@ enum class GatewayError {
   rate_limited,         ///< policy denied: 429
   upstream_down,        ///< refused, reset, bad response: 502
   upstream_timeout,     ///< connect or response timeout: 504
+  upstream_tls_error,   ///< the TLS handshake to the upstream failed: 502
   gateway_unavailable,  ///< draining or no upstream capacity: 503
   rate_limit_unavailable,  ///< the shared rate-limit store failed and on_error is deny: 503
 };

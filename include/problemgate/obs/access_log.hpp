@@ -45,6 +45,8 @@ struct AccessRecord {
   /// A request that became a tunnel (status 101): the protocol, the bytes it moved each way
   /// after the handshake, how long it stayed open and why it closed. Empty `upgrade`: none.
   std::string_view upgrade;
+  /// A TLS client's verified certificate subject (listen tls.client_ca); empty: none.
+  std::string_view client_cert;
   std::uint64_t tunnel_bytes_up = 0;    ///< client -> upstream
   std::uint64_t tunnel_bytes_down = 0;  ///< upstream -> client
   double tunnel_ms = 0;

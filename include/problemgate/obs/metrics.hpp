@@ -6,6 +6,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+
+#include "problemgate/obs/tls_counters.hpp"
 #include <optional>
 #include <string>
 #include <string_view>
@@ -162,6 +164,7 @@ public:
   /// problemgate_build_info's labels; set before the workers start, read-only after.
   std::string build_version = "unknown";
   std::string build_commit = "unknown";
+  TlsCounters tls;
 
   /// `active_connections` and `access_log_dropped` are sampled by the caller (they live with
   /// the server).

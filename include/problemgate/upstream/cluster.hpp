@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <boost/asio/ssl/context.hpp>
+
 #include "problemgate/config/config.hpp"
 #include "problemgate/upstream/endpoint.hpp"
 
@@ -35,11 +37,19 @@ public:
   /// Resolves the targets once now: literal addresses at once, names through `hosts_file` (when
   /// not empty) and the system resolver. Blocking: called at start-up and on reload, never on
   /// a worker. A name that does not resolve leaves the set without it (and says so).
-  Cluster(config::Upstream settings, std::string hosts_file = {});
+  ///
+  /// `tls`: the client context of an https:// upstream (http1::make_client_context), null for
+  /// http://. It belongs to this cluster alone: a TLS setting that changes makes a new Cluster,
+  /// so two upstreams, or two versions of one, never share a context, session or connection.
+  Cluster(config::Upstream settings, std::string hosts_file = {},
+          std::shared_ptr<boost::asio::ssl::context> tls = nullptr);
 
   const config::Upstream& settings() const noexcept { return settings_; }
   const std::string& name() const noexcept { return settings_.name; }
   const std::string& hosts_file() const noexcept { return hosts_file_; }
+  /// The TLS client context (https:// upstreams), or null. SSL_CTX is safe to share across
+  /// threads for making connections.
+  const std::shared_ptr<boost::asio::ssl::context>& tls_context() const noexcept { return tls_; }
 
   /// Changes whenever the endpoint set does; a worker compares it with the one it built its
   /// pools for (one acquire load per request).
@@ -77,6 +87,7 @@ public:
 private:
   config::Upstream settings_;
   std::string hosts_file_;
+  std::shared_ptr<boost::asio::ssl::context> tls_;
   bool has_names_ = false;
   mutable std::mutex mutex_;
   std::shared_ptr<const EndpointList> endpoints_;  // guarded by mutex_

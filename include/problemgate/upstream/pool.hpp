@@ -1,12 +1,14 @@
 #pragma once
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "problemgate/config/config.hpp"
@@ -26,10 +28,19 @@ struct Connection {
   /// Set when the last response is one after which upstreams are known to send stray bytes
   /// (a body after HEAD, 204 or 304): the next reuse is checked however short the idle time.
   bool check_on_reuse = false;
+  /// The TLS context the connection was made with (https:// upstreams), kept with it.
+  std::shared_ptr<boost::asio::ssl::context> tls_ctx;
 };
 
 /// Why acquiring a connection failed.
-enum class AcquireError { none, refused, timeout, exhausted };
+/// The name an https:// upstream's endpoint is asked for (SNI) and verified against:
+/// tls.server_name, else the host of the configured target `authority` ("host:port").
+std::string tls_server_name(const config::Upstream& upstream, std::string_view authority);
+
+/// tls_certificate: the upstream's certificate did not verify (chain, expiry, name);
+/// tls_protocol: any other TLS handshake failure (RFC 9209 tls_certificate_error /
+/// tls_protocol_error).
+enum class AcquireError { none, refused, timeout, exhausted, tls_certificate, tls_protocol };
 
 struct Acquired {
   std::unique_ptr<Connection> conn;
@@ -44,7 +55,11 @@ public:
   /// A pool for the upstream's host:port, resolved at the first connect.
   UpstreamPool(boost::asio::any_io_executor ex, config::Upstream upstream);
   /// A pool for one endpoint of the upstream (the balancer's), connecting to its address only.
-  UpstreamPool(boost::asio::any_io_executor ex, config::Upstream upstream, std::shared_ptr<EndpointState> endpoint);
+  /// With `tls` (an https:// upstream), each new connection makes a TLS handshake within
+  /// connect_timeout: SNI and the verified name are tls.server_name or the endpoint's host,
+  /// and the pool's last session is offered for resumption.
+  UpstreamPool(boost::asio::any_io_executor ex, config::Upstream upstream, std::shared_ptr<EndpointState> endpoint,
+               std::shared_ptr<boost::asio::ssl::context> tls = nullptr);
   ~UpstreamPool();
 
   /// The most recently used idle connection that is still usable, or nullptr. Never suspends:
@@ -74,6 +89,8 @@ public:
   const std::shared_ptr<EndpointState>& endpoint() const noexcept { return endpoint_; }
   std::uint64_t connects() const noexcept { return connects_; }
   std::uint64_t reuses() const noexcept { return reuses_; }
+  /// TLS handshakes that resumed the pool's session (abbreviated handshakes).
+  std::uint64_t tls_resumed() const noexcept { return tls_resumed_; }
   /// Closes every idle connection (drain, shutdown).
   void close_idle();
   /// Takes the pool out of service: a reload dropped its upstream or changed its address. Its
@@ -94,7 +111,11 @@ private:
   std::vector<std::unique_ptr<Connection>> idle_;
   std::shared_ptr<EndpointState> endpoint_;
   std::vector<boost::asio::ip::tcp::endpoint> endpoints_;  // resolved once (or the endpoint's), then reused
+  std::shared_ptr<boost::asio::ssl::context> tls_;
+  std::string server_name_;                 // SNI and the name verified (TLS only)
+  std::shared_ptr<SSL_SESSION> session_;    // the last resumable session (TLS only)
   std::size_t open_ = 0;
+  std::uint64_t tls_resumed_ = 0;
   std::uint64_t connects_ = 0;
   std::uint64_t reuses_ = 0;
   bool retired_ = false;

@@ -15,7 +15,7 @@ TEST_SUITE("config.config") {
   }
 
   TEST_CASE("endpoint to_string brackets IPv6") {
-    CHECK(Endpoint{"127.0.0.1", 80}.to_string() == "127.0.0.1:80");
-    CHECK(Endpoint{"::1", 8080}.to_string() == "[::1]:8080");
+    CHECK(Endpoint{"127.0.0.1", 80, std::nullopt}.to_string() == "127.0.0.1:80");
+    CHECK(Endpoint{"::1", 8080, std::nullopt}.to_string() == "[::1]:8080");
   }
 }

@@ -298,7 +298,7 @@ routes:
     constexpr std::string_view kDoc = R"(listen: nowhere
 threads: 0
 upstreams:
-  legacy: { url: https://x:443 }
+  legacy: { url: ftp://x:443 }
 routes:
   - match: { prefix: api }
     upstream: legacy
@@ -314,7 +314,7 @@ limits: { header_timeout: 10 seconds, bogus: 1 }
     REQUIRE(errors.size() == 8);
     CHECK(errors[0].starts_with("t.yaml:1: /listen: \"nowhere\": missing port"));
     CHECK(errors[1].starts_with("t.yaml:2: /threads: expected auto or a number from 1 to 1024"));
-    CHECK(errors[2].starts_with("t.yaml:4: /upstreams/legacy/url: \"https://x:443\": https upstreams are not supported"));
+    CHECK(errors[2].starts_with("t.yaml:4: /upstreams/legacy/url: \"ftp://x:443\": expected an http://HOST:PORT or https://HOST:PORT URL"));
     CHECK(errors[3].starts_with("t.yaml:6: /routes/0/match/prefix: prefix must start with /"));
     CHECK(errors[4].starts_with("t.yaml:9: /routes/0/rules/0/when/detail_matches: invalid regex \"(\": "));
     CHECK(errors[5] == "t.yaml:10: /routes/0/rules/0/set/code: \"BadCode\" is not lowercase_snake_case");
@@ -370,10 +370,10 @@ limits: { header_timeout: 10 seconds, bogus: 1 }
         {"upstream missing url", "upstreams: { a: { timeout: 1s } }\nroutes: [{}]\n", "/upstreams/a: missing url"},
         {"upstream reuse_check_after", "upstreams: { a: { url: http://x, reuse_check_after: soon } }\nroutes: [{}]\n",
          "/upstreams/a/reuse_check_after: invalid duration \"soon\""},
-        {"upstream https", "upstreams: { a: https://x }\nroutes: [{}]\n", "/upstreams/a: \"https://x\": https upstreams are not supported"},
+        {"upstream ftp", "upstreams: { a: ftp://x }\nroutes: [{}]\n", "/upstreams/a: \"ftp://x\": expected an http://HOST:PORT or https://HOST:PORT URL"},
         {"upstream path", "upstreams: { a: http://x:1/api }\nroutes: [{}]\n", "/upstreams/a: \"http://x:1/api\": upstream URL must not have a path"},
         {"upstream port 0", "upstreams: { a: http://x:0 }\nroutes: [{}]\n", "invalid port \"0\" in upstream URL"},
-        {"upstream scheme", "upstreams: { a: \"x:80\" }\nroutes: [{}]\n", "expected an http://HOST:PORT URL"},
+        {"upstream scheme", "upstreams: { a: \"x:80\" }\nroutes: [{}]\n", "expected an http://HOST:PORT or https://HOST:PORT URL"},
         {"upstream name", "upstreams: { \"a b\": http://x }\nroutes: [{}]\n", "/upstreams/a b: upstream names may use"},
         {"route not mapping", "upstreams: { a: http://x }\nroutes: [{}, 3]\n", "/routes/1: expected a mapping, got 3"},
         {"route unknown upstream", route_with("    upstream: nope\n"), "/routes/0/upstream: unknown upstream \"nope\""},
@@ -581,7 +581,7 @@ routes:
     SUBCASE("bad flags") {
       Overrides o;
       o.listen = "localhost";
-      o.upstream = "https://x";
+      o.upstream = "ftp://x";
       o.threads = 2000;
       auto errors = errors_of("", o);
       if (errors.size() != 4) {
@@ -589,7 +589,7 @@ routes:
       }
       REQUIRE(errors.size() == 4);
       CHECK(errors[0] == "t.yaml: --listen \"localhost\": missing port: expected HOST:PORT");
-      CHECK(errors[1].starts_with("t.yaml: --upstream \"https://x\": https upstreams are not supported"));
+      CHECK(errors[1].starts_with("t.yaml: --upstream \"ftp://x\": expected an http://HOST:PORT or https://HOST:PORT URL"));
       CHECK(errors[2].starts_with("t.yaml: --threads 2000"));
       CHECK(errors[3].starts_with("t.yaml: no upstream configured"));
     }
@@ -707,7 +707,7 @@ routes:
     CHECK(error_of("upstreams: { a: { url: http://x:1, endpoints: [http://y:1] } }\nroutes: [{ match: { prefix: / } }]\n") ==
           "t.yaml:1: /upstreams/a: set url or endpoints, not both");
     CHECK(error_of("upstreams: { a: { endpoints: [] } }\nroutes: [{ match: { prefix: / } }]\n") ==
-          "t.yaml:1: /upstreams/a/endpoints: expected a non-empty list of http://HOST:PORT URLs, got a list");
+          "t.yaml:1: /upstreams/a/endpoints: expected a non-empty list of http(s)://HOST:PORT URLs, got a list");
     CHECK(error_of("upstreams: { a: { endpoints: [http://y:1, http://y:1] } }\nroutes: [{ match: { prefix: / } }]\n") ==
           "t.yaml:1: /upstreams/a/endpoints/1: \"http://y:1\" is listed twice");
     CHECK(error_of("upstreams: { a: { url: http://x:1, lb: random } }\nroutes: [{ match: { prefix: / } }]\n") ==

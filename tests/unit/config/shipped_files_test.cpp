@@ -58,7 +58,12 @@ TEST_SUITE("config.shipped") {
     CHECK(c.problem.type_base == "https://docs.example.com/errors#");
     CHECK(c.problem.catalog.count(418) == 1);
     CHECK(c.problem.legacy_codes.count("QUOTA_EXCEEDED") == 1);
-    REQUIRE(c.upstreams.size() == 3);
+    REQUIRE(c.upstreams.size() == 4);
+    CHECK(c.upstreams[3].https);
+    CHECK(c.upstreams[3].port == 8443);
+    REQUIRE(c.listen.size() == 2);
+    REQUIRE(c.listen[1].tls);
+    CHECK(c.listen[1].tls->certificates.size() == 2);
     CHECK(c.upstreams[1].endpoints.size() == 2);
     CHECK(c.upstreams[1].lb == problemgate::config::Upstream::Lb::least_request);
     REQUIRE(c.upstreams[1].health_check);

@@ -11,7 +11,7 @@ using namespace problemgate::config::test;
 
 namespace {
 
-Endpoint ep(std::string host, std::uint16_t port) { return Endpoint{std::move(host), port}; }
+Endpoint ep(std::string host, std::uint16_t port) { return Endpoint{std::move(host), port, std::nullopt}; }
 
 }  // namespace
 

@@ -36,6 +36,7 @@ constexpr Row kTable[] = {
     {GatewayError::rate_limited, "rate_limited", 429, "rate_limited", "rate_limit_exceeded", "http_request_denied"},
     {GatewayError::upstream_down, "upstream_down", 502, "upstream_unavailable", "upstream_down", "connection_refused"},
     {GatewayError::upstream_timeout, "upstream_timeout", 504, "upstream_unavailable", "upstream_timeout", "http_response_timeout"},
+    {GatewayError::upstream_tls_error, "upstream_tls_error", 502, "upstream_unavailable", "upstream_tls_error", "tls_protocol_error"},
     {GatewayError::gateway_unavailable, "gateway_unavailable", 503, "upstream_unavailable", "gateway_unavailable", "proxy_internal_error"},
     {GatewayError::rate_limit_unavailable, "rate_limit_unavailable", 503, "upstream_unavailable", "gateway_unavailable", "proxy_internal_error"},
 };
