@@ -249,12 +249,10 @@ routes:
 def metric(gw, name, **labels):
     status, _, body = http_request("127.0.0.1", gw.admin_port(), "GET", "/metrics")
     assert status == 200
-    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
     total = 0
     for line in body.decode().splitlines():
         if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
             total += int(float(line.rsplit(" ", 1)[1]))
-    del want
     return total
 
 
