@@ -142,22 +142,31 @@ void UpstreamPool::release(std::unique_ptr<Connection> conn) {
     return;
   }
   conn->stream.disarm();
-  if (auto* tls = conn->stream.tls()) {
-    // Keep the newest resumable session (TLS 1.3 tickets arrive after the handshake, so this
-    // is looked at after a response, not right after connecting).
-    SSL* s = tls->native_handle();
-    if (SSL_get0_session(s) != session_.get()) {
-      SSL_SESSION* sess = SSL_get1_session(s);
-      if (sess && SSL_SESSION_is_resumable(sess)) session_.reset(sess, SSL_SESSION_free);
-      else if (sess) SSL_SESSION_free(sess);
-    }
-  }
+  keep_session(*conn);
   conn->idle_since = std::chrono::steady_clock::now();
   idle_.push_back(std::move(conn));
 }
 
+void UpstreamPool::keep_session(Connection& conn) {
+  auto* tls = conn.stream.tls();
+  if (!tls) return;
+  // The newest resumable session, for the next connection's handshake. TLS 1.3 tickets arrive
+  // after the handshake, so this is looked at when a connection is given back or dropped
+  // (after a response), not right after connecting.
+  SSL* s = tls->native_handle();
+  if (SSL_get0_session(s) == session_.get()) return;
+  SSL_SESSION* sess = SSL_get1_session(s);
+  if (sess && SSL_SESSION_is_resumable(sess)) session_.reset(sess, SSL_SESSION_free);
+  else if (sess) SSL_SESSION_free(sess);
+}
+
 void UpstreamPool::discard(std::unique_ptr<Connection> conn) {
   if (!conn) return;
+  keep_session(*conn);
+  // Closing without a close_notify would make OpenSSL mark the session (ours too: it is the
+  // same object) not resumable when the SSL is freed. The connection is given up on purpose,
+  // not cut, so it is closed as if the shutdown had been exchanged.
+  if (auto* tls = conn->stream.tls()) SSL_set_shutdown(tls->native_handle(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
   boost::system::error_code ignored;
   conn->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   conn->stream.socket().close(ignored);

@@ -106,10 +106,11 @@ class TlsOrigin:
     """An HTTPS upstream: http.server in Python's ssl. GET /big answers 1 MiB; anything else
     answers `name` and records the request's headers. `client_ca`: client certificates required."""
 
-    def __init__(self, cert, key, name="origin", client_ca=None, maximum=None):
+    def __init__(self, cert, key, name="origin", client_ca=None, maximum=None, close=False):
         self.name = name
         self.headers = []
         self.connections = 0
+        self.resumed = []  # per connection: whether its TLS session was resumed
         origin = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -118,6 +119,12 @@ class TlsOrigin:
             def setup(self):
                 super().setup()
                 origin.connections += 1
+
+            def handle_one_request(self):
+                if not hasattr(self, "_seen"):
+                    self._seen = True
+                    origin.resumed.append(self.connection.session_reused)
+                super().handle_one_request()
 
             def do_GET(self):
                 origin.headers.append(dict(self.headers))
@@ -139,6 +146,9 @@ class TlsOrigin:
                 body = b"x" * (1 << 20) if self.path.endswith("/big") else origin.name.encode()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
+                if close:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -239,12 +249,10 @@ routes:
 def metric(gw, name, **labels):
     status, _, body = http_request("127.0.0.1", gw.admin_port(), "GET", "/metrics")
     assert status == 200
-    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
     total = 0
     for line in body.decode().splitlines():
         if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
             total += int(float(line.rsplit(" ", 1)[1]))
-    del want
     return total
 
 
@@ -547,6 +555,22 @@ class UpstreamSide(unittest.TestCase):
         # keep-alive through TLS: one worker's pool reuses its connection (two workers at most)
         self.assertLessEqual(self.good.connections - before, 2)
         self.assertEqual(self.get("/good_by_name")[:3:2], (200, b"good"))
+
+    def test_new_connections_resume_the_pool_session(self):
+        # Each answer closes its connection, so every request makes a handshake: after the
+        # first, the pool offers the session it kept and the origin resumes it.
+        origin = TlsOrigin(p("localhost.pem"), p("localhost.key"), "resume", close=True)
+        gw = Gateway(gateway_config({"app": f"url: {origin.url}\ntls: {{ ca_file: {p('ca.pem')} }}"}).replace(
+            "threads: 2", "threads: 1"))
+        try:
+            for _ in range(3):
+                status, _, body = http_request("127.0.0.1", gw.port, "GET", "/")
+                self.assertEqual((status, body), (200, b"resume"))
+            self.assertEqual(len(origin.resumed), 3)
+            self.assertEqual(origin.resumed, [False, True, True])
+        finally:
+            gw.stop()
+            origin.stop()
 
     def test_large_response_from_a_tls_upstream_over_a_tls_client(self):
         c = TlsClient(self.port)

@@ -106,6 +106,8 @@ public:
   void sweep();
 
 private:
+  void keep_session(Connection& conn);
+
   boost::asio::any_io_executor ex_;
   config::Upstream upstream_;
   std::vector<std::unique_ptr<Connection>> idle_;
