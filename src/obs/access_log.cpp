@@ -353,6 +353,7 @@ void AccessLog::format(const AccessRecord& r, std::string& out) {
     out += ",\"upstream_detail\":";
     core::append_json_string(out, r.hidden_detail, r.detail_cap);
   }
+  if (!r.tls_version.empty()) field(out, ",\"tls_version\":", r.tls_version);
   if (!r.client_cert.empty()) field(out, ",\"client_cert\":", r.client_cert);
   if (!r.upgrade.empty()) {
     field(out, ",\"upgrade\":", r.upgrade);

@@ -320,6 +320,7 @@ void Session::finish_exchange() {
     r.user_agent = ex_.user_agent;
     r.error = ex_.error;
     r.client_cert = client_cert_;
+    r.tls_version = tls_version_;
     r.dialect = ex_.dialect;
     r.code = ex_.code;
     r.subcode = ex_.subcode;
@@ -361,6 +362,7 @@ net::awaitable<bool> Session::tls_handshake() {
   }
   counters.handshake_ok(listener_.label, SSL_session_reused(stream.native_handle()) == 1);
   client_cert_ = http1::peer_subject(stream);
+  tls_version_ = SSL_get_version(stream.native_handle());  // a static string
   co_return true;
 }
 

@@ -409,6 +409,7 @@ private:
   const ListenerInfo& listener_;
   std::shared_ptr<const http1::ServerTls> tls_;  // the certificates this connection was accepted with
   std::string client_cert_;                      // the verified client certificate's subject
+  std::string_view tls_version_;                 // the negotiated protocol, on a TLS listener
   ClientStream client_;
   beast::flat_buffer buffer_;
   Exchange ex_;

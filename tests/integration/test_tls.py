@@ -406,6 +406,7 @@ class ClientCertificates(unittest.TestCase):
         c.close()
         entry = [e for e in self.gw.access_log(wait_for="mtls-ok") if e.get("requestId") == "mtls-ok"][0]
         self.assertIn("CN=client-1", entry["client_cert"])
+        self.assertIn(entry["tls_version"], ("TLSv1.2", "TLSv1.3"))
 
     def refused(self, cert):
         for maximum in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):

@@ -47,6 +47,7 @@ struct AccessRecord {
   std::string_view upgrade;
   /// A TLS client's verified certificate subject (listen tls.client_ca); empty: none.
   std::string_view client_cert;
+  std::string_view tls_version;  ///< "TLSv1.3", "TLSv1.2" on a TLS listener (OpenSSL's static names)
   std::uint64_t tunnel_bytes_up = 0;    ///< client -> upstream
   std::uint64_t tunnel_bytes_down = 0;  ///< upstream -> client
   double tunnel_ms = 0;
