@@ -78,8 +78,8 @@ void BM_NormalizeCorpus(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(items));
   state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
   // Inverted rate: CPU seconds per body, printed with an SI prefix (e.g. "700ns").
-  state.counters["per_body"] =
-      benchmark::Counter(static_cast<double>(items), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["per_body"] = benchmark::Counter(
+      static_cast<double>(items), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_NormalizeCorpus);
 

@@ -43,8 +43,8 @@ const std::vector<std::string>& distinct_keys() {
     k.reserve(kDistinctKeys);
     char buf[32];
     for (std::size_t i = 0; i < kDistinctKeys; ++i) {
-      const int n = std::snprintf(buf, sizeof buf, "10.%zu.%zu.%zu", i >> 16, (i >> 8) & 0xff,
-                                  i & 0xff);
+      const int n =
+          std::snprintf(buf, sizeof buf, "10.%zu.%zu.%zu", i >> 16, (i >> 8) & 0xff, i & 0xff);
       k.emplace_back(buf, static_cast<std::size_t>(n));
     }
     return k;

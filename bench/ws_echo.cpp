@@ -63,7 +63,8 @@ net::awaitable<void> load_one(unsigned short port, std::size_t size,
                               std::chrono::steady_clock::time_point until, Totals& t) {
   auto ex = co_await net::this_coro::executor;
   websocket::stream<tcp::socket> ws(ex);
-  auto [cec] = co_await ws.next_layer().async_connect({net::ip::make_address("127.0.0.1"), port}, kNoThrow);
+  auto [cec] =
+      co_await ws.next_layer().async_connect({net::ip::make_address("127.0.0.1"), port}, kNoThrow);
   if (cec) {
     ++t.errors;
     co_return;
@@ -121,11 +122,13 @@ int main(int argc, char** argv) {
     net::io_context ioc;
     const auto start = std::chrono::steady_clock::now();
     const auto until = start + std::chrono::milliseconds(static_cast<long>(seconds * 1000));
-    for (int i = 0; i < conns; ++i) net::co_spawn(ioc, load_one(port, size, until, t), net::detached);
+    for (int i = 0; i < conns; ++i)
+      net::co_spawn(ioc, load_one(port, size, until, t), net::detached);
     std::thread second([&] { ioc.run(); });
     ioc.run();
     second.join();
-    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double took =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::printf("{\"messages\": %llu, \"seconds\": %.3f, \"errors\": %llu}\n",
                 static_cast<unsigned long long>(t.messages.load()), took,
                 static_cast<unsigned long long>(t.errors.load()));

@@ -111,8 +111,8 @@ const Table& fixed_table() {
 // The /chunked body, sent as one write of several chunks (framing done here, once).
 const Prebuilt& chunked_response() {
   static const Prebuilt p = [] {
-    constexpr std::array<std::string_view, 4> pieces = {
-        R"({"chunked":true,)", R"("items":[1,2,3,)", R"(4,5],)", R"("done":true})"};
+    constexpr std::array<std::string_view, 4> pieces = {R"({"chunked":true,)", R"("items":[1,2,3,)",
+                                                        R"(4,5],)", R"("done":true})"};
     Prebuilt r;
     r.status = 200;
     r.head.append("HTTP/1.1 200 OK\r\n").append(kServerLine);
@@ -221,7 +221,8 @@ void warm_up() {
 Route route(std::string_view target) {
   const auto q = target.find('?');
   const std::string_view path = target.substr(0, q);
-  const std::string_view query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
+  const std::string_view query =
+      q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
 
   Route r;
   r.path = path;

@@ -18,17 +18,17 @@ struct Prebuilt {
 };
 
 enum class Kind {
-  fixed,         ///< `fixed` points at a Prebuilt
-  nested_rate,   ///< `fixed` plus an X-RateLimit-Reset line (now + 30 s) added per request
-  echo,          ///< 200, request body streamed back
-  big,           ///< 200 octet-stream of `size` bytes, `chunked` or Content-Length
-  error_big,     ///< 500 JSON of exactly `size` bytes
-  slow,          ///< 200 after `size` milliseconds
-  status,        ///< `status` with a small JSON body (none for 204/304)
-  headers,       ///< 200 JSON echo of the request line and header fields
-  stats,         ///< 200 {"connections_accepted":N,"requests":M}
-  not_found,     ///< 404 flat body naming `path`
-  bad_request,   ///< 400 flat body with `message` (a bad query parameter)
+  fixed,        ///< `fixed` points at a Prebuilt
+  nested_rate,  ///< `fixed` plus an X-RateLimit-Reset line (now + 30 s) added per request
+  echo,         ///< 200, request body streamed back
+  big,          ///< 200 octet-stream of `size` bytes, `chunked` or Content-Length
+  error_big,    ///< 500 JSON of exactly `size` bytes
+  slow,         ///< 200 after `size` milliseconds
+  status,       ///< `status` with a small JSON body (none for 204/304)
+  headers,      ///< 200 JSON echo of the request line and header fields
+  stats,        ///< 200 {"connections_accepted":N,"requests":M}
+  not_found,    ///< 404 flat body naming `path`
+  bad_request,  ///< 400 flat body with `message` (a bad query parameter)
 };
 
 /// What a request target maps to. Views point into the target or into static storage.
@@ -42,7 +42,7 @@ struct Route {
   std::string_view message;
 };
 
-inline constexpr std::uint64_t kMaxStreamBytes = std::uint64_t{1} << 30;  // 1 GiB
+inline constexpr std::uint64_t kMaxStreamBytes = std::uint64_t{1} << 30;   // 1 GiB
 inline constexpr std::uint64_t kDefaultBigBytes = std::uint64_t{1} << 20;  // 1 MiB
 inline constexpr std::uint64_t kMaxSlowMs = 600'000;
 /// `/error-big` bodies are `{"error":"x","details":"` + 'a' * k + `"}`.

@@ -100,8 +100,7 @@ class Session {
       http10_ = req.version() < 11;
 
       // curl and proxies wait for this before sending a body.
-      if (!parser_->is_done() &&
-          beast::iequals(req[http::field::expect], "100-continue")) {
+      if (!parser_->is_done() && beast::iequals(req[http::field::expect], "100-continue")) {
         if (!co_await write(net::buffer(kContinue))) break;
       }
 
@@ -128,8 +127,7 @@ class Session {
         extra_.append(kCrlf);
         co_return co_await send_prebuilt(*r.fixed, extra_);
       }
-      case Kind::echo:
-        co_return co_await echo();
+      case Kind::echo: co_return co_await echo();
       case Kind::big:
         if (!co_await drain()) co_return false;
         co_return co_await stream(200, "application/octet-stream", r.size, r.chunked, {},
@@ -204,9 +202,9 @@ class Session {
 
   net::awaitable<bool> send_prebuilt(const Prebuilt& p, std::string_view extra) {
     const std::string_view body = head_only_ ? std::string_view{} : std::string_view{p.body};
-    const std::array<net::const_buffer, 5> bufs = {
-        net::buffer(p.head), net::buffer(extra), net::buffer(connection_line()),
-        net::buffer(kCrlf), net::buffer(body)};
+    const std::array<net::const_buffer, 5> bufs = {net::buffer(p.head), net::buffer(extra),
+                                                   net::buffer(connection_line()),
+                                                   net::buffer(kCrlf), net::buffer(body)};
     co_return co_await write(bufs);
   }
 
@@ -226,12 +224,8 @@ class Session {
         append_uint(head_, length);
         head_.append(kCrlf);
         break;
-      case Framing::chunked:
-        head_.append("Transfer-Encoding: chunked\r\n");
-        break;
-      case Framing::close:
-        keep_alive_ = false;
-        break;
+      case Framing::chunked: head_.append("Transfer-Encoding: chunked\r\n"); break;
+      case Framing::close: keep_alive_ = false; break;
     }
     head_.append(connection_line()).append(kCrlf);
   }
@@ -273,9 +267,9 @@ class Session {
       }
       if (last) terminator = kLastChunk;
     }
-    const std::array<net::const_buffer, 5> bufs = {
-        net::buffer(before), net::buffer(size_line), net::buffer(data), net::buffer(after),
-        net::buffer(terminator)};
+    const std::array<net::const_buffer, 5> bufs = {net::buffer(before), net::buffer(size_line),
+                                                   net::buffer(data), net::buffer(after),
+                                                   net::buffer(terminator)};
     co_return co_await write(bufs);
   }
 
@@ -478,9 +472,7 @@ struct Server::Impl {
   std::optional<net::signal_set> signals;
 };
 
-Server::Server(const ServerOptions& options) : impl_(std::make_unique<Impl>(options)) {
-  warm_up();
-}
+Server::Server(const ServerOptions& options) : impl_(std::make_unique<Impl>(options)) { warm_up(); }
 
 Server::~Server() {
   if (!impl_) return;

@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git curl python3 python3-yaml
   libboost1.81-dev libsimdjson-dev libspdlog-dev libfmt-dev nlohmann-json3-dev doctest-dev
   libyaml-cpp-dev zlib1g-dev libpugixml-dev libcli11-dev libbenchmark-dev libre2-dev
-  clang libclang-rt-14-dev
+  clang clang-format libclang-rt-14-dev
   libhiredis-dev redis-server
   libssl-dev openssl
   python3-h11 python3-hypothesis python3-jsonschema python3-websockets slowhttptest wrk prometheus valgrind

@@ -31,8 +31,8 @@ std::optional<std::string> env(const char* name) {
 
 int main(int argc, char** argv) {
   CLI::App app{"problemgate: a reverse proxy that makes every upstream error an RFC 9457 problem"};
-  app.set_version_flag("--version", "problemgate " PROBLEMGATE_VERSION " (commit " PROBLEMGATE_COMMIT
-                                    ", " PROBLEMGATE_BUILD_TYPE ")");
+  app.set_version_flag("--version", "problemgate " PROBLEMGATE_VERSION
+                                    " (commit " PROBLEMGATE_COMMIT ", " PROBLEMGATE_BUILD_TYPE ")");
   std::string config_file;
   std::string listen;
   std::string upstream_url;
@@ -40,21 +40,27 @@ int main(int argc, char** argv) {
   std::string log_level = env("PROBLEMGATE_LOG_LEVEL").value_or("info");
   app.add_option("-c,--config", config_file, "Config file (YAML or JSON)");
   app.add_option("--listen", listen, "HOST:PORT to listen on (env PROBLEMGATE_LISTEN)");
-  app.add_option("--upstream", upstream_url,
-                 "Zero-config sidecar: send every path to this http://host:port (env PROBLEMGATE_UPSTREAM)");
+  app.add_option(
+      "--upstream", upstream_url,
+      "Zero-config sidecar: send every path to this http://host:port (env PROBLEMGATE_UPSTREAM)");
   std::string admin;
   std::string probes;
-  app.add_option("--admin", admin,
-                 "HOST:PORT|off for the admin listener: probes, metrics, GET /config, POST /reload "
-                 "(default 127.0.0.1:9901; a non-loopback address needs admin.token_file) (env PROBLEMGATE_ADMIN)");
-  app.add_option("--probes", probes,
-                 "HOST:PORT|off for a listener with /healthz, /readyz and /metrics only, safe on the pod IP "
-                 "(default off) (env PROBLEMGATE_PROBES)");
-  app.add_option("--threads", threads, "Worker threads (default: config, else the number of cores)");
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error|critical|off (env PROBLEMGATE_LOG_LEVEL)");
+  app.add_option(
+      "--admin", admin,
+      "HOST:PORT|off for the admin listener: probes, metrics, GET /config, POST /reload "
+      "(default 127.0.0.1:9901; a non-loopback address needs admin.token_file) (env PROBLEMGATE_ADMIN)");
+  app.add_option(
+      "--probes", probes,
+      "HOST:PORT|off for a listener with /healthz, /readyz and /metrics only, safe on the pod IP "
+      "(default off) (env PROBLEMGATE_PROBES)");
+  app.add_option("--threads", threads,
+                 "Worker threads (default: config, else the number of cores)");
+  app.add_option("--log-level", log_level,
+                 "trace|debug|info|warn|error|critical|off (env PROBLEMGATE_LOG_LEVEL)");
 
   std::string check_file;
-  auto* check = app.add_subcommand("check-config", "Validate a config file and exit (non-zero on errors)");
+  auto* check =
+      app.add_subcommand("check-config", "Validate a config file and exit (non-zero on errors)");
   check->add_option("file", check_file, "Config file")->required();
 
   problemgate::cli::NormalizeArgs normalize_args;
@@ -73,8 +79,8 @@ int main(int argc, char** argv) {
   if (*check) {
     try {
       auto cfg = problemgate::config::load_config_file(check_file);
-      std::cout << check_file << ": ok (" << cfg.routes.size() << " routes, " << cfg.upstreams.size()
-                << " upstreams)\n";
+      std::cout << check_file << ": ok (" << cfg.routes.size() << " routes, "
+                << cfg.upstreams.size() << " upstreams)\n";
       return 0;
     } catch (const ConfigError& e) {
       print_errors(e);
@@ -84,14 +90,22 @@ int main(int argc, char** argv) {
   if (*normalize) return problemgate::cli::run_normalize_command(normalize_args);
 
   problemgate::config::Overrides overrides;
-  if (!listen.empty()) overrides.listen = listen;
-  else overrides.listen = env("PROBLEMGATE_LISTEN");
-  if (!upstream_url.empty()) overrides.upstream = upstream_url;
-  else overrides.upstream = env("PROBLEMGATE_UPSTREAM");
-  if (!admin.empty()) overrides.admin = admin;
-  else overrides.admin = env("PROBLEMGATE_ADMIN");
-  if (!probes.empty()) overrides.probes = probes;
-  else overrides.probes = env("PROBLEMGATE_PROBES");
+  if (!listen.empty())
+    overrides.listen = listen;
+  else
+    overrides.listen = env("PROBLEMGATE_LISTEN");
+  if (!upstream_url.empty())
+    overrides.upstream = upstream_url;
+  else
+    overrides.upstream = env("PROBLEMGATE_UPSTREAM");
+  if (!admin.empty())
+    overrides.admin = admin;
+  else
+    overrides.admin = env("PROBLEMGATE_ADMIN");
+  if (!probes.empty())
+    overrides.probes = probes;
+  else
+    overrides.probes = env("PROBLEMGATE_PROBES");
   if (threads > 0) overrides.threads = threads;
 
   auto load = [&]() {

@@ -18,21 +18,27 @@ CLI::App* add_normalize_command(CLI::App& app, NormalizeArgs& args) {
   auto* cmd = app.add_subcommand(
       "normalize",
       "Rewrite an upstream error body from stdin into the canonical problem (same code as the proxy)");
-  cmd->add_option("--status", args.status, "Upstream HTTP status (400-599)")->check(CLI::Range(100, 599));
+  cmd->add_option("--status", args.status, "Upstream HTTP status (400-599)")
+      ->check(CLI::Range(100, 599));
   cmd->add_option("--content-type", args.content_type, "Upstream Content-Type");
-  cmd->add_option("--content-encoding", args.content_encoding, "Upstream Content-Encoding (gzip, deflate)");
+  cmd->add_option("--content-encoding", args.content_encoding,
+                  "Upstream Content-Encoding (gzip, deflate)");
   cmd->add_option("--path", args.path, "Request path (the problem's instance)");
   cmd->add_option("--config", args.config_file, "Config file for problem options and route rules");
-  cmd->add_option("--route", args.route, "Route whose dialect and rules apply (default: matched by --path)");
+  cmd->add_option("--route", args.route,
+                  "Route whose dialect and rules apply (default: matched by --path)");
   cmd->add_option("--request-id", args.request_id, "Request id to write into the body");
-  cmd->add_flag("--jsonl", args.jsonl,
-                "Read one JSON object a line {status, content_type, body, path, request_id, headers} and write "
-                "one body a line (content_type null or absent: no Content-Type; headers: an object of the "
-                "upstream's Retry-After, X-Amzn-ErrorType, Content-Encoding)");
-  cmd->add_flag("--report", args.report,
-                "With --jsonl: after the bodies, print a migration report (counts per dialect and parent code, "
-                "upstream codes nothing mapped, bodies no dialect recognised)");
-  cmd->add_flag("--report-only", args.report_only, "With --jsonl: print the migration report instead of the bodies");
+  cmd->add_flag(
+      "--jsonl", args.jsonl,
+      "Read one JSON object a line {status, content_type, body, path, request_id, headers} and write "
+      "one body a line (content_type null or absent: no Content-Type; headers: an object of the "
+      "upstream's Retry-After, X-Amzn-ErrorType, Content-Encoding)");
+  cmd->add_flag(
+      "--report", args.report,
+      "With --jsonl: after the bodies, print a migration report (counts per dialect and parent code, "
+      "upstream codes nothing mapped, bodies no dialect recognised)");
+  cmd->add_flag("--report-only", args.report_only,
+                "With --jsonl: print the migration report instead of the bodies");
   return cmd;
 }
 
@@ -134,14 +140,17 @@ int run_normalize_command(const NormalizeArgs& args) {
         if (!v.is_string()) return false;
       return true;
     };
-    if (j.is_discarded() || !j.is_object() || !j.contains("status") || !j["status"].is_number_integer() ||
-        j["status"].get<std::int64_t>() < 400 || j["status"].get<std::int64_t>() > 599 ||
-        !string_or_absent("body") || !string_or_absent("content_type") || !string_or_absent("path") ||
+    if (j.is_discarded() || !j.is_object() || !j.contains("status") ||
+        !j["status"].is_number_integer() || j["status"].get<std::int64_t>() < 400 ||
+        j["status"].get<std::int64_t>() > 599 || !string_or_absent("body") ||
+        !string_or_absent("content_type") || !string_or_absent("path") ||
         !string_or_absent("request_id") || !headers_ok()) {
-      std::cerr << "line " << line_no << ": expected {\"status\": 400-599, \"body\": \"...\", ...} with string members\n";
+      std::cerr << "line " << line_no
+                << ": expected {\"status\": 400-599, \"body\": \"...\", ...} with string members\n";
       ++failures;
       report.add_bad_line();
-      if (print_bodies) std::cout << "{\"error\":\"line " << line_no << " is not a valid input object\"}\n";
+      if (print_bodies)
+        std::cout << "{\"error\":\"line " << line_no << " is not a valid input object\"}\n";
       continue;
     }
     const int status = j["status"].get<int>();
@@ -154,9 +163,12 @@ int run_normalize_command(const NormalizeArgs& args) {
       for (const auto& [name, value] : it->items()) {
         std::string lower = name;
         for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        if (lower == "retry-after") retry_after = value.get<std::string>();
-        else if (lower == "x-amzn-errortype") amzn_error_type = value.get<std::string>();
-        else if (lower == "content-encoding") content_encoding = value.get<std::string>();
+        if (lower == "retry-after")
+          retry_after = value.get<std::string>();
+        else if (lower == "x-amzn-errortype")
+          amzn_error_type = value.get<std::string>();
+        else if (lower == "content-encoding")
+          content_encoding = value.get<std::string>();
       }
     }
     problem::Input in;
@@ -171,8 +183,11 @@ int run_normalize_command(const NormalizeArgs& args) {
     auto out = normalizer.normalize(in, ctx.cfg.problem, route_options(ctx, path));
     if (reporting) report.add(line_no, in, out);
     if (!print_bodies) continue;
-    if (out.rewritten) std::cout << out.body << "\n";
-    else std::cout << "{\"error\":\"line " << line_no << " would pass through untouched (content encoding)\"}\n";
+    if (out.rewritten)
+      std::cout << out.body << "\n";
+    else
+      std::cout << "{\"error\":\"line " << line_no
+                << " would pass through untouched (content encoding)\"}\n";
   }
   if (reporting) report.print(std::cout);
   return failures == 0 ? 0 : 1;

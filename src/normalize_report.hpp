@@ -15,12 +15,12 @@ namespace problemgate::cli {
 /// neither the legacy table nor a route rule mapped (they become subcodes as converted), and the
 /// bodies nothing recognised (dialects text and empty), which are the ones to look at first.
 class MigrationReport {
-public:
+ public:
   void add(std::size_t line_no, const problem::Input& in, const problem::Output& out);
   void add_bad_line() { ++bad_lines_; }
   void print(std::ostream& os) const;
 
-private:
+ private:
   struct Unmapped {
     std::size_t count = 0;
     std::string subcode;  ///< what it became ("" when dropped: numeric, a sentence)

@@ -45,20 +45,22 @@ std::string dump_json(const Config& c) {
     Json certs = Json::array();
     for (std::size_t i = 1; i < t.certificates.size(); ++i)
       certs.push_back({{"cert", t.certificates[i].cert}, {"key", t.certificates[i].key}});
-    listen.push_back({{"address", l.to_string()},
-                      {"tls",
-                       {{"cert", t.certificates.front().cert},
-                        {"key", t.certificates.front().key},
-                        {"certificates", certs},
-                        {"min_version", t.min_version == ListenTls::Version::tls1_3 ? "1.3" : "1.2"},
-                        {"alpn", t.alpn},
-                        {"client_ca", t.client_ca.empty() ? Json(nullptr) : Json(t.client_ca)},
-                        {"handshake_timeout", duration(t.handshake_timeout)}}}});
+    listen.push_back(
+        {{"address", l.to_string()},
+         {"tls",
+          {{"cert", t.certificates.front().cert},
+           {"key", t.certificates.front().key},
+           {"certificates", certs},
+           {"min_version", t.min_version == ListenTls::Version::tls1_3 ? "1.3" : "1.2"},
+           {"alpn", t.alpn},
+           {"client_ca", t.client_ca.empty() ? Json(nullptr) : Json(t.client_ca)},
+           {"handshake_timeout", duration(t.handshake_timeout)}}}});
   }
   j["listen"] = listen;
   j["threads"] = c.worker_threads();
   j["admin"]["listen"] = c.admin.listen ? Json(c.admin.listen->to_string()) : Json("off");
-  j["admin"]["probes_listen"] = c.admin.probes_listen ? Json(c.admin.probes_listen->to_string()) : Json("off");
+  j["admin"]["probes_listen"] =
+      c.admin.probes_listen ? Json(c.admin.probes_listen->to_string()) : Json("off");
   // The path only: the token itself is never shown.
   j["admin"]["token_file"] = c.admin.token_file.empty() ? Json(nullptr) : Json(c.admin.token_file);
   j["drain"]["accept_for"] = duration(c.drain.accept_for);
@@ -78,10 +80,13 @@ std::string dump_json(const Config& c) {
                  {"drain_timeout", duration(l.drain_timeout)},
                  {"tunnel_idle_timeout", duration(l.tunnel_idle_timeout)}};
   j["access_log"] = c.access_log;
-  j["telemetry"] = {{"subcode_labels", c.telemetry.subcode_labels ? Json(*c.telemetry.subcode_labels) : Json(nullptr)},
-                    {"redact_query", c.telemetry.redact_query},
-                    {"max_logged_detail", c.telemetry.max_logged_detail}};
-  j["request_id"] = {{"header", c.request_id.header}, {"trust_incoming", c.request_id.trust_incoming}};
+  j["telemetry"] = {
+      {"subcode_labels",
+       c.telemetry.subcode_labels ? Json(*c.telemetry.subcode_labels) : Json(nullptr)},
+      {"redact_query", c.telemetry.redact_query},
+      {"max_logged_detail", c.telemetry.max_logged_detail}};
+  j["request_id"] = {{"header", c.request_id.header},
+                     {"trust_incoming", c.request_id.trust_incoming}};
   Json trusted = Json::array();
   for (const auto& t : c.trusted_proxies) trusted.push_back(t.text);
   j["trusted_proxies"] = trusted;
@@ -94,22 +99,25 @@ std::string dump_json(const Config& c) {
     catalog[std::to_string(status)] = {{"code", e.code}, {"title", e.title}};
   problem["catalog"] = catalog;
   Json legacy = Json::object();
-  for (const auto& [k, v] : c.problem.legacy_codes) legacy[k] = {{"code", v.code}, {"subcode", v.subcode}};
+  for (const auto& [k, v] : c.problem.legacy_codes)
+    legacy[k] = {{"code", v.code}, {"subcode", v.subcode}};
   problem["legacy_codes"] = legacy;
   j["problem"] = problem;
   j["rate_limit_headers"] = {
-      {"format", c.rate_limit_headers.format == RateLimitHeaders::Format::x_ratelimit ? "x-ratelimit"
-                 : c.rate_limit_headers.format == RateLimitHeaders::Format::ietf      ? "ietf"
-                                                                                      : "both"},
+      {"format", c.rate_limit_headers.format == RateLimitHeaders::Format::x_ratelimit
+                     ? "x-ratelimit"
+                 : c.rate_limit_headers.format == RateLimitHeaders::Format::ietf ? "ietf"
+                                                                                 : "both"},
       {"reset", c.rate_limit_headers.reset == RateLimitHeaders::Reset::epoch ? "epoch" : "delta"}};
   if (c.rate_limit) j["rate_limit"] = policy(*c.rate_limit);
   const auto& st = c.rate_limit_store;
-  j["rate_limit_store"] = {{"type", st.type == RateLimitStore::Type::local ? "local" : "redis"},
-                           {"url", redact_url(st.url)},
-                           {"timeout", duration(st.timeout)},
-                           {"on_error", st.on_error == RateLimitStore::OnError::allow ? "allow" : "deny"},
-                           {"key_prefix", st.key_prefix},
-                           {"pool_size", st.pool_size}};
+  j["rate_limit_store"] = {
+      {"type", st.type == RateLimitStore::Type::local ? "local" : "redis"},
+      {"url", redact_url(st.url)},
+      {"timeout", duration(st.timeout)},
+      {"on_error", st.on_error == RateLimitStore::OnError::allow ? "allow" : "deny"},
+      {"key_prefix", st.key_prefix},
+      {"pool_size", st.pool_size}};
   Json ups = Json::object();
   for (const auto& u : c.upstreams) {
     ups[u.name] = {{"url", redact_url(u.url)},
@@ -150,8 +158,11 @@ std::string dump_json(const Config& c) {
     if (u.retries.on_connect_failure) on.push_back("connect_failure");
     if (u.retries.on_reset) on.push_back("reset_before_response");
     Json methods = Json::array();
-    const std::pair<std::uint8_t, const char*> names[] = {
-        {kRetryGet, "GET"}, {kRetryHead, "HEAD"}, {kRetryOptions, "OPTIONS"}, {kRetryPut, "PUT"}, {kRetryDelete, "DELETE"}};
+    const std::pair<std::uint8_t, const char*> names[] = {{kRetryGet, "GET"},
+                                                          {kRetryHead, "HEAD"},
+                                                          {kRetryOptions, "OPTIONS"},
+                                                          {kRetryPut, "PUT"},
+                                                          {kRetryDelete, "DELETE"}};
     for (const auto& [bit, name] : names)
       if (u.retries.methods & bit) methods.push_back(name);
     ju["retries"] = {{"attempts", u.retries.attempts},

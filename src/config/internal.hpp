@@ -20,13 +20,13 @@ using Json = nlohmann::ordered_json;
 
 /// A JSON pointer (RFC 6901) under construction: `path / "routes" / 2 / "upstream"`.
 class Path {
-public:
+ public:
   Path() = default;
   Path operator/(std::string_view key) const;
   Path operator/(std::size_t index) const;
   const std::string& str() const noexcept { return pointer_; }
 
-private:
+ private:
   explicit Path(std::string p) : pointer_(std::move(p)) {}
   std::string pointer_;  // "" is the document root
 };
@@ -36,8 +36,9 @@ using LineMap = std::unordered_map<std::string, int>;
 
 /// Collects problems as "SOURCE:LINE: /pointer: reason"; thrown once by throw_if_any.
 class Diagnostics {
-public:
-  Diagnostics(std::string source, const LineMap* lines) : source_(std::move(source)), lines_(lines) {}
+ public:
+  Diagnostics(std::string source, const LineMap* lines)
+      : source_(std::move(source)), lines_(lines) {}
 
   void error(const Path& path, std::string_view reason);
   /// For a place the line map can't find: a duplicate key shares its pointer with the first.
@@ -50,7 +51,7 @@ public:
   std::size_t count() const noexcept { return entries_.size(); }
   void throw_if_any();
 
-private:
+ private:
   struct Entry {
     int line;  // 0 = unknown; sorts first so file-less problems lead
     std::size_t seq;
@@ -88,7 +89,8 @@ void imply_upstreams(Config& cfg);
 
 /// Applies flags over the parsed file (they win) before validation. A route it adds gets a
 /// pointer in `route_paths` too.
-void apply_overrides(const Overrides& o, Config& cfg, std::vector<Path>& route_paths, Diagnostics& diag);
+void apply_overrides(const Overrides& o, Config& cfg, std::vector<Path>& route_paths,
+                     Diagnostics& diag);
 
 /// Cross-field rules: upstream references, duplicate names, overlapping routes, the default
 /// rate-limit policy. `route_paths[i]` is routes[i]'s pointer (for messages).

@@ -39,9 +39,12 @@ namespace {
 
 void append_escaped(std::string& out, std::string_view token) {
   for (char c : token) {
-    if (c == '~') out += "~0";
-    else if (c == '/') out += "~1";
-    else out += c;
+    if (c == '~')
+      out += "~0";
+    else if (c == '/')
+      out += "~1";
+    else
+      out += c;
   }
 }
 
@@ -107,7 +110,8 @@ void Diagnostics::error(std::string_view reason) {
 void Diagnostics::throw_if_any() {
   if (entries_.empty()) return;
   // Reading order helps an operator fix a file top to bottom.
-  std::stable_sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) { return a.line < b.line; });
+  std::stable_sort(entries_.begin(), entries_.end(),
+                   [](const Entry& a, const Entry& b) { return a.line < b.line; });
   std::vector<std::string> out;
   out.reserve(entries_.size());
   for (auto& e : entries_) out.push_back(std::move(e.text));
@@ -124,9 +128,9 @@ namespace {
 Json parse_json_reporting_duplicates(std::string_view text, Diagnostics& diag) {
   struct Frame {
     bool object = false;
-    std::size_t index = 0;         // arrays: the element being parsed
-    std::string key;               // objects: the member being parsed
-    std::vector<std::string> keys; // objects: the keys seen so far
+    std::size_t index = 0;          // arrays: the element being parsed
+    std::string key;                // objects: the member being parsed
+    std::vector<std::string> keys;  // objects: the keys seen so far
   };
   std::vector<Frame> stack;
   auto here = [&] {
@@ -216,7 +220,8 @@ Config load(std::string_view text, std::string_view source, const Overrides& ove
 
 namespace problemgate::config {
 
-Config load_config_text(std::string_view text, std::string_view source, const Overrides& overrides) {
+Config load_config_text(std::string_view text, std::string_view source,
+                        const Overrides& overrides) {
   return detail::load(text, source, overrides);
 }
 
@@ -225,7 +230,8 @@ Config load_config_file(const std::string& path, const Overrides& overrides) {
   if (!in) throw ConfigError({path + ": cannot open: " + std::strerror(errno)});
   std::ostringstream buf;
   buf << in.rdbuf();
-  if (in.bad() || (in.fail() && !in.eof())) throw ConfigError({path + ": cannot read: " + std::strerror(errno)});
+  if (in.bad() || (in.fail() && !in.eof()))
+    throw ConfigError({path + ": cannot read: " + std::strerror(errno)});
   return detail::load(buf.str(), path, overrides);
 }
 
@@ -263,7 +269,8 @@ bool same_addresses(const std::vector<Endpoint>& running, const std::vector<Endp
 
 std::string list_text(const std::vector<Endpoint>& eps) {
   std::string out;
-  for (const auto& e : eps) out += (out.empty() ? "" : ", ") + e.to_string() + (e.tls ? " (tls)" : "");
+  for (const auto& e : eps)
+    out += (out.empty() ? "" : ", ") + e.to_string() + (e.tls ? " (tls)" : "");
   return out;
 }
 
@@ -274,12 +281,14 @@ std::string admin_text(const std::optional<Endpoint>& ep) { return ep ? ep->to_s
 std::vector<std::string> restart_only_changes(const Config& running, const Config& next) {
   std::vector<std::string> out;
   auto refuse = [&](std::string_view pointer, const std::string& runs, const std::string& says) {
-    out.push_back(next.source + ": " + std::string(pointer) + ": cannot change on a reload (runs " + runs +
-                  ", the file says " + says + "): restart to apply it");
+    out.push_back(next.source + ": " + std::string(pointer) + ": cannot change on a reload (runs " +
+                  runs + ", the file says " + says + "): restart to apply it");
   };
-  if (!same_addresses(running.listen, next.listen)) refuse("/listen", list_text(running.listen), list_text(next.listen));
+  if (!same_addresses(running.listen, next.listen))
+    refuse("/listen", list_text(running.listen), list_text(next.listen));
   if (running.worker_threads() != next.worker_threads()) {
-    refuse("/threads", std::to_string(running.worker_threads()), std::to_string(next.worker_threads()));
+    refuse("/threads", std::to_string(running.worker_threads()),
+           std::to_string(next.worker_threads()));
   }
   const auto& ra = running.admin.listen;
   const auto& na = next.admin.listen;
@@ -293,7 +302,8 @@ std::vector<std::string> restart_only_changes(const Config& running, const Confi
   }
   // The admin listener holds the token it started with; never echo either value.
   if (running.admin.token != next.admin.token) {
-    out.push_back(next.source + ": /admin/token_file: the token cannot change on a reload: restart to apply it");
+    out.push_back(next.source +
+                  ": /admin/token_file: the token cannot change on a reload: restart to apply it");
   }
   return out;
 }

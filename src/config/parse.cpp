@@ -61,7 +61,8 @@ std::optional<std::string> read_admin_token(const std::string& path, std::string
   text = text.substr(first, text.find_last_not_of(" \t\r\n") - first + 1);
   for (const char c : text) {
     if (c < 0x21 || c > 0x7e) {
-      error = "the token must be one word of visible ASCII characters (no spaces or line breaks inside)";
+      error =
+          "the token must be one word of visible ASCII characters (no spaces or line breaks inside)";
       return std::nullopt;
     }
   }
@@ -125,12 +126,16 @@ void Parser::listen(const Json& j, const Path& p, std::vector<Endpoint>& out) {
 }
 
 bool Parser::listen_tls(const Json& j, const Path& p, ListenTls& out) {
-  if (!object(j, p, {"cert", "key", "certificates", "min_version", "alpn", "client_ca", "handshake_timeout"}))
+  if (!object(
+          j, p,
+          {"cert", "key", "certificates", "min_version", "alpn", "client_ca", "handshake_timeout"}))
     return false;
   const std::size_t errors_before = diag_.count();
   CertKey first;
-  if (!j.contains("cert") || j["cert"].is_null()) diag_.error(p, "missing cert (a PEM certificate chain, leaf first)");
-  if (!j.contains("key") || j["key"].is_null()) diag_.error(p, "missing key (the PEM private key of cert)");
+  if (!j.contains("cert") || j["cert"].is_null())
+    diag_.error(p, "missing cert (a PEM certificate chain, leaf first)");
+  if (!j.contains("key") || j["key"].is_null())
+    diag_.error(p, "missing key (the PEM private key of cert)");
   field(j, p, "cert", [&](auto& v, auto& vp) { pem_path(v, vp, first.cert); });
   field(j, p, "key", [&](auto& v, auto& vp) { pem_path(v, vp, first.key); });
   out.certificates = {first};
@@ -153,13 +158,17 @@ bool Parser::listen_tls(const Json& j, const Path& p, ListenTls& out) {
   field(j, p, "min_version", [&](auto& v, auto& vp) {
     using V = ListenTls::Version;
     // YAML reads an unquoted 1.2 as a number: both spellings mean the version.
-    std::string text = v.is_number() ? (v.template get<double>() == 1.2   ? "1.2"
-                                         : v.template get<double>() == 1.3 ? "1.3"
-                                                                           : v.dump())
-                                     : v.is_string() ? v.template get<std::string>() : describe(v);
-    if (text == "1.2") out.min_version = V::tls1_2;
-    else if (text == "1.3") out.min_version = V::tls1_3;
-    else diag_.error(vp, "expected \"1.2\" or \"1.3\", got " + describe(v));
+    std::string text = v.is_number()   ? (v.template get<double>() == 1.2   ? "1.2"
+                                          : v.template get<double>() == 1.3 ? "1.3"
+                                                                            : v.dump())
+                       : v.is_string() ? v.template get<std::string>()
+                                       : describe(v);
+    if (text == "1.2")
+      out.min_version = V::tls1_2;
+    else if (text == "1.3")
+      out.min_version = V::tls1_3;
+    else
+      diag_.error(vp, "expected \"1.2\" or \"1.3\", got " + describe(v));
   });
   field(j, p, "alpn", [&](auto& v, auto& vp) {
     if (!v.is_array()) {
@@ -172,11 +181,13 @@ bool Parser::listen_tls(const Json& j, const Path& p, ListenTls& out) {
       if (!string(v[i], vp / i, name)) continue;
       if (name != "http/1.1" && name != "http/1.0")
         diag_.error(vp / i, "\"" + name + "\": only http/1.1 and http/1.0 are served");
-      else out.alpn.push_back(std::move(name));
+      else
+        out.alpn.push_back(std::move(name));
     }
   });
   field(j, p, "client_ca", [&](auto& v, auto& vp) { pem_path(v, vp, out.client_ca); });
-  field(j, p, "handshake_timeout", [&](auto& v, auto& vp) { duration(v, vp, out.handshake_timeout); });
+  field(j, p, "handshake_timeout",
+        [&](auto& v, auto& vp) { duration(v, vp, out.handshake_timeout); });
   return diag_.count() == errors_before;
 }
 
@@ -184,12 +195,15 @@ bool Parser::upstream_tls(const Json& j, const Path& p, UpstreamTls& out) {
   if (!object(j, p, {"ca_file", "server_name", "verify", "cert", "key"})) return false;
   field(j, p, "ca_file", [&](auto& v, auto& vp) { pem_path(v, vp, out.ca_file); });
   field(j, p, "server_name", [&](auto& v, auto& vp) {
-    if (string(v, vp, out.server_name) && (out.server_name.empty() || !is_valid_host(out.server_name)))
+    if (string(v, vp, out.server_name) &&
+        (out.server_name.empty() || !is_valid_host(out.server_name)))
       diag_.error(vp, "expected a host name like api.example.com, got \"" + out.server_name + "\"");
   });
   field(j, p, "verify", [&](auto& v, auto& vp) {
-    if (!v.is_boolean()) diag_.error(vp, "expected true or false, got " + describe(v));
-    else out.verify = v.template get<bool>();
+    if (!v.is_boolean())
+      diag_.error(vp, "expected true or false, got " + describe(v));
+    else
+      out.verify = v.template get<bool>();
   });
   field(j, p, "cert", [&](auto& v, auto& vp) { pem_path(v, vp, out.cert); });
   field(j, p, "key", [&](auto& v, auto& vp) { pem_path(v, vp, out.key); });
@@ -205,8 +219,11 @@ void Parser::upstream(const Json& j, const Path& p, Upstream& out) {
     url(j, p, out);
     return;
   }
-  if (!object(j, p, {"url", "endpoints", "resolve", "lb", "connect_timeout", "timeout", "idle_timeout",
-                     "reuse_check_after", "max_connections", "health_check", "outlier", "retries", "tls"})) return;
+  if (!object(
+          j, p,
+          {"url", "endpoints", "resolve", "lb", "connect_timeout", "timeout", "idle_timeout",
+           "reuse_check_after", "max_connections", "health_check", "outlier", "retries", "tls"}))
+    return;
   const bool has_url = j.contains("url") && !j["url"].is_null();
   const bool has_endpoints = j.contains("endpoints") && !j["endpoints"].is_null();
   if (!has_url && !has_endpoints) diag_.error(p, "missing url (or endpoints)");
@@ -226,7 +243,8 @@ void Parser::upstream(const Json& j, const Path& p, Upstream& out) {
         continue;
       }
       if (!targets.empty() && t.https != targets.front().https) {
-        diag_.error(vp / i, "\"" + t.url + "\": mixes http:// and https:// endpoints in one upstream");
+        diag_.error(vp / i,
+                    "\"" + t.url + "\": mixes http:// and https:// endpoints in one upstream");
         continue;
       }
       targets.push_back(std::move(t));
@@ -242,12 +260,14 @@ void Parser::upstream(const Json& j, const Path& p, Upstream& out) {
   field(j, p, "resolve", [&](auto& v, auto& vp) { duration(v, vp, out.resolve, true); });
   field(j, p, "lb", [&](auto& v, auto& vp) {
     using L = Upstream::Lb;
-    choice<L>(v, vp, out.lb, {{"round_robin", L::round_robin}, {"least_request", L::least_request}});
+    choice<L>(v, vp, out.lb,
+              {{"round_robin", L::round_robin}, {"least_request", L::least_request}});
   });
   field(j, p, "connect_timeout", [&](auto& v, auto& vp) { duration(v, vp, out.connect_timeout); });
   field(j, p, "timeout", [&](auto& v, auto& vp) { duration(v, vp, out.timeout); });
   field(j, p, "idle_timeout", [&](auto& v, auto& vp) { duration(v, vp, out.idle_timeout); });
-  field(j, p, "reuse_check_after", [&](auto& v, auto& vp) { duration(v, vp, out.reuse_check_after, true); });
+  field(j, p, "reuse_check_after",
+        [&](auto& v, auto& vp) { duration(v, vp, out.reuse_check_after, true); });
   field(j, p, "max_connections", [&](auto& v, auto& vp) {
     count(v, vp, out.max_connections, 1, std::numeric_limits<std::uint32_t>::max());
   });
@@ -257,9 +277,12 @@ void Parser::upstream(const Json& j, const Path& p, Upstream& out) {
   });
   field(j, p, "outlier", [&](auto& v, auto& vp) {
     if (!object(v, vp, {"consecutive_failures", "ejection_time", "max_ejected_percent"})) return;
-    field(v, vp, "consecutive_failures", [&](auto& w, auto& wp) { count(w, wp, out.outlier.consecutive_failures, 0, 1000); });
-    field(v, vp, "ejection_time", [&](auto& w, auto& wp) { duration(w, wp, out.outlier.ejection_time); });
-    field(v, vp, "max_ejected_percent", [&](auto& w, auto& wp) { count(w, wp, out.outlier.max_ejected_percent, 0, 100); });
+    field(v, vp, "consecutive_failures",
+          [&](auto& w, auto& wp) { count(w, wp, out.outlier.consecutive_failures, 0, 1000); });
+    field(v, vp, "ejection_time",
+          [&](auto& w, auto& wp) { duration(w, wp, out.outlier.ejection_time); });
+    field(v, vp, "max_ejected_percent",
+          [&](auto& w, auto& wp) { count(w, wp, out.outlier.max_ejected_percent, 0, 100); });
   });
   field(j, p, "retries", [&](auto& v, auto& vp) { retries(v, vp, out.retries); });
   field(j, p, "tls", [&](auto& v, auto& vp) {
@@ -308,8 +331,10 @@ void Parser::upstreams(const Json& j, const Path& p, std::vector<Upstream>& out)
     }
     Upstream u;
     u.name = name;
-    if (value.is_null()) diag_.error(up, "missing url");
-    else upstream(value, up, u);
+    if (value.is_null())
+      diag_.error(up, "missing url");
+    else
+      upstream(value, up, u);
     // Kept even when broken so routes naming it don't also report "unknown upstream".
     out.push_back(std::move(u));
   }
@@ -322,23 +347,29 @@ void Parser::config(const Json& root, Config& out, std::vector<Path>& route_path
     diag_.error(p, "expected a mapping of settings at the top level, got " + describe(root));
     return;
   }
-  object(root, p, {"listen", "threads", "admin", "drain", "limits", "request_id", "trusted_proxies", "problem",
-                   "rate_limit_headers", "rate_limit", "rate_limit_store", "access_log", "telemetry", "upstreams", "routes"});
+  object(root, p,
+         {"listen", "threads", "admin", "drain", "limits", "request_id", "trusted_proxies",
+          "problem", "rate_limit_headers", "rate_limit", "rate_limit_store", "access_log",
+          "telemetry", "upstreams", "routes"});
   field(root, p, "listen", [&](auto& v, auto& vp) { listen(v, vp, out.listen); });
   field(root, p, "threads", [&](auto& v, auto& vp) { threads(v, vp, out.threads); });
   field(root, p, "admin", [&](auto& v, auto& vp) { admin(v, vp, out.admin); });
   field(root, p, "drain", [&](const Json& v, const Path& vp) {
     if (!object(v, vp, {"accept_for"})) return;
-    field(v, vp, "accept_for", [&](auto& av, auto& ap) { duration(av, ap, out.drain.accept_for, true); });
+    field(v, vp, "accept_for",
+          [&](auto& av, auto& ap) { duration(av, ap, out.drain.accept_for, true); });
   });
   field(root, p, "limits", [&](auto& v, auto& vp) { limits(v, vp, out.limits); });
   field(root, p, "request_id", [&](auto& v, auto& vp) { request_id(v, vp, out.request_id); });
-  field(root, p, "trusted_proxies", [&](auto& v, auto& vp) { trusted_proxies(v, vp, out.trusted_proxies); });
+  field(root, p, "trusted_proxies",
+        [&](auto& v, auto& vp) { trusted_proxies(v, vp, out.trusted_proxies); });
   field(root, p, "problem", [&](auto& v, auto& vp) { problem_options(v, vp, out.problem); });
-  field(root, p, "rate_limit_headers", [&](auto& v, auto& vp) { rate_limit_headers(v, vp, out.rate_limit_headers); });
+  field(root, p, "rate_limit_headers",
+        [&](auto& v, auto& vp) { rate_limit_headers(v, vp, out.rate_limit_headers); });
   // Before routes: a route without its own policy starts from this one.
   field(root, p, "rate_limit", [&](auto& v, auto& vp) { rate_limit(v, vp, out.rate_limit); });
-  field(root, p, "rate_limit_store", [&](auto& v, auto& vp) { rate_limit_store(v, vp, out.rate_limit_store); });
+  field(root, p, "rate_limit_store",
+        [&](auto& v, auto& vp) { rate_limit_store(v, vp, out.rate_limit_store); });
   field(root, p, "access_log", [&](auto& v, auto& vp) { on_off(v, vp, out.access_log); });
   field(root, p, "telemetry", [&](auto& v, auto& vp) { telemetry(v, vp, out.telemetry); });
   field(root, p, "upstreams", [&](auto& v, auto& vp) { upstreams(v, vp, out.upstreams); });

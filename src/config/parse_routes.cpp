@@ -10,13 +10,17 @@
 namespace problemgate::config::detail {
 
 void Parser::problem_options(const Json& j, const Path& p, problem::Options& out) {
-  if (!object(j, p, {"type_base", "expose_5xx_detail", "max_error_body", "catalog", "legacy_codes"})) return;
+  if (!object(j, p,
+              {"type_base", "expose_5xx_detail", "max_error_body", "catalog", "legacy_codes"}))
+    return;
   field(j, p, "type_base", [&](const Json& v, const Path& vp) {
     std::string s;
     if (string(v, vp, s)) out.type_base = s;
   });
-  field(j, p, "expose_5xx_detail", [&](auto& v, auto& vp) { boolean(v, vp, out.expose_5xx_detail); });
-  field(j, p, "max_error_body", [&](auto& v, auto& vp) { size(v, vp, out.max_error_body, 1, kMaxErrorBodyCap); });
+  field(j, p, "expose_5xx_detail",
+        [&](auto& v, auto& vp) { boolean(v, vp, out.expose_5xx_detail); });
+  field(j, p, "max_error_body",
+        [&](auto& v, auto& vp) { size(v, vp, out.max_error_body, 1, kMaxErrorBodyCap); });
   field(j, p, "catalog", [&](const Json& v, const Path& vp) {
     if (!v.is_object()) {
       diag_.error(vp, "expected a mapping of status -> {code, title}, got " + describe(v));
@@ -66,7 +70,8 @@ void Parser::rate_limit_headers(const Json& j, const Path& p, RateLimitHeaders& 
   using R = RateLimitHeaders::Reset;
   if (!object(j, p, {"format", "reset"})) return;
   field(j, p, "format", [&](auto& v, auto& vp) {
-    choice<F>(v, vp, out.format, {{"x-ratelimit", F::x_ratelimit}, {"ietf", F::ietf}, {"both", F::both}});
+    choice<F>(v, vp, out.format,
+              {{"x-ratelimit", F::x_ratelimit}, {"ietf", F::ietf}, {"both", F::both}});
   });
   field(j, p, "reset", [&](auto& v, auto& vp) {
     choice<R>(v, vp, out.reset, {{"epoch", R::epoch}, {"delta", R::delta}});
@@ -77,7 +82,9 @@ void Parser::rate_limit_store(const Json& j, const Path& p, RateLimitStore& out)
   using T = RateLimitStore::Type;
   using E = RateLimitStore::OnError;
   if (!object(j, p, {"type", "url", "timeout", "on_error", "key_prefix", "pool_size"})) return;
-  field(j, p, "type", [&](auto& v, auto& vp) { choice<T>(v, vp, out.type, {{"local", T::local}, {"redis", T::redis}}); });
+  field(j, p, "type", [&](auto& v, auto& vp) {
+    choice<T>(v, vp, out.type, {{"local", T::local}, {"redis", T::redis}});
+  });
   field(j, p, "url", [&](const Json& v, const Path& vp) {
     std::string text;
     if (!string(v, vp, text)) return;
@@ -98,21 +105,29 @@ void Parser::rate_limit_store(const Json& j, const Path& p, RateLimitStore& out)
   field(j, p, "timeout", [&](auto& v, auto& vp) {
     Duration d{};
     if (!duration(v, vp, d)) return;
-    if (d > Duration{10'000}) diag_.error(vp, "must be at most 10s (a stalled Redis holds each limited request this long)");
-    else out.timeout = d;
+    if (d > Duration{10'000})
+      diag_.error(vp, "must be at most 10s (a stalled Redis holds each limited request this long)");
+    else
+      out.timeout = d;
   });
-  field(j, p, "on_error", [&](auto& v, auto& vp) { choice<E>(v, vp, out.on_error, {{"allow", E::allow}, {"deny", E::deny}}); });
+  field(j, p, "on_error", [&](auto& v, auto& vp) {
+    choice<E>(v, vp, out.on_error, {{"allow", E::allow}, {"deny", E::deny}});
+  });
   field(j, p, "key_prefix", [&](const Json& v, const Path& vp) {
     // "" is a valid prefix (keys start at the hash tag), so not string().
-    if (!v.is_string()) diag_.error(vp, "expected a string, got " + describe(v));
-    else if (v.get_ref<const std::string&>().size() > 256) diag_.error(vp, "must be at most 256 bytes");
-    else out.key_prefix = v.get<std::string>();
+    if (!v.is_string())
+      diag_.error(vp, "expected a string, got " + describe(v));
+    else if (v.get_ref<const std::string&>().size() > 256)
+      diag_.error(vp, "must be at most 256 bytes");
+    else
+      out.key_prefix = v.get<std::string>();
   });
   field(j, p, "pool_size", [&](auto& v, auto& vp) { count(v, vp, out.pool_size, 1, 64); });
 }
 
 bool Parser::rate_limit(const Json& j, const Path& p, std::optional<RateLimitPolicy>& out) {
-  if ((j.is_string() && j.get_ref<const std::string&>() == "off") || (j.is_boolean() && !j.get<bool>())) {
+  if ((j.is_string() && j.get_ref<const std::string&>() == "off") ||
+      (j.is_boolean() && !j.get<bool>())) {
     out.reset();
     return true;
   }
@@ -159,12 +174,15 @@ void Parser::rule(const Json& j, const Path& p, problem::Rule& out) {
   const Json* when = j.contains("when") ? &j["when"] : nullptr;
   const Json* set = j.contains("set") ? &j["set"] : nullptr;
   if (when == nullptr || when->is_null() || (when->is_object() && when->empty())) {
-    diag_.error(p / "when", "a rule needs at least one condition (status, dialect, upstream_code, detail_matches)");
+    diag_.error(
+        p / "when",
+        "a rule needs at least one condition (status, dialect, upstream_code, detail_matches)");
   } else if (object(*when, p / "when", {"status", "dialect", "upstream_code", "detail_matches"})) {
     rule_when(*when, p / "when", out.when);
   }
   if (set == nullptr || set->is_null() || (set->is_object() && set->empty())) {
-    diag_.error(p / "set", "a rule needs at least one field to set (code, subcode, title, detail, type)");
+    diag_.error(p / "set",
+                "a rule needs at least one field to set (code, subcode, title, detail, type)");
   } else if (object(*set, p / "set", {"code", "subcode", "title", "detail", "type"})) {
     const Path sp = p / "set";
     auto str = [&](std::string_view key, std::optional<std::string>& dst, bool snake) {
@@ -189,7 +207,8 @@ void Parser::rule_when(const Json& j, const Path& p, problem::Rule::When& out) {
     }
     if (v.is_string()) {
       const auto& s = v.get_ref<const std::string&>();
-      if (s.size() == 3 && (s[0] == '4' || s[0] == '5') && (s[1] == 'x' || s[1] == 'X') && (s[2] == 'x' || s[2] == 'X')) {
+      if (s.size() == 3 && (s[0] == '4' || s[0] == '5') && (s[1] == 'x' || s[1] == 'X') &&
+          (s[2] == 'x' || s[2] == 'X')) {
         out.status_class = s[0] - '0';
         return;
       }
@@ -199,8 +218,10 @@ void Parser::rule_when(const Json& j, const Path& p, problem::Rule::When& out) {
   field(j, p, "dialect", [&](const Json& v, const Path& vp) {
     std::string name;
     if (!string(v, vp, name)) return;
-    if (auto d = problem::parse_dialect(name)) out.dialect = *d;
-    else diag_.error(vp, "unknown dialect \"" + name + "\"");
+    if (auto d = problem::parse_dialect(name))
+      out.dialect = *d;
+    else
+      diag_.error(vp, "unknown dialect \"" + name + "\"");
   });
   field(j, p, "upstream_code", [&](const Json& v, const Path& vp) {
     std::string s;
@@ -215,10 +236,12 @@ void Parser::rule_when(const Json& j, const Path& p, problem::Rule::When& out) {
   });
 }
 
-bool Parser::route(const Json& j, const Path& p, Route& out, const std::optional<RateLimitPolicy>& default_policy) {
+bool Parser::route(const Json& j, const Path& p, Route& out,
+                   const std::optional<RateLimitPolicy>& default_policy) {
   out.rate_limit = default_policy;
-  if (!object(j, p, {"name", "match", "upstream", "strip_prefix", "host_header", "escaped_slashes", "normalize", "dialect",
-                     "rate_limit", "rules", "max_body_bytes", "websocket"})) {
+  if (!object(j, p,
+              {"name", "match", "upstream", "strip_prefix", "host_header", "escaped_slashes",
+               "normalize", "dialect", "rate_limit", "rules", "max_body_bytes", "websocket"})) {
     return false;
   }
   field(j, p, "match", [&](const Json& v, const Path& vp) {
@@ -229,13 +252,15 @@ bool Parser::route(const Json& j, const Path& p, Route& out, const std::optional
       if (prefix.front() != '/') {
         diag_.error(pp, "prefix must start with /, got \"" + prefix + "\"");
       } else if (prefix.find_first_of("?# \t") != std::string::npos) {
-        diag_.error(pp, "prefix must be a path (no query, fragment or spaces), got \"" + prefix + "\"");
+        diag_.error(pp,
+                    "prefix must be a path (no query, fragment or spaces), got \"" + prefix + "\"");
       } else if (std::string normal; !is_normal_path(prefix, normal)) {
         // Requests are matched on their normalized path, so a prefix in any other form
         // could never match.
-        diag_.error(pp, "prefix must be a normalized path (no dot segments, repeated slashes or "
-                        "encoded unreserved characters)" +
-                            (normal.empty() ? std::string() : ": did you mean \"" + normal + "\"?"));
+        diag_.error(pp,
+                    "prefix must be a normalized path (no dot segments, repeated slashes or "
+                    "encoded unreserved characters)" +
+                        (normal.empty() ? std::string() : ": did you mean \"" + normal + "\"?"));
       } else {
         out.prefix = prefix;
       }
@@ -274,8 +299,13 @@ bool Parser::route(const Json& j, const Path& p, Route& out, const std::optional
   field(j, p, "dialect", [&](const Json& v, const Path& vp) {
     std::string name;
     if (!string(v, vp, name)) return;
-    if (auto d = problem::parse_dialect(name)) out.problem.dialect = *d;
-    else diag_.error(vp, "unknown dialect \"" + name + "\": expected auto, problem, nested, flat, detail, fieldmap, json, xml, html, text");
+    if (auto d = problem::parse_dialect(name))
+      out.problem.dialect = *d;
+    else
+      diag_.error(
+          vp,
+          "unknown dialect \"" + name +
+              "\": expected auto, problem, nested, flat, detail, fieldmap, json, xml, html, text");
   });
   field(j, p, "rate_limit", [&](auto& v, auto& vp) { rate_limit(v, vp, out.rate_limit); });
   field(j, p, "max_body_bytes", [&](const Json& v, const Path& vp) {

@@ -26,19 +26,20 @@ std::string suggest_duration(std::uint64_t n);
 std::string describe(const Json& j);
 
 class Parser {
-public:
+ public:
   Parser(Diagnostics& diag, std::vector<KeySet>* key_sets) : diag_(diag), key_sets_(key_sets) {}
 
   void config(const Json& root, Config& out, std::vector<Path>& route_paths);
 
-private:
+ private:
   // ---- generic helpers ----
   bool object(const Json& j, const Path& p, const Keys& allowed) {
     if (!j.is_object()) {
       diag_.error(p, "expected a mapping, got " + describe(j));
       return false;
     }
-    if (key_sets_ != nullptr) key_sets_->push_back({p.str(), std::vector<std::string>(allowed.begin(), allowed.end())});
+    if (key_sets_ != nullptr)
+      key_sets_->push_back({p.str(), std::vector<std::string>(allowed.begin(), allowed.end())});
     for (const auto& [key, value] : j.items()) {
       if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
       std::string msg = "unknown key \"" + key + "\"";
@@ -82,7 +83,8 @@ private:
       out = j.get<bool>();
       return true;
     }
-    if (j.is_string() && (j.get_ref<const std::string&>() == "on" || j.get_ref<const std::string&>() == "off")) {
+    if (j.is_string() &&
+        (j.get_ref<const std::string&>() == "on" || j.get_ref<const std::string&>() == "off")) {
       out = j.get_ref<const std::string&>() == "on";
       return true;
     }
@@ -102,8 +104,8 @@ private:
   template <class T>
   bool count(const Json& j, const Path& p, T& out, std::uint64_t min, std::uint64_t max) {
     if (!j.is_number_unsigned() || j.get<std::uint64_t>() < min || j.get<std::uint64_t>() > max) {
-      diag_.error(p, "expected a whole number from " + std::to_string(min) + " to " + std::to_string(max) +
-                         ", got " + describe(j));
+      diag_.error(p, "expected a whole number from " + std::to_string(min) + " to " +
+                         std::to_string(max) + ", got " + describe(j));
       return false;
     }
     out = static_cast<T>(j.get<std::uint64_t>());
@@ -118,7 +120,8 @@ private:
       d = parse_duration(s);
       std::uint64_t n = 0;
       if (auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-          !d && ec == std::errc{} && ptr == s.data() + s.size() && !s.empty() && s.front() != '-' && s.front() != '+') {
+          !d && ec == std::errc{} && ptr == s.data() + s.size() && !s.empty() && s.front() != '-' &&
+          s.front() != '+') {
         bare = n;
       }
     } else if (j.is_number_unsigned()) {
@@ -126,7 +129,8 @@ private:
       if (!d) bare = j.get<std::uint64_t>();
     }
     if (bare) {
-      diag_.error(p, "invalid duration " + describe(j) + ": a duration needs a unit (ms, s, m, h): did you mean \"" +
+      diag_.error(p, "invalid duration " + describe(j) +
+                         ": a duration needs a unit (ms, s, m, h): did you mean \"" +
                          suggest_duration(*bare) + "\"?");
       return false;
     }
@@ -145,14 +149,17 @@ private:
   template <class T>
   bool size(const Json& j, const Path& p, T& out, std::uint64_t min, std::uint64_t max) {
     std::optional<std::uint64_t> n;
-    if (j.is_string()) n = parse_size(j.get<std::string>());
-    else if (j.is_number_unsigned()) n = j.get<std::uint64_t>();
+    if (j.is_string())
+      n = parse_size(j.get<std::string>());
+    else if (j.is_number_unsigned())
+      n = j.get<std::uint64_t>();
     if (!n) {
       diag_.error(p, "invalid size " + describe(j) + ": expected bytes or e.g. 64KiB, 1MiB");
       return false;
     }
     if (*n < min) {
-      diag_.error(p, min == 1 ? std::string("must be greater than 0") : "must be at least " + std::to_string(min) + " bytes");
+      diag_.error(p, min == 1 ? std::string("must be greater than 0")
+                              : "must be at least " + std::to_string(min) + " bytes");
       return false;
     }
     if (*n > max) {
@@ -164,7 +171,8 @@ private:
   }
 
   template <class E>
-  bool choice(const Json& j, const Path& p, E& out, std::initializer_list<std::pair<std::string_view, E>> options) {
+  bool choice(const Json& j, const Path& p, E& out,
+              std::initializer_list<std::pair<std::string_view, E>> options) {
     std::string msg = "expected one of";
     for (const auto& [name, value] : options) {
       if (j.is_string() && j.get_ref<const std::string&>() == name) {
@@ -213,13 +221,15 @@ private:
 
   /// A list of distinct non-empty strings, each checked by `check` (an error message, or "").
   template <class Check>
-  bool string_list(const Json& j, const Path& p, std::vector<std::string>& out, std::size_t max, Check check) {
+  bool string_list(const Json& j, const Path& p, std::vector<std::string>& out, std::size_t max,
+                   Check check) {
     if (!j.is_array()) {
       diag_.error(p, "expected a list of strings, got " + describe(j));
       return false;
     }
     if (j.size() > max) {
-      diag_.error(p, "at most " + std::to_string(max) + " entries, got " + std::to_string(j.size()));
+      diag_.error(p,
+                  "at most " + std::to_string(max) + " entries, got " + std::to_string(j.size()));
       return false;
     }
     bool ok = true;
@@ -276,7 +286,8 @@ private:
 
   // False when `j` is not a route at all (then it is dropped, so it can't cause follow-on
   // "overlapping routes" noise).
-  bool route(const Json& j, const Path& p, Route& out, const std::optional<RateLimitPolicy>& default_policy);
+  bool route(const Json& j, const Path& p, Route& out,
+             const std::optional<RateLimitPolicy>& default_policy);
 
   Diagnostics& diag_;
   std::vector<KeySet>* key_sets_;

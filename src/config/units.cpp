@@ -38,16 +38,23 @@ std::optional<Duration> parse_duration(std::string_view text) {
   std::uint64_t scale = 0;
   // A bare number has no unit to read it in: `window: 60` read as 60 ms would be a limit 1000x
   // looser than meant. Only 0 is the same in every unit (as in Go's time.ParseDuration).
-  if (unit.empty()) scale = *number == 0 ? 1 : 0;
-  else if (unit == "ms") scale = 1;
-  else if (unit == "s") scale = 1000;
-  else if (unit == "m") scale = 60 * 1000;
-  else if (unit == "h") scale = 60 * 60 * 1000;
-  else return std::nullopt;
+  if (unit.empty())
+    scale = *number == 0 ? 1 : 0;
+  else if (unit == "ms")
+    scale = 1;
+  else if (unit == "s")
+    scale = 1000;
+  else if (unit == "m")
+    scale = 60 * 1000;
+  else if (unit == "h")
+    scale = 60 * 60 * 1000;
+  else
+    return std::nullopt;
   if (scale == 0) return std::nullopt;
   auto ms = checked_mul(*number, scale);
   // Duration's rep is signed 64-bit; anything near that is a typo, not a timeout.
-  if (!ms || *ms > static_cast<std::uint64_t>(std::numeric_limits<Duration::rep>::max())) return std::nullopt;
+  if (!ms || *ms > static_cast<std::uint64_t>(std::numeric_limits<Duration::rep>::max()))
+    return std::nullopt;
   return Duration{static_cast<Duration::rep>(*ms)};
 }
 
@@ -58,11 +65,16 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   const std::string_view unit = text.substr(used);
   std::uint64_t scale = 0;
   // Binary units only: "KB" is 1000 or 1024 depending on who you ask, so it is rejected.
-  if (unit.empty() || unit == "B") scale = 1;
-  else if (unit == "KiB") scale = std::uint64_t{1} << 10;
-  else if (unit == "MiB") scale = std::uint64_t{1} << 20;
-  else if (unit == "GiB") scale = std::uint64_t{1} << 30;
-  else return std::nullopt;
+  if (unit.empty() || unit == "B")
+    scale = 1;
+  else if (unit == "KiB")
+    scale = std::uint64_t{1} << 10;
+  else if (unit == "MiB")
+    scale = std::uint64_t{1} << 20;
+  else if (unit == "GiB")
+    scale = std::uint64_t{1} << 30;
+  else
+    return std::nullopt;
   return checked_mul(*number, scale);
 }
 
@@ -84,12 +96,14 @@ bool is_ipv6_literal(std::string_view s) {
 std::optional<std::uint16_t> parse_port(std::string_view s) {
   unsigned value = 0;
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
-  if (s.empty() || ec != std::errc{} || ptr != s.data() + s.size() || value > 65535) return std::nullopt;
+  if (s.empty() || ec != std::errc{} || ptr != s.data() + s.size() || value > 65535)
+    return std::nullopt;
   return static_cast<std::uint16_t>(value);
 }
 
 // Splits "host:port" / "[v6]:port" / "host" / "[v6]". `port` is empty when absent.
-bool split_host_port(std::string_view text, std::string_view& host, std::string_view& port, std::string& error) {
+bool split_host_port(std::string_view text, std::string_view& host, std::string_view& port,
+                     std::string& error) {
   if (!text.empty() && text.front() == '[') {
     const auto close = text.find(']');
     if (close == std::string_view::npos) {
@@ -212,7 +226,8 @@ std::optional<HttpUrl> parse_http_url(std::string_view text, std::string& error)
   std::string_view rest = text.substr(https ? 8 : 7);
   const auto slash = rest.find('/');
   const std::string_view authority = rest.substr(0, slash);
-  const std::string_view path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
+  const std::string_view path =
+      slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
   if (authority.find('@') != std::string_view::npos) {
     error = "credentials in upstream URLs are not supported";
     return std::nullopt;
@@ -263,7 +278,8 @@ std::optional<RedisUrl> parse_redis_url(std::string_view text, std::string& erro
     return true;
   };
   if (starts_with_nocase("rediss://")) {
-    error = "rediss:// (TLS to Redis) is not supported: use redis:// on a trusted network, or a local TLS tunnel";
+    error =
+        "rediss:// (TLS to Redis) is not supported: use redis:// on a trusted network, or a local TLS tunnel";
     return std::nullopt;
   }
   if (!starts_with_nocase("redis://")) {

@@ -28,8 +28,8 @@ bool is_loopback(const std::string& host) {
   const auto ip = core::parse_ip(host);
   if (!ip) return false;
   const auto& a = *ip;
-  const bool v4_mapped = std::all_of(a.begin(), a.begin() + 10, [](auto b) { return b == 0; }) && a[10] == 0xff &&
-                         a[11] == 0xff;
+  const bool v4_mapped = std::all_of(a.begin(), a.begin() + 10, [](auto b) { return b == 0; }) &&
+                         a[10] == 0xff && a[11] == 0xff;
   if (v4_mapped) return a[12] == 127;
   return std::all_of(a.begin(), a.begin() + 15, [](auto b) { return b == 0; }) && a[15] == 1;
 }
@@ -43,17 +43,16 @@ void validate_admin(const Admin& admin, Diagnostics& diag) {
     diag.error(Path{} / "admin" / "probes_listen", p->to_string() + " is also admin.listen");
   }
   if (l && !is_loopback(l->host) && admin.token.empty()) {
-    diag.error(Path{} / "admin" / "listen",
-               l->to_string() +
-                   " is not a loopback address, so GET /config and POST /reload would be open to the network: "
-                   "set admin.token_file (a file holding a bearer token), or keep admin.listen on 127.0.0.1 or "
-                   "[::1] and expose only /healthz, /readyz and /metrics with admin.probes_listen (--probes)");
+    diag.error(
+        Path{} / "admin" / "listen",
+        l->to_string() +
+            " is not a loopback address, so GET /config and POST /reload would be open to the network: "
+            "set admin.token_file (a file holding a bearer token), or keep admin.listen on 127.0.0.1 or "
+            "[::1] and expose only /healthz, /readyz and /metrics with admin.probes_listen (--probes)");
   }
 }
 
-std::string route_label(const Route& r, const Path& p) {
-  return p.str() + " (\"" + r.name + "\")";
-}
+std::string route_label(const Route& r, const Path& p) { return p.str() + " (\"" + r.name + "\")"; }
 
 }  // namespace
 
@@ -78,7 +77,8 @@ void imply_upstreams(Config& cfg) {
   }
 }
 
-void apply_overrides(const Overrides& o, Config& cfg, std::vector<Path>& route_paths, Diagnostics& diag) {
+void apply_overrides(const Overrides& o, Config& cfg, std::vector<Path>& route_paths,
+                     Diagnostics& diag) {
   if (o.listen) {
     // A comma-separated list, so PROBLEMGATE_LISTEN can name several addresses too.
     std::vector<Endpoint> listen;
@@ -89,8 +89,10 @@ void apply_overrides(const Overrides& o, Config& cfg, std::vector<Path>& route_p
       while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
       while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
       std::string error;
-      if (auto ep = parse_endpoint(item, error)) listen.push_back(*ep);
-      else diag.error("--listen \"" + std::string(item) + "\": " + error);
+      if (auto ep = parse_endpoint(item, error))
+        listen.push_back(*ep);
+      else
+        diag.error("--listen \"" + std::string(item) + "\": " + error);
       if (comma == std::string_view::npos) break;
       rest.remove_prefix(comma + 1);
     }
@@ -99,7 +101,8 @@ void apply_overrides(const Overrides& o, Config& cfg, std::vector<Path>& route_p
   if (o.upstream) {
     std::string error;
     if (auto url = parse_http_url(*o.upstream, error)) {
-      auto it = std::find_if(cfg.upstreams.begin(), cfg.upstreams.end(), [](auto& u) { return u.name == "default"; });
+      auto it = std::find_if(cfg.upstreams.begin(), cfg.upstreams.end(),
+                             [](auto& u) { return u.name == "default"; });
       if (it == cfg.upstreams.end()) {
         cfg.upstreams.push_back(Upstream{});
         it = std::prev(cfg.upstreams.end());
@@ -125,26 +128,33 @@ void apply_overrides(const Overrides& o, Config& cfg, std::vector<Path>& route_p
     }
   }
   // --admin / --probes: HOST:PORT or off, replacing admin.listen / admin.probes_listen.
-  auto endpoint_or_off = [&](const std::string& text, const char* flag, std::optional<Endpoint>& out) {
+  auto endpoint_or_off = [&](const std::string& text, const char* flag,
+                             std::optional<Endpoint>& out) {
     if (text == "off") {
       out.reset();
       return;
     }
     std::string error;
-    if (auto ep = parse_endpoint(text, error)) out = *ep;
-    else diag.error(std::string(flag) + " \"" + text + "\": " + error + " (or off)");
+    if (auto ep = parse_endpoint(text, error))
+      out = *ep;
+    else
+      diag.error(std::string(flag) + " \"" + text + "\": " + error + " (or off)");
   };
   if (o.admin) endpoint_or_off(*o.admin, "--admin", cfg.admin.listen);
   if (o.probes) endpoint_or_off(*o.probes, "--probes", cfg.admin.probes_listen);
   if (o.threads) {
-    if (*o.threads > 1024) diag.error("--threads " + std::to_string(*o.threads) + ": expected 0 (auto) to 1024");
-    else cfg.threads = *o.threads;
+    if (*o.threads > 1024)
+      diag.error("--threads " + std::to_string(*o.threads) + ": expected 0 (auto) to 1024");
+    else
+      cfg.threads = *o.threads;
   }
 }
 
 void validate(Config& cfg, const std::vector<Path>& route_paths, Diagnostics& diag) {
   // Port 0 means "any free port", so only fixed ports can collide.
-  auto same = [](const Endpoint& a, const Endpoint& b) { return a.port != 0 && a.port == b.port && a.host == b.host; };
+  auto same = [](const Endpoint& a, const Endpoint& b) {
+    return a.port != 0 && a.port == b.port && a.host == b.host;
+  };
   for (std::size_t i = 0; i < cfg.listen.size(); ++i) {
     for (std::size_t j = 0; j < i; ++j) {
       if (same(cfg.listen[i], cfg.listen[j])) {
@@ -155,7 +165,8 @@ void validate(Config& cfg, const std::vector<Path>& route_paths, Diagnostics& di
       diag.error(Path{} / "admin" / "listen", cfg.admin.listen->to_string() + " is also in listen");
     }
     if (cfg.admin.probes_listen && same(*cfg.admin.probes_listen, cfg.listen[i])) {
-      diag.error(Path{} / "admin" / "probes_listen", cfg.admin.probes_listen->to_string() + " is also in listen");
+      diag.error(Path{} / "admin" / "probes_listen",
+                 cfg.admin.probes_listen->to_string() + " is also in listen");
     }
   }
   validate_admin(cfg.admin, diag);
@@ -165,7 +176,8 @@ void validate(Config& cfg, const std::vector<Path>& route_paths, Diagnostics& di
     return;  // every route would also be "unknown upstream": say it once
   }
   if (cfg.routes.empty()) {
-    diag.error(Path{} / "routes", "no routes configured: add one (match: {prefix: /}) or pass --upstream URL");
+    diag.error(Path{} / "routes",
+               "no routes configured: add one (match: {prefix: /}) or pass --upstream URL");
   }
 
   std::vector<std::string_view> upstream_names;
@@ -178,22 +190,26 @@ void validate(Config& cfg, const std::vector<Path>& route_paths, Diagnostics& di
     const Path& p = route_paths.at(i);
 
     if (r.upstream.empty()) {
-      diag.error(p / "upstream", "missing upstream (required when more than one upstream is defined)");
+      diag.error(p / "upstream",
+                 "missing upstream (required when more than one upstream is defined)");
     } else {
       auto it = std::find(upstream_names.begin(), upstream_names.end(), r.upstream);
       if (it == upstream_names.end()) {
-        diag.error(p / "upstream", "unknown upstream \"" + r.upstream + "\"" + did_you_mean(r.upstream, upstream_names));
+        diag.error(p / "upstream", "unknown upstream \"" + r.upstream + "\"" +
+                                       did_you_mean(r.upstream, upstream_names));
       } else {
         r.upstream_index = static_cast<std::size_t>(it - upstream_names.begin());
       }
     }
 
     if (auto [it, fresh] = by_name.emplace(r.name, i); !fresh) {
-      diag.error(p / "name", "duplicate route name \"" + r.name + "\" (also " + route_paths.at(it->second).str() + ")");
+      diag.error(p / "name", "duplicate route name \"" + r.name + "\" (also " +
+                                 route_paths.at(it->second).str() + ")");
     }
     if (auto [it, fresh] = by_match.emplace(std::pair{r.prefix, r.host}, i); !fresh) {
       const std::string where = r.host.empty() ? "any host" : "host \"" + r.host + "\"";
-      diag.error(p / "match", "overlapping routes: same prefix \"" + r.prefix + "\" and " + where + " as " +
+      diag.error(p / "match", "overlapping routes: same prefix \"" + r.prefix + "\" and " + where +
+                                  " as " +
                                   route_label(cfg.routes[it->second], route_paths.at(it->second)));
     }
   }

@@ -80,14 +80,13 @@ Json resolve_plain(const std::string& s) {
 }
 
 class Converter {
-public:
+ public:
   Converter(LineMap& lines, Diagnostics& diag) : lines_(lines), diag_(diag) {}
 
   Json convert(const YAML::Node& node, const Path& path) {
     switch (node.Type()) {
       case YAML::NodeType::Undefined:
-      case YAML::NodeType::Null:
-        return nullptr;
+      case YAML::NodeType::Null: return nullptr;
       case YAML::NodeType::Scalar: {
         const std::string& tag = node.Tag();
         if (tag == "?") return resolve_plain(node.Scalar());
@@ -132,7 +131,7 @@ public:
     return nullptr;
   }
 
-private:
+ private:
   void remember(const Path& p, const YAML::Mark& mark) {
     if (mark.line >= 0) lines_.emplace(p.str(), mark.line + 1);
   }

@@ -22,8 +22,9 @@ std::size_t plain_run(std::string_view s) noexcept {
   // checked by the slow path).
   auto special_mask = [&](const char* p) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    const __m128i special = _mm_or_si128(_mm_cmpeq_epi8(_mm_subs_epu8(v, k1f), zero),
-                                         _mm_or_si128(_mm_cmpeq_epi8(v, kquote), _mm_cmpeq_epi8(v, kbslash)));
+    const __m128i special =
+        _mm_or_si128(_mm_cmpeq_epi8(_mm_subs_epu8(v, k1f), zero),
+                     _mm_or_si128(_mm_cmpeq_epi8(v, kquote), _mm_cmpeq_epi8(v, kbslash)));
     return static_cast<unsigned>(_mm_movemask_epi8(special) | _mm_movemask_epi8(v));
   };
   while (s.size() - j >= 16) {
@@ -56,10 +57,17 @@ std::size_t utf8_sequence_length(std::string_view s) noexcept {
   if (b0 < 0x80) return 1;
   std::size_t n;
   std::uint32_t min;
-  if ((b0 & 0xE0) == 0xC0) { n = 2; min = 0x80; }
-  else if ((b0 & 0xF0) == 0xE0) { n = 3; min = 0x800; }
-  else if ((b0 & 0xF8) == 0xF0) { n = 4; min = 0x10000; }
-  else return 0;
+  if ((b0 & 0xE0) == 0xC0) {
+    n = 2;
+    min = 0x80;
+  } else if ((b0 & 0xF0) == 0xE0) {
+    n = 3;
+    min = 0x800;
+  } else if ((b0 & 0xF8) == 0xF0) {
+    n = 4;
+    min = 0x10000;
+  } else
+    return 0;
   if (s.size() < n) return 0;
   std::uint32_t cp = b0 & (0x7F >> n);
   for (std::size_t i = 1; i < n; ++i) {
@@ -83,8 +91,16 @@ void append_json_escaped(std::string& out, std::string_view s, std::size_t max_b
     i = j;
     if (i >= s.size()) break;
     const auto c = static_cast<unsigned char>(s[i]);
-    if (c == '"') { out += "\\\""; ++i; continue; }
-    if (c == '\\') { out += "\\\\"; ++i; continue; }
+    if (c == '"') {
+      out += "\\\"";
+      ++i;
+      continue;
+    }
+    if (c == '\\') {
+      out += "\\\\";
+      ++i;
+      continue;
+    }
     if (c < 0x20) {
       switch (c) {
         case '\n': out += "\\n"; break;
@@ -108,7 +124,8 @@ void append_json_escaped(std::string& out, std::string_view s, std::size_t max_b
     }
     // U+2028/U+2029 are valid JSON but break JavaScript and line-based log readers.
     if (n == 3 && c == 0xE2 && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
-        (static_cast<unsigned char>(s[i + 2]) == 0xA8 || static_cast<unsigned char>(s[i + 2]) == 0xA9)) {
+        (static_cast<unsigned char>(s[i + 2]) == 0xA8 ||
+         static_cast<unsigned char>(s[i + 2]) == 0xA9)) {
       out += static_cast<unsigned char>(s[i + 2]) == 0xA8 ? "\\u2028" : "\\u2029";
     } else {
       out.append(s.data() + i, n);

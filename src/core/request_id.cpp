@@ -29,8 +29,8 @@ void RequestIdGenerator::next(std::string& out) {
   const std::uint64_t r2 = rng_();
   // 128 bits: 48 time bits then 80 random bits; 26 base32 chars encode 130 bits, the first
   // char carries only the top 3 bits (ULID spec).
-  const std::uint64_t hi = (ms << 16) | (r1 >> 48);        // bits 127..64
-  const std::uint64_t lo = (r1 << 16) | (r2 & 0xFFFF);      // bits 63..0
+  const std::uint64_t hi = (ms << 16) | (r1 >> 48);     // bits 127..64
+  const std::uint64_t lo = (r1 << 16) | (r2 & 0xFFFF);  // bits 63..0
   out.assign("req_");
   std::array<char, 26> buf{};
   for (int i = 25; i >= 0; --i) {
@@ -55,6 +55,8 @@ void RequestIdGenerator::next_trace(char* trace_id32, char* span_id16) noexcept 
   next_span(span_id16);
 }
 
-void RequestIdGenerator::next_span(char* span_id16) noexcept { random_hex_id(rng_(), 0, span_id16, 8); }
+void RequestIdGenerator::next_span(char* span_id16) noexcept {
+  random_hex_id(rng_(), 0, span_id16, 8);
+}
 
 }  // namespace problemgate::core

@@ -21,11 +21,18 @@ bool is_unreserved(unsigned char c) noexcept {
 
 bool is_sub_delim(unsigned char c) noexcept {
   switch (c) {
-    case '!': case '$': case '&': case '\'': case '(': case ')':
-    case '*': case '+': case ',': case ';': case '=':
-      return true;
-    default:
-      return false;
+    case '!':
+    case '$':
+    case '&':
+    case '\'':
+    case '(':
+    case ')':
+    case '*':
+    case '+':
+    case ',':
+    case ';':
+    case '=': return true;
+    default: return false;
   }
 }
 
@@ -107,9 +114,12 @@ TargetParts split_request_target(std::string_view target) noexcept {
     rest = target;
   } else {
     std::size_t scheme_len = 0;
-    if (iequals_prefix(target, "http://")) scheme_len = 7;
-    else if (iequals_prefix(target, "https://")) scheme_len = 8;
-    else return out;
+    if (iequals_prefix(target, "http://"))
+      scheme_len = 7;
+    else if (iequals_prefix(target, "https://"))
+      scheme_len = 8;
+    else
+      return out;
     const std::string_view after = target.substr(scheme_len);
     const auto auth_end = after.find_first_of("/?");
     out.authority = after.substr(0, auth_end);

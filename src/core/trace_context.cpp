@@ -15,7 +15,9 @@ bool lower_hex(std::string_view s) noexcept {
   return true;
 }
 
-bool all_zero(std::string_view s) noexcept { return s.find_first_not_of('0') == std::string_view::npos; }
+bool all_zero(std::string_view s) noexcept {
+  return s.find_first_not_of('0') == std::string_view::npos;
+}
 
 int hex_value(char c) noexcept { return c <= '9' ? c - '0' : c - 'a' + 10; }
 
@@ -30,8 +32,10 @@ void hex8(std::uint32_t v, char* dst) noexcept {
   const std::uint64_t letters = ((x + 0x0606060606060606ull) >> 4) & 0x0101010101010101ull;
   x += 0x3030303030303030ull + letters * 0x27;
   // The most significant nibble is in the highest byte: written first, as one 8-byte store.
-  if constexpr (std::endian::native == std::endian::little) x = __builtin_bswap64(x);
-  else for (int i = 0; i < 8; ++i) dst[i] = static_cast<char>(x >> (56 - 8 * i));
+  if constexpr (std::endian::native == std::endian::little)
+    x = __builtin_bswap64(x);
+  else
+    for (int i = 0; i < 8; ++i) dst[i] = static_cast<char>(x >> (56 - 8 * i));
   if constexpr (std::endian::native == std::endian::little) std::memcpy(dst, &x, 8);
 }
 
@@ -50,7 +54,8 @@ bool parse_traceparent(std::string_view v, TraceParent& out) noexcept {
     return false;  // a future version may append fields, always after a '-'
   }
   if (v[2] != '-' || v[35] != '-' || v[52] != '-') return false;
-  const std::string_view trace = v.substr(3, 32), parent = v.substr(36, 16), flags = v.substr(53, 2);
+  const std::string_view trace = v.substr(3, 32), parent = v.substr(36, 16),
+                         flags = v.substr(53, 2);
   if (!lower_hex(trace) || !lower_hex(parent) || !lower_hex(flags)) return false;
   if (all_zero(trace) || all_zero(parent)) return false;
   trace.copy(out.trace_id.data(), 32);

@@ -15,8 +15,8 @@ namespace problemgate::http1 {
 namespace {
 
 // Byte classes, looked up once per byte (the scanner runs on every request and response head).
-constexpr unsigned char kTchar = 1;       // token character (RFC 9110 §5.6.2)
-constexpr unsigned char kFieldByte = 2;   // allowed in a field value: VCHAR, obs-text, SP, HTAB
+constexpr unsigned char kTchar = 1;      // token character (RFC 9110 §5.6.2)
+constexpr unsigned char kFieldByte = 2;  // allowed in a field value: VCHAR, obs-text, SP, HTAB
 
 constexpr std::array<unsigned char, 256> make_classes() {
   std::array<unsigned char, 256> t{};
@@ -26,7 +26,8 @@ constexpr std::array<unsigned char, 256> make_classes() {
                        c == '*' || c == '+' || c == '-' || c == '.' || c == '^' || c == '_' ||
                        c == '`' || c == '|' || c == '~';
     const bool field = !((c < 0x20 && c != '\t') || c == 0x7F);
-    t[static_cast<std::size_t>(c)] = static_cast<unsigned char>((tchar ? kTchar : 0) | (field ? kFieldByte : 0));
+    t[static_cast<std::size_t>(c)] =
+        static_cast<unsigned char>((tchar ? kTchar : 0) | (field ? kFieldByte : 0));
   }
   return t;
 }
@@ -47,8 +48,8 @@ const char* skip_field_bytes(const char* p, const char* end) noexcept {
   while (end - p >= 16) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
     const __m128i ctl = _mm_cmpeq_epi8(_mm_subs_epu8(v, k1f), zero);  // v <= 0x1F (unsigned)
-    const __m128i bad = _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(v, ktab), ctl),
-                                     _mm_cmpeq_epi8(v, kdel));
+    const __m128i bad =
+        _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(v, ktab), ctl), _mm_cmpeq_epi8(v, kdel));
     const int mask = _mm_movemask_epi8(bad);
     if (mask != 0) return p + __builtin_ctz(static_cast<unsigned>(mask));
     p += 16;
@@ -188,7 +189,8 @@ HeadVerdict scan_fields(std::string_view head, std::size_t pos, const HeadLimits
     // Beast stores a field's name and value lengths in 16 bits and throws past that; the
     // session also appends to X-Forwarded-For. Any longer field is 431, with room left.
     if (static_cast<std::size_t>(p - line) > kMaxFieldLine) return HeadVerdict::too_large;
-    std::string_view value = trim_ows(std::string_view(value_begin, static_cast<std::size_t>(p - value_begin)));
+    std::string_view value =
+        trim_ows(std::string_view(value_begin, static_cast<std::size_t>(p - value_begin)));
     p += 2;
     if (spans) {
       try {
@@ -214,13 +216,13 @@ HeadVerdict scan_fields(std::string_view head, std::size_t pos, const HeadLimits
         if (iequals(name, "content-length")) note_content_length(value, facts);
         break;
       case 16:
-        if (iequals(name, "proxy-connection") && !is_token_list(value)) return HeadVerdict::malformed;
+        if (iequals(name, "proxy-connection") && !is_token_list(value))
+          return HeadVerdict::malformed;
         break;
       case 17:
         if (iequals(name, "transfer-encoding")) note_transfer_encoding(value, facts);
         break;
-      default:
-        break;
+      default: break;
     }
   }
 }
@@ -265,7 +267,7 @@ bool locate_head(std::string_view buf, const HeadLimits& limits, HeadScan& out,
   }
   if (head_end == 0) {
     out = fail(buf.size() > limits.max_line + limits.max_bytes ? HeadVerdict::too_large
-                                                                 : HeadVerdict::incomplete);
+                                                               : HeadVerdict::incomplete);
     return false;
   }
   if (head_end - (line_end + 2) > limits.max_bytes) {
@@ -347,7 +349,8 @@ HeadScan scan_response_head(std::string_view buf, const HeadLimits& limits,
   const HeadVerdict fv = scan_fields(head, line_end + 2, limits, facts, fields);
   if (fv != HeadVerdict::ok) return fail(fv);
   const HeadVerdict framing = check_framing(facts, minor, out);
-  if (framing != HeadVerdict::ok) return fail(framing == HeadVerdict::not_implemented ? HeadVerdict::malformed : framing);
+  if (framing != HeadVerdict::ok)
+    return fail(framing == HeadVerdict::not_implemented ? HeadVerdict::malformed : framing);
   out.verdict = HeadVerdict::ok;
   out.head_bytes = head_end;
   out.version_minor = minor;

@@ -72,8 +72,7 @@ std::span<const net::const_buffer> MessageWriter::next(const char* data, std::si
     head_sent_ = true;
   }
   switch (framing_) {
-    case Framing::none:
-      break;
+    case Framing::none: break;
     case Framing::length:
       if (size > 0) bufs_[n++] = net::const_buffer(data, size);
       break;

@@ -23,8 +23,9 @@ Pipe Pipe::open(std::size_t capacity) noexcept {
   // A larger pipe moves a large body in fewer splices. Refused (pipe-max-size, per-user pipe
   // quota): the default size works too.
   const int got = ::fcntl(p.write_fd_, F_SETPIPE_SZ, static_cast<int>(capacity));
-  p.capacity_ = got > 0 ? static_cast<std::size_t>(got)
-                        : static_cast<std::size_t>(std::max(::fcntl(p.write_fd_, F_GETPIPE_SZ), 4096));
+  p.capacity_ = got > 0
+                    ? static_cast<std::size_t>(got)
+                    : static_cast<std::size_t>(std::max(::fcntl(p.write_fd_, F_GETPIPE_SZ), 4096));
   return p;
 }
 
@@ -66,8 +67,7 @@ void PipePool::give(Pipe p) noexcept {
   if (!p.valid() || p.held != 0 || idle_.size() >= kMaxIdle) return;  // closed by ~Pipe
   try {
     idle_.push_back(std::move(p));
-  } catch (...) {
-  }
+  } catch (...) {}
 }
 
 namespace {
@@ -85,9 +85,11 @@ long splice_once(int in, int out, std::size_t len) noexcept {
 
 }  // namespace
 
-net::awaitable<SpliceOutcome> splice_body(DeadlineSocket& from, std::chrono::milliseconds read_timeout,
-                                          DeadlineSocket& to, std::chrono::milliseconds write_timeout,
-                                          Pipe& pipe, std::uint64_t& left) {
+net::awaitable<SpliceOutcome> splice_body(DeadlineSocket& from,
+                                          std::chrono::milliseconds read_timeout,
+                                          DeadlineSocket& to,
+                                          std::chrono::milliseconds write_timeout, Pipe& pipe,
+                                          std::uint64_t& left) {
   constexpr auto kNoThrow = net::as_tuple(net::use_awaitable);
   SpliceOutcome out;
   const int in_fd = from.socket().native_handle();
@@ -95,7 +97,8 @@ net::awaitable<SpliceOutcome> splice_body(DeadlineSocket& from, std::chrono::mil
   while (left > 0 || pipe.held > 0) {
     bool moved = false;
     if (left > 0 && pipe.held < pipe.capacity()) {
-      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(left, pipe.capacity() - pipe.held));
+      const auto want =
+          static_cast<std::size_t>(std::min<std::uint64_t>(left, pipe.capacity() - pipe.held));
       const long n = splice_once(in_fd, pipe.write_fd(), want);
       if (n == 0 || n == -2) {  // closed (or failed) before the announced length
         out.from_ok = false;

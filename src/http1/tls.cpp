@@ -54,7 +54,8 @@ void load_pair(SSL_CTX* ctx, const CertFiles& f) {
   if (SSL_CTX_use_PrivateKey_file(ctx, f.key.c_str(), SSL_FILETYPE_PEM) != 1)
     fail(f.key, "cannot load the private key: " + openssl_reason());
   if (SSL_CTX_check_private_key(ctx) != 1)
-    fail(f.key, "the private key does not match the certificate " + f.cert + ": " + openssl_reason());
+    fail(f.key,
+         "the private key does not match the certificate " + f.cert + ": " + openssl_reason());
 }
 
 bool is_ip_literal(const std::string& host) {
@@ -63,12 +64,13 @@ bool is_ip_literal(const std::string& host) {
   return !ec;
 }
 
-int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned inlen,
-                void* arg) {
+int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                unsigned inlen, void* arg) {
   const auto& wire = *static_cast<const std::string*>(arg);
   unsigned char* chosen = nullptr;
   if (SSL_select_next_proto(&chosen, outlen, reinterpret_cast<const unsigned char*>(wire.data()),
-                            static_cast<unsigned>(wire.size()), in, inlen) != OPENSSL_NPN_NEGOTIATED)
+                            static_cast<unsigned>(wire.size()), in,
+                            inlen) != OPENSSL_NPN_NEGOTIATED)
     return SSL_TLSEXT_ERR_NOACK;  // no protocol in common: go on without ALPN, as nginx does
   *out = chosen;
   return SSL_TLSEXT_ERR_OK;
@@ -90,7 +92,8 @@ int ServerTls::on_server_name(SSL* ssl_conn, int*, void* arg) {
   const std::size_t len = std::strlen(name);
   for (const auto& e : self.contexts_) {
     X509* cert = SSL_CTX_get0_certificate(e.ctx->native_handle());
-    if (cert && X509_check_host(cert, name, len, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, nullptr) == 1) {
+    if (cert &&
+        X509_check_host(cert, name, len, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, nullptr) == 1) {
       if (&e != &self.contexts_.front()) SSL_set_SSL_CTX(ssl_conn, e.ctx->native_handle());
       return SSL_TLSEXT_ERR_OK;
     }
@@ -159,7 +162,8 @@ std::shared_ptr<ssl::context> make_client_context(const ClientTlsSettings& setti
   return ctx;
 }
 
-void prepare_client(DeadlineSocket::tls_stream& stream, const std::string& server_name, bool verify) {
+void prepare_client(DeadlineSocket::tls_stream& stream, const std::string& server_name,
+                    bool verify) {
   SSL* s = stream.native_handle();
   const bool ip = is_ip_literal(server_name);
   if (!ip) SSL_set_tlsext_host_name(s, server_name.c_str());

@@ -103,8 +103,12 @@ void append_rfc3339(std::string& out, std::int64_t ms) {
   }
   out.append(cached, cached_len);
   const int frac = static_cast<int>(ms % 1000);
-  const char tail[6] = {'.', static_cast<char>('0' + frac / 100), static_cast<char>('0' + frac / 10 % 10),
-                        static_cast<char>('0' + frac % 10), 'Z', '\0'};
+  const char tail[6] = {'.',
+                        static_cast<char>('0' + frac / 100),
+                        static_cast<char>('0' + frac / 10 % 10),
+                        static_cast<char>('0' + frac % 10),
+                        'Z',
+                        '\0'};
   out.append(tail, 5);
 }
 
@@ -163,7 +167,9 @@ struct AccessLog::Queue {
 
   Queue(int out, std::size_t bytes) : fd(out), cap(bytes) {}
 
-  std::size_t wake_bytes() const { return std::min(kWakeBytes, cap.load(std::memory_order_relaxed) / 2); }
+  std::size_t wake_bytes() const {
+    return std::min(kWakeBytes, cap.load(std::memory_order_relaxed) / 2);
+  }
 
   void append(const std::string& line) {
     std::lock_guard lock(mutex);
@@ -213,7 +219,8 @@ struct AccessLog::Queue {
     auto last_report = std::chrono::steady_clock::now();
     std::unique_lock lock(mutex);
     for (;;) {
-      wake.wait_for(lock, std::chrono::seconds(1), [&] { return stop || flush_asked || filling.size() >= wake_bytes(); });
+      wake.wait_for(lock, std::chrono::seconds(1),
+                    [&] { return stop || flush_asked || filling.size() >= wake_bytes(); });
       flush_asked = false;
       writing.swap(filling);
       const std::size_t lines = filling_lines;
@@ -222,8 +229,9 @@ struct AccessLog::Queue {
       lock.unlock();
       if (!writing.empty()) {
         if (broken || !write_all(writing)) {
-          if (!broken && !closing.load()) spdlog::error("access log: writing to fd {} failed ({}); lines are dropped from now on", fd,
-                                     std::strerror(errno));
+          if (!broken && !closing.load())
+            spdlog::error("access log: writing to fd {} failed ({}); lines are dropped from now on",
+                          fd, std::strerror(errno));
           broken = true;
           dropped.fetch_add(lines, std::memory_order_relaxed);
         }
@@ -232,10 +240,12 @@ struct AccessLog::Queue {
       }
       const std::uint64_t d = dropped.load(std::memory_order_relaxed);
       const auto now = std::chrono::steady_clock::now();
-      if (d != reported && !broken && !closing.load() && now - last_report >= std::chrono::seconds(10)) {
-        spdlog::warn("access log: {} lines dropped since the last report: its reader is not keeping up "
-                     "(limits.access_log_buffer_bytes bounds what is queued)",
-                     d - reported);
+      if (d != reported && !broken && !closing.load() &&
+          now - last_report >= std::chrono::seconds(10)) {
+        spdlog::warn(
+            "access log: {} lines dropped since the last report: its reader is not keeping up "
+            "(limits.access_log_buffer_bytes bounds what is queued)",
+            d - reported);
         reported = d;
         last_report = now;
       }
@@ -281,7 +291,8 @@ bool AccessLog::flush(std::chrono::milliseconds timeout) {
   const std::uint64_t target = queue_->appended;
   queue_->flush_asked = true;
   queue_->wake.notify_one();
-  return queue_->progress.wait_for(lock, timeout, [&] { return queue_->handed >= target || queue_->exited; });
+  return queue_->progress.wait_for(lock, timeout,
+                                   [&] { return queue_->handed >= target || queue_->exited; });
 }
 
 void AccessLog::format(const AccessRecord& r, std::string& out) {

@@ -124,10 +124,14 @@ Metrics::Metrics(std::size_t workers) {
 
 void append_label_value(std::string& out, std::string_view v) {
   for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out.push_back(c);
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out.push_back(c);
   }
 }
 
@@ -155,7 +159,8 @@ struct Label {
   std::string_view name, value;
 };
 
-void sample(std::string& out, std::string_view name, std::initializer_list<Label> labels, std::uint64_t v) {
+void sample(std::string& out, std::string_view name, std::initializer_list<Label> labels,
+            std::uint64_t v) {
   out += name;
   if (labels.size() > 0) {
     out += '{';
@@ -179,19 +184,23 @@ using Counts = std::array<std::uint64_t, Histogram::kBounds.size() + 1>;
 
 /// One histogram's series; `key`/`value` is its one label (e.g. route), `key2`/`value2` a
 /// second one when not empty (e.g. status_class).
-void histogram(std::string& out, std::string_view name, std::string_view key, std::string_view value,
-               const Counts& counts, std::uint64_t sum_us, std::string_view key2 = {},
-               std::string_view value2 = {}) {
+void histogram(std::string& out, std::string_view name, std::string_view key,
+               std::string_view value, const Counts& counts, std::uint64_t sum_us,
+               std::string_view key2 = {}, std::string_view value2 = {}) {
   std::uint64_t cumulative = 0;
   const std::string bucket_name = std::string(name) + "_bucket";
   const bool two = !key2.empty();
   for (std::size_t i = 0; i <= Histogram::kBounds.size(); ++i) {
     cumulative += counts[i];
     char le[32];
-    if (i < Histogram::kBounds.size()) std::snprintf(le, sizeof le, "%g", Histogram::kBounds[i]);
-    else std::snprintf(le, sizeof le, "+Inf");
-    if (two) sample(out, bucket_name, {{key, value}, {key2, value2}, {"le", le}}, cumulative);
-    else sample(out, bucket_name, {{key, value}, {"le", le}}, cumulative);
+    if (i < Histogram::kBounds.size())
+      std::snprintf(le, sizeof le, "%g", Histogram::kBounds[i]);
+    else
+      std::snprintf(le, sizeof le, "+Inf");
+    if (two)
+      sample(out, bucket_name, {{key, value}, {key2, value2}, {"le", le}}, cumulative);
+    else
+      sample(out, bucket_name, {{key, value}, {"le", le}}, cumulative);
   }
   char sum[48];
   std::snprintf(sum, sizeof sum, "%.6f", static_cast<double>(sum_us) / 1e6);
@@ -209,8 +218,10 @@ void histogram(std::string& out, std::string_view name, std::string_view key, st
   out += "\"} ";
   out += sum;
   out += '\n';
-  if (two) sample(out, std::string(name) + "_count", {{key, value}, {key2, value2}}, cumulative);
-  else sample(out, std::string(name) + "_count", {{key, value}}, cumulative);
+  if (two)
+    sample(out, std::string(name) + "_count", {{key, value}, {key2, value2}}, cumulative);
+  else
+    sample(out, std::string(name) + "_count", {{key, value}}, cumulative);
 }
 
 struct HistSum {
@@ -237,8 +248,10 @@ void Metrics::render_store(std::string& out) const {
   std::uint64_t rtt_sum = 0, loads = 0;
   for (const auto& w : workers_) {
     const auto& s = w->store_;
-    for (std::size_t i = 0; i < checks.size(); ++i) checks[i] += s.checks[i].load(std::memory_order_relaxed);
-    for (std::size_t i = 0; i < conns.size(); ++i) conns[i] += s.connections[i].load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < checks.size(); ++i)
+      checks[i] += s.checks[i].load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < conns.size(); ++i)
+      conns[i] += s.connections[i].load(std::memory_order_relaxed);
     const auto c = s.round_trip.counts();
     for (std::size_t i = 0; i < rtt.size(); ++i) rtt[i] += c[i];
     rtt_sum += s.round_trip.sum_us();
@@ -247,8 +260,10 @@ void Metrics::render_store(std::string& out) const {
   header(out, "problemgate_rate_limit_store_checks_total", "counter",
          "Checks sent to the shared rate-limit store (Redis), by result.");
   for (std::size_t i = 0; i < checks.size(); ++i)
-    sample(out, "problemgate_rate_limit_store_checks_total", {{"result", store_check_name(static_cast<StoreCheck>(i))}}, checks[i]);
-  header(out, "problemgate_rate_limit_store_round_trip_seconds", "histogram", "Round trip of one check to the rate-limit store.");
+    sample(out, "problemgate_rate_limit_store_checks_total",
+           {{"result", store_check_name(static_cast<StoreCheck>(i))}}, checks[i]);
+  header(out, "problemgate_rate_limit_store_round_trip_seconds", "histogram",
+         "Round trip of one check to the rate-limit store.");
   std::uint64_t cumulative = 0;
   for (std::size_t i = 0; i < Histogram::kBounds.size(); ++i) {
     cumulative += rtt[i];
@@ -257,27 +272,34 @@ void Metrics::render_store(std::string& out) const {
     sample(out, "problemgate_rate_limit_store_round_trip_seconds_bucket", {{"le", le}}, cumulative);
   }
   cumulative += rtt.back();
-  sample(out, "problemgate_rate_limit_store_round_trip_seconds_bucket", {{"le", "+Inf"}}, cumulative);
+  sample(out, "problemgate_rate_limit_store_round_trip_seconds_bucket", {{"le", "+Inf"}},
+         cumulative);
   char sum[48];
   std::snprintf(sum, sizeof sum, "%.6f", static_cast<double>(rtt_sum) / 1e6);
   out += "problemgate_rate_limit_store_round_trip_seconds_sum ";
   out += sum;
   out += '\n';
   sample(out, "problemgate_rate_limit_store_round_trip_seconds_count", {}, cumulative);
-  header(out, "problemgate_rate_limit_store_connections", "gauge", "Connections to the rate-limit store, by state.");
+  header(out, "problemgate_rate_limit_store_connections", "gauge",
+         "Connections to the rate-limit store, by state.");
   for (std::size_t i = 0; i < conns.size(); ++i)
-    sample(out, "problemgate_rate_limit_store_connections", {{"state", store_conn_state_name(static_cast<StoreConnState>(i))}}, conns[i]);
+    sample(out, "problemgate_rate_limit_store_connections",
+           {{"state", store_conn_state_name(static_cast<StoreConnState>(i))}}, conns[i]);
   header(out, "problemgate_rate_limit_store_script_loads_total", "counter",
          "SCRIPT LOADs of the limiter script (each connection once, and after a NOSCRIPT).");
   sample(out, "problemgate_rate_limit_store_script_loads_total", {}, loads);
 }
 
-std::string Metrics::render(std::uint64_t active_connections, std::uint64_t access_log_dropped) const {
+std::string Metrics::render(std::uint64_t active_connections,
+                            std::uint64_t access_log_dropped) const {
   // Merge per-worker series by label set.
   struct RouteSum {
-    std::array<std::array<std::uint64_t, kStatusCodes>, static_cast<std::size_t>(MethodLabel::count)> requests{};
+    std::array<std::array<std::uint64_t, kStatusCodes>,
+               static_cast<std::size_t>(MethodLabel::count)>
+        requests{};
     std::array<HistSum, 5> duration, upstream_duration, upstream_head;
-    std::uint64_t allowed = 0, denied = 0, unrecognised = 0, oversized = 0, request_bytes = 0, response_bytes = 0;
+    std::uint64_t allowed = 0, denied = 0, unrecognised = 0, oversized = 0, request_bytes = 0,
+                  response_bytes = 0;
     std::uint64_t tunnels_opened = 0, tunnels_open = 0, upgrades_refused = 0;
     std::array<std::uint64_t, static_cast<std::size_t>(TunnelClose::count)> tunnels_closed{};
   };
@@ -294,7 +316,8 @@ std::string Metrics::render(std::uint64_t active_connections, std::uint64_t acce
     for (const auto& r : w->routes_) {
       auto& s = routes[r.route];
       for (std::size_t m = 0; m < s.requests.size(); ++m)
-        for (std::size_t c = 0; c < kStatusCodes; ++c) s.requests[m][c] += r.requests[m][c].load(std::memory_order_relaxed);
+        for (std::size_t c = 0; c < kStatusCodes; ++c)
+          s.requests[m][c] += r.requests[m][c].load(std::memory_order_relaxed);
       for (std::size_t c = 0; c < 5; ++c) {
         s.duration[c].add(r.duration[c]);
         s.upstream_duration[c].add(r.upstream_duration[c]);
@@ -314,7 +337,8 @@ std::string Metrics::render(std::uint64_t active_connections, std::uint64_t acce
     }
     for (const auto& up : w->upstreams_) {
       auto& s = upstreams[up.upstream];
-      for (std::size_t f = 0; f < s.failures.size(); ++f) s.failures[f] += up.failures[f].load(std::memory_order_relaxed);
+      for (std::size_t f = 0; f < s.failures.size(); ++f)
+        s.failures[f] += up.failures[f].load(std::memory_order_relaxed);
       s.connects += up.connects.load(std::memory_order_relaxed);
       s.reuses += up.reuses.load(std::memory_order_relaxed);
       s.open += up.open.load(std::memory_order_relaxed);
@@ -326,8 +350,10 @@ std::string Metrics::render(std::uint64_t active_connections, std::uint64_t acce
       std::array<std::string, 4> parts;
       std::size_t part = 0;
       for (char c : k) {
-        if (c == '\0' && part < 3) ++part;
-        else parts[part] += c;
+        if (c == '\0' && part < 3)
+          ++part;
+        else
+          parts[part] += c;
       }
       rewrites[std::make_tuple(parts[0], parts[1], parts[2], parts[3])] += v;
     }
@@ -335,9 +361,11 @@ std::string Metrics::render(std::uint64_t active_connections, std::uint64_t acce
 
   std::string out;
   out.reserve(16384);
-  header(out, "problemgate_build_info", "gauge", "Always 1; the version and commit of the running binary.");
+  header(out, "problemgate_build_info", "gauge",
+         "Always 1; the version and commit of the running binary.");
   sample(out, "problemgate_build_info", {{"version", build_version}, {"commit", build_commit}}, 1);
-  header(out, "problemgate_requests_total", "counter", "Requests by route, method, status code and status class.");
+  header(out, "problemgate_requests_total", "counter",
+         "Requests by route, method, status code and status class.");
   for (const auto& [route, s] : routes)
     for (std::size_t m = 0; m < s.requests.size(); ++m)
       for (std::size_t c = 0; c < kStatusCodes; ++c)
@@ -345,102 +373,156 @@ std::string Metrics::render(std::uint64_t active_connections, std::uint64_t acce
           char code[8];
           const auto r = std::to_chars(code, code + sizeof code, c + 100);
           sample(out, "problemgate_requests_total",
-                 {{"route", route}, {"method", method_label_name(static_cast<MethodLabel>(m))},
-                  {"code", std::string_view(code, static_cast<std::size_t>(r.ptr - code))}, {"status_class", kClass[c / 100]}},
+                 {{"route", route},
+                  {"method", method_label_name(static_cast<MethodLabel>(m))},
+                  {"code", std::string_view(code, static_cast<std::size_t>(r.ptr - code))},
+                  {"status_class", kClass[c / 100]}},
                  s.requests[m][c]);
         }
-  header(out, "problemgate_request_duration_seconds", "histogram",
-         "Whole-request latency, head read to last byte written, by route and response status class.");
+  header(
+      out, "problemgate_request_duration_seconds", "histogram",
+      "Whole-request latency, head read to last byte written, by route and response status class.");
   for (const auto& [route, s] : routes)
     for (std::size_t c = 0; c < 5; ++c)
       if (s.duration[c].any())
-        histogram(out, "problemgate_request_duration_seconds", "route", route, s.duration[c].counts, s.duration[c].sum_us,
-                  "status_class", kClass[c]);
-  header(out, "problemgate_upstream_duration_seconds", "histogram",
-         "Upstream latency, from choosing an endpoint (connect included) to the response head, by route and upstream status class.");
+        histogram(out, "problemgate_request_duration_seconds", "route", route, s.duration[c].counts,
+                  s.duration[c].sum_us, "status_class", kClass[c]);
+  header(
+      out, "problemgate_upstream_duration_seconds", "histogram",
+      "Upstream latency, from choosing an endpoint (connect included) to the response head, by route and upstream status class.");
   for (const auto& [route, s] : routes)
     for (std::size_t c = 0; c < 5; ++c)
       if (s.upstream_duration[c].any())
-        histogram(out, "problemgate_upstream_duration_seconds", "route", route, s.upstream_duration[c].counts,
-                  s.upstream_duration[c].sum_us, "status_class", kClass[c]);
-  header(out, "problemgate_upstream_response_head_duration_seconds", "histogram",
-         "Request written on an upstream connection to its response head (no connect), by route and upstream status class.");
+        histogram(out, "problemgate_upstream_duration_seconds", "route", route,
+                  s.upstream_duration[c].counts, s.upstream_duration[c].sum_us, "status_class",
+                  kClass[c]);
+  header(
+      out, "problemgate_upstream_response_head_duration_seconds", "histogram",
+      "Request written on an upstream connection to its response head (no connect), by route and upstream status class.");
   for (const auto& [route, s] : routes)
     for (std::size_t c = 0; c < 5; ++c)
       if (s.upstream_head[c].any())
-        histogram(out, "problemgate_upstream_response_head_duration_seconds", "route", route, s.upstream_head[c].counts,
-                  s.upstream_head[c].sum_us, "status_class", kClass[c]);
-  header(out, "problemgate_request_bytes_total", "counter", "Bytes read from clients (request heads and bodies), by route.");
+        histogram(out, "problemgate_upstream_response_head_duration_seconds", "route", route,
+                  s.upstream_head[c].counts, s.upstream_head[c].sum_us, "status_class", kClass[c]);
+  header(out, "problemgate_request_bytes_total", "counter",
+         "Bytes read from clients (request heads and bodies), by route.");
   for (const auto& [route, s] : routes)
-    if (s.request_bytes) sample(out, "problemgate_request_bytes_total", {{"route", route}}, s.request_bytes);
-  header(out, "problemgate_response_bytes_total", "counter", "Bytes written to clients (response heads and bodies), by route.");
+    if (s.request_bytes)
+      sample(out, "problemgate_request_bytes_total", {{"route", route}}, s.request_bytes);
+  header(out, "problemgate_response_bytes_total", "counter",
+         "Bytes written to clients (response heads and bodies), by route.");
   for (const auto& [route, s] : routes)
-    if (s.response_bytes) sample(out, "problemgate_response_bytes_total", {{"route", route}}, s.response_bytes);
-  header(out, "problemgate_rate_limit_decisions_total", "counter", "Rate-limit decisions by route.");
+    if (s.response_bytes)
+      sample(out, "problemgate_response_bytes_total", {{"route", route}}, s.response_bytes);
+  header(out, "problemgate_rate_limit_decisions_total", "counter",
+         "Rate-limit decisions by route.");
   for (const auto& [route, s] : routes) {
     if (s.allowed + s.denied == 0) continue;
-    sample(out, "problemgate_rate_limit_decisions_total", {{"route", route}, {"decision", "allowed"}}, s.allowed);
-    sample(out, "problemgate_rate_limit_decisions_total", {{"route", route}, {"decision", "denied"}}, s.denied);
+    sample(out, "problemgate_rate_limit_decisions_total",
+           {{"route", route}, {"decision", "allowed"}}, s.allowed);
+    sample(out, "problemgate_rate_limit_decisions_total",
+           {{"route", route}, {"decision", "denied"}}, s.denied);
   }
-  header(out, "problemgate_rewritten_errors_total", "counter", "Upstream error bodies rewritten, by route, dialect, code and subcode.");
+  header(out, "problemgate_rewritten_errors_total", "counter",
+         "Upstream error bodies rewritten, by route, dialect, code and subcode.");
   for (const auto& [k, v] : rewrites)
     sample(out, "problemgate_rewritten_errors_total",
-           {{"route", std::get<0>(k)}, {"dialect", std::get<1>(k)}, {"code", std::get<2>(k)}, {"subcode", std::get<3>(k)}}, v);
-  header(out, "problemgate_unrecognised_bodies_total", "counter", "Upstream error bodies in no structured dialect (fell to text), by route.");
+           {{"route", std::get<0>(k)},
+            {"dialect", std::get<1>(k)},
+            {"code", std::get<2>(k)},
+            {"subcode", std::get<3>(k)}},
+           v);
+  header(out, "problemgate_unrecognised_bodies_total", "counter",
+         "Upstream error bodies in no structured dialect (fell to text), by route.");
   for (const auto& [route, s] : routes)
-    if (s.unrecognised) sample(out, "problemgate_unrecognised_bodies_total", {{"route", route}}, s.unrecognised);
-  header(out, "problemgate_oversized_errors_total", "counter", "Upstream error bodies over max_error_body, answered with the status-only problem (dialect oversize).");
+    if (s.unrecognised)
+      sample(out, "problemgate_unrecognised_bodies_total", {{"route", route}}, s.unrecognised);
+  header(
+      out, "problemgate_oversized_errors_total", "counter",
+      "Upstream error bodies over max_error_body, answered with the status-only problem (dialect oversize).");
   for (const auto& [route, s] : routes)
-    if (s.oversized) sample(out, "problemgate_oversized_errors_total", {{"route", route}}, s.oversized);
+    if (s.oversized)
+      sample(out, "problemgate_oversized_errors_total", {{"route", route}}, s.oversized);
   header(out, "problemgate_tunnels_open", "gauge", "WebSocket tunnels open now, by route.");
   for (const auto& [route, s] : routes)
-    if (s.tunnels_opened) sample(out, "problemgate_tunnels_open", {{"route", route}}, s.tunnels_open);
-  header(out, "problemgate_tunnels_total", "counter", "WebSocket tunnels opened (upstream answered 101), by route.");
+    if (s.tunnels_opened)
+      sample(out, "problemgate_tunnels_open", {{"route", route}}, s.tunnels_open);
+  header(out, "problemgate_tunnels_total", "counter",
+         "WebSocket tunnels opened (upstream answered 101), by route.");
   for (const auto& [route, s] : routes)
-    if (s.tunnels_opened) sample(out, "problemgate_tunnels_total", {{"route", route}}, s.tunnels_opened);
-  header(out, "problemgate_tunnels_closed_total", "counter", "WebSocket tunnels closed, by route and reason.");
+    if (s.tunnels_opened)
+      sample(out, "problemgate_tunnels_total", {{"route", route}}, s.tunnels_opened);
+  header(out, "problemgate_tunnels_closed_total", "counter",
+         "WebSocket tunnels closed, by route and reason.");
   for (const auto& [route, s] : routes)
     if (s.tunnels_opened)
       for (std::size_t i = 0; i < s.tunnels_closed.size(); ++i)
         sample(out, "problemgate_tunnels_closed_total",
-               {{"route", route}, {"reason", tunnel_close_name(static_cast<TunnelClose>(i))}}, s.tunnels_closed[i]);
-  header(out, "problemgate_upgrades_refused_total", "counter", "WebSocket upgrades refused (400) on routes with websocket: false.");
+               {{"route", route}, {"reason", tunnel_close_name(static_cast<TunnelClose>(i))}},
+               s.tunnels_closed[i]);
+  header(out, "problemgate_upgrades_refused_total", "counter",
+         "WebSocket upgrades refused (400) on routes with websocket: false.");
   for (const auto& [route, s] : routes)
-    if (s.upgrades_refused) sample(out, "problemgate_upgrades_refused_total", {{"route", route}}, s.upgrades_refused);
+    if (s.upgrades_refused)
+      sample(out, "problemgate_upgrades_refused_total", {{"route", route}}, s.upgrades_refused);
   header(out, "problemgate_upstream_failures_total", "counter", "Upstream failures by kind.");
   for (const auto& [up, s] : upstreams)
     for (std::size_t f = 0; f < s.failures.size(); ++f)
-      sample(out, "problemgate_upstream_failures_total", {{"upstream", up}, {"kind", upstream_failure_name(static_cast<UpstreamFailure>(f))}}, s.failures[f]);
-  header(out, "problemgate_upstream_connections_opened_total", "counter", "New upstream connections.");
-  for (const auto& [up, s] : upstreams) sample(out, "problemgate_upstream_connections_opened_total", {{"upstream", up}}, s.connects);
-  header(out, "problemgate_upstream_connections_reused_total", "counter", "Requests sent on a pooled keep-alive connection.");
-  for (const auto& [up, s] : upstreams) sample(out, "problemgate_upstream_connections_reused_total", {{"upstream", up}}, s.reuses);
-  header(out, "problemgate_upstream_retries_total", "counter", "Requests retried: on a new connection after a stale pooled one failed, or on another endpoint.");
-  for (const auto& [up, s] : upstreams) sample(out, "problemgate_upstream_retries_total", {{"upstream", up}}, s.retries);
-  header(out, "problemgate_upstream_connect_duration_seconds", "histogram", "New upstream connections: connect started to established.");
+      sample(out, "problemgate_upstream_failures_total",
+             {{"upstream", up}, {"kind", upstream_failure_name(static_cast<UpstreamFailure>(f))}},
+             s.failures[f]);
+  header(out, "problemgate_upstream_connections_opened_total", "counter",
+         "New upstream connections.");
   for (const auto& [up, s] : upstreams)
-    if (s.connect.any()) histogram(out, "problemgate_upstream_connect_duration_seconds", "upstream", up, s.connect.counts, s.connect.sum_us);
-  header(out, "problemgate_upstream_pool_connections", "gauge", "Open upstream connections (in use + idle).");
-  for (const auto& [up, s] : upstreams) sample(out, "problemgate_upstream_pool_connections", {{"upstream", up}}, s.open);
-  header(out, "problemgate_upstream_pool_idle_connections", "gauge", "Idle pooled upstream connections.");
-  for (const auto& [up, s] : upstreams) sample(out, "problemgate_upstream_pool_idle_connections", {{"upstream", up}}, s.idle);
+    sample(out, "problemgate_upstream_connections_opened_total", {{"upstream", up}}, s.connects);
+  header(out, "problemgate_upstream_connections_reused_total", "counter",
+         "Requests sent on a pooled keep-alive connection.");
+  for (const auto& [up, s] : upstreams)
+    sample(out, "problemgate_upstream_connections_reused_total", {{"upstream", up}}, s.reuses);
+  header(
+      out, "problemgate_upstream_retries_total", "counter",
+      "Requests retried: on a new connection after a stale pooled one failed, or on another endpoint.");
+  for (const auto& [up, s] : upstreams)
+    sample(out, "problemgate_upstream_retries_total", {{"upstream", up}}, s.retries);
+  header(out, "problemgate_upstream_connect_duration_seconds", "histogram",
+         "New upstream connections: connect started to established.");
+  for (const auto& [up, s] : upstreams)
+    if (s.connect.any())
+      histogram(out, "problemgate_upstream_connect_duration_seconds", "upstream", up,
+                s.connect.counts, s.connect.sum_us);
+  header(out, "problemgate_upstream_pool_connections", "gauge",
+         "Open upstream connections (in use + idle).");
+  for (const auto& [up, s] : upstreams)
+    sample(out, "problemgate_upstream_pool_connections", {{"upstream", up}}, s.open);
+  header(out, "problemgate_upstream_pool_idle_connections", "gauge",
+         "Idle pooled upstream connections.");
+  for (const auto& [up, s] : upstreams)
+    sample(out, "problemgate_upstream_pool_idle_connections", {{"upstream", up}}, s.idle);
   header(out, "problemgate_client_connections", "gauge", "Open client connections.");
   sample(out, "problemgate_client_connections", {}, active_connections);
-  header(out, "problemgate_client_connections_rejected_total", "counter", "Client connections closed at accept because of limits.max_connections.");
-  sample(out, "problemgate_client_connections_rejected_total", {}, connections_rejected.load(std::memory_order_relaxed));
+  header(out, "problemgate_client_connections_rejected_total", "counter",
+         "Client connections closed at accept because of limits.max_connections.");
+  sample(out, "problemgate_client_connections_rejected_total", {},
+         connections_rejected.load(std::memory_order_relaxed));
   header(out, "problemgate_config_reloads_total", "counter", "Config reloads by result.");
-  sample(out, "problemgate_config_reloads_total", {{"result", "success"}}, reloads_ok.load(std::memory_order_relaxed));
-  sample(out, "problemgate_config_reloads_total", {{"result", "failure"}}, reloads_failed.load(std::memory_order_relaxed));
-  header(out, "problemgate_config_last_reload_successful", "gauge", "1 when the last config load (start-up or reload) succeeded, else 0.");
-  sample(out, "problemgate_config_last_reload_successful", {}, last_reload_ok.load(std::memory_order_relaxed) ? 1 : 0);
+  sample(out, "problemgate_config_reloads_total", {{"result", "success"}},
+         reloads_ok.load(std::memory_order_relaxed));
+  sample(out, "problemgate_config_reloads_total", {{"result", "failure"}},
+         reloads_failed.load(std::memory_order_relaxed));
+  header(out, "problemgate_config_last_reload_successful", "gauge",
+         "1 when the last config load (start-up or reload) succeeded, else 0.");
+  sample(out, "problemgate_config_last_reload_successful", {},
+         last_reload_ok.load(std::memory_order_relaxed) ? 1 : 0);
   header(out, "problemgate_config_last_reload_success_timestamp_seconds", "gauge",
          "Unix time of the last successful config load (start-up or reload).");
   sample(out, "problemgate_config_last_reload_success_timestamp_seconds", {},
-         static_cast<std::uint64_t>(std::max<std::int64_t>(0, last_reload_success_s.load(std::memory_order_relaxed))));
+         static_cast<std::uint64_t>(
+             std::max<std::int64_t>(0, last_reload_success_s.load(std::memory_order_relaxed))));
   render_store(out);
   tls.render(out);
-  header(out, "problemgate_access_log_dropped_total", "counter",
-         "Access-log lines dropped because stdout's reader did not keep up (limits.access_log_buffer_bytes).");
+  header(
+      out, "problemgate_access_log_dropped_total", "counter",
+      "Access-log lines dropped because stdout's reader did not keep up (limits.access_log_buffer_bytes).");
   sample(out, "problemgate_access_log_dropped_total", {}, access_log_dropped);
   render_process_metrics(out);
   return out;

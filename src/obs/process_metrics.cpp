@@ -57,25 +57,32 @@ void render_process_metrics(std::string& out) {
     // Field 3 (state) is the first here; utime is 14, stime 15, starttime 22, vsize 23, rss 24.
     double utime = 0, stime = 0, starttime = 0, vsize = 0, rss = 0;
     for (int i = 3; i <= 24 && (fields >> f); ++i) {
-      if (i == 14) utime = std::strtod(f.c_str(), nullptr);
-      else if (i == 15) stime = std::strtod(f.c_str(), nullptr);
-      else if (i == 22) starttime = std::strtod(f.c_str(), nullptr);
-      else if (i == 23) vsize = std::strtod(f.c_str(), nullptr);
-      else if (i == 24) rss = std::strtod(f.c_str(), nullptr);
+      if (i == 14)
+        utime = std::strtod(f.c_str(), nullptr);
+      else if (i == 15)
+        stime = std::strtod(f.c_str(), nullptr);
+      else if (i == 22)
+        starttime = std::strtod(f.c_str(), nullptr);
+      else if (i == 23)
+        vsize = std::strtod(f.c_str(), nullptr);
+      else if (i == 24)
+        rss = std::strtod(f.c_str(), nullptr);
     }
     const double t = static_cast<double>(ticks);
-    family(out, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.",
-           (utime + stime) / t, "%.2f");
+    family(out, "process_cpu_seconds_total", "counter",
+           "Total user and system CPU time spent in seconds.", (utime + stime) / t, "%.2f");
     family(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
            rss * static_cast<double>(page), "%.0f");
-    family(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", vsize, "%.0f");
+    family(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", vsize,
+           "%.0f");
     // Boot time (btime in /proc/stat) plus the start offset in clock ticks.
     const std::string proc_stat = read_file("/proc/stat");
     const auto b = proc_stat.find("\nbtime ");
     if (b != std::string::npos) {
       const double btime = std::strtod(proc_stat.c_str() + b + 7, nullptr);
-      family(out, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.",
-             btime + starttime / t, "%.2f");
+      family(out, "process_start_time_seconds", "gauge",
+             "Start time of the process since unix epoch in seconds.", btime + starttime / t,
+             "%.2f");
     }
   }
   if (DIR* d = ::opendir("/proc/self/fd")) {
@@ -83,7 +90,8 @@ void render_process_metrics(std::string& out) {
     while (const dirent* e = ::readdir(d))
       if (e->d_name[0] != '.') ++n;
     ::closedir(d);
-    family(out, "process_open_fds", "gauge", "Number of open file descriptors.", n - 1, "%.0f");  // minus this DIR's own
+    family(out, "process_open_fds", "gauge", "Number of open file descriptors.", n - 1,
+           "%.0f");  // minus this DIR's own
   }
   rlimit lim{};
   if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY)

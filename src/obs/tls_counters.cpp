@@ -65,27 +65,33 @@ std::uint64_t TlsCounters::failures(std::string_view listener, std::string_view 
 
 void TlsCounters::render(std::string& out) const {
   std::lock_guard lock(mutex_);
-  out += "# HELP problemgate_tls_handshakes_total TLS handshakes completed on client listeners.\n"
-         "# TYPE problemgate_tls_handshakes_total counter\n";
-  for (const auto& [l, n] : handshakes_) line(out, "problemgate_tls_handshakes_total", "listener", l, {}, {}, n);
-  out += "# HELP problemgate_tls_handshakes_resumed_total Of those, resumed sessions (ticket or cache).\n"
-         "# TYPE problemgate_tls_handshakes_resumed_total counter\n";
-  for (const auto& [l, n] : resumed_) line(out, "problemgate_tls_handshakes_resumed_total", "listener", l, {}, {}, n);
-  out += "# HELP problemgate_tls_handshake_failures_total Client connections that failed the TLS handshake, "
-         "by reason (plain HTTP to a TLS port, TLS to a plain port, timeouts included).\n"
-         "# TYPE problemgate_tls_handshake_failures_total counter\n";
+  out +=
+      "# HELP problemgate_tls_handshakes_total TLS handshakes completed on client listeners.\n"
+      "# TYPE problemgate_tls_handshakes_total counter\n";
+  for (const auto& [l, n] : handshakes_)
+    line(out, "problemgate_tls_handshakes_total", "listener", l, {}, {}, n);
+  out +=
+      "# HELP problemgate_tls_handshakes_resumed_total Of those, resumed sessions (ticket or cache).\n"
+      "# TYPE problemgate_tls_handshakes_resumed_total counter\n";
+  for (const auto& [l, n] : resumed_)
+    line(out, "problemgate_tls_handshakes_resumed_total", "listener", l, {}, {}, n);
+  out +=
+      "# HELP problemgate_tls_handshake_failures_total Client connections that failed the TLS handshake, "
+      "by reason (plain HTTP to a TLS port, TLS to a plain port, timeouts included).\n"
+      "# TYPE problemgate_tls_handshake_failures_total counter\n";
   for (const auto& [k, n] : failures_) {
     const auto z = k.find('\0');
-    line(out, "problemgate_tls_handshake_failures_total", "listener", std::string_view(k).substr(0, z), "reason",
-         std::string_view(k).substr(z + 1), n);
+    line(out, "problemgate_tls_handshake_failures_total", "listener",
+         std::string_view(k).substr(0, z), "reason", std::string_view(k).substr(z + 1), n);
   }
-  out += "# HELP problemgate_upstream_tls_failures_total TLS handshakes to upstreams that failed, by reason "
-         "(certificate: the upstream's certificate did not verify; protocol: anything else).\n"
-         "# TYPE problemgate_upstream_tls_failures_total counter\n";
+  out +=
+      "# HELP problemgate_upstream_tls_failures_total TLS handshakes to upstreams that failed, by reason "
+      "(certificate: the upstream's certificate did not verify; protocol: anything else).\n"
+      "# TYPE problemgate_upstream_tls_failures_total counter\n";
   for (const auto& [k, n] : upstream_failures_) {
     const auto z = k.find('\0');
-    line(out, "problemgate_upstream_tls_failures_total", "upstream", std::string_view(k).substr(0, z), "reason",
-         std::string_view(k).substr(z + 1), n);
+    line(out, "problemgate_upstream_tls_failures_total", "upstream",
+         std::string_view(k).substr(0, z), "reason", std::string_view(k).substr(z + 1), n);
   }
 }
 

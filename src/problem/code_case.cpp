@@ -83,7 +83,9 @@ std::string to_snake_case(std::string_view code) {
 namespace internal {
 
 std::string_view trim(std::string_view s) noexcept {
-  auto ws = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; };
+  auto ws = [](char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+  };
   while (!s.empty() && ws(s.front())) s.remove_prefix(1);
   while (!s.empty() && ws(s.back())) s.remove_suffix(1);
   return s;
@@ -159,13 +161,20 @@ bool repeats_reason_phrase(std::string_view snake, int status) {
   // Older RFC 2616/7231 names and common spellings of the same statuses.
   static constexpr std::array kAliases{
       Alias{401, "unauthorised"},
-      Alias{404, "notfound"},              Alias{408, "request_time_out"},
-      Alias{413, "request_entity_too_large"}, Alias{413, "payload_too_large"},
-      Alias{414, "request_uri_too_long"},  Alias{414, "request_uri_too_large"},
-      Alias{416, "requested_range_not_satisfiable"}, Alias{422, "unprocessable_entity"},
-      Alias{429, "too_many_request"},      Alias{500, "server_error"},
-      Alias{500, "internal_error"},        Alias{503, "service_temporarily_unavailable"},
-      Alias{504, "gateway_time_out"},      Alias{431, "request_header_too_large"},
+      Alias{404, "notfound"},
+      Alias{408, "request_time_out"},
+      Alias{413, "request_entity_too_large"},
+      Alias{413, "payload_too_large"},
+      Alias{414, "request_uri_too_long"},
+      Alias{414, "request_uri_too_large"},
+      Alias{416, "requested_range_not_satisfiable"},
+      Alias{422, "unprocessable_entity"},
+      Alias{429, "too_many_request"},
+      Alias{500, "server_error"},
+      Alias{500, "internal_error"},
+      Alias{503, "service_temporarily_unavailable"},
+      Alias{504, "gateway_time_out"},
+      Alias{431, "request_header_too_large"},
   };
   for (const auto& a : kAliases)
     if (a.status == status && a.snake == snake) return true;

@@ -50,7 +50,8 @@ DecodeStatus inflate_with(std::string_view in, int window_bits, std::size_t cap,
       status = DecodeStatus::ok;
       break;
     }
-    if (rc != Z_OK || (produced == 0 && zs.avail_in == 0 && left == 0)) break;  // error or truncated
+    if (rc != Z_OK || (produced == 0 && zs.avail_in == 0 && left == 0))
+      break;  // error or truncated
   }
   inflateEnd(&zs);
   return status;
@@ -58,7 +59,8 @@ DecodeStatus inflate_with(std::string_view in, int window_bits, std::size_t cap,
 
 }  // namespace
 
-DecodeStatus inflate_body(std::string_view in, Encoding encoding, std::size_t cap, std::string& out) {
+DecodeStatus inflate_body(std::string_view in, Encoding encoding, std::size_t cap,
+                          std::string& out) {
   if (encoding == Encoding::gzip) return inflate_with(in, 16 + MAX_WBITS, cap, out);
   auto status = inflate_with(in, MAX_WBITS, cap, out);
   if (status == DecodeStatus::corrupt) status = inflate_with(in, -MAX_WBITS, cap, out);

@@ -17,6 +17,7 @@ enum class DecodeStatus { ok, too_large, corrupt };
 
 /// Inflates `in` into `out` (replaced). `deflate` accepts both zlib-wrapped and raw streams, as
 /// browsers do. Stops with too_large as soon as the output would pass `cap` bytes.
-DecodeStatus inflate_body(std::string_view in, Encoding encoding, std::size_t cap, std::string& out);
+DecodeStatus inflate_body(std::string_view in, Encoding encoding, std::size_t cap,
+                          std::string& out);
 
 }  // namespace problemgate::problem::internal

@@ -18,12 +18,13 @@ namespace problemgate::problem::internal {
 struct Extract {
   std::string upstream_code;  ///< the upstream's own code as written ("" when none)
   std::optional<std::string> detail;
-  bool detail_is_markup = false;  ///< html/text: never shown on 5xx, even when exposed
-  FieldErrors errors;  ///< under DialectInput::field_error_budget
+  bool detail_is_markup = false;           ///< html/text: never shown on 5xx, even when exposed
+  FieldErrors errors;                      ///< under DialectInput::field_error_budget
   std::optional<std::string> type, title;  ///< an upstream problem's own members
   std::string extensions;                  ///< an upstream problem's extension members
   UpstreamRateLimit rate_limit;
-  std::optional<std::int64_t> retry_after;  ///< from the body (flat retry_after, problem retryAfter)
+  std::optional<std::int64_t>
+      retry_after;  ///< from the body (flat retry_after, problem retryAfter)
 };
 
 struct DialectInput {

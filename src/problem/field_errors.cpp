@@ -27,7 +27,9 @@ std::string index_key(std::size_t i) {
   return std::string(buf, r.ptr);
 }
 
-bool is_parent_key(std::string_view key) noexcept { return key == "non_field_errors" || key == "__all__"; }
+bool is_parent_key(std::string_view key) noexcept {
+  return key == "non_field_errors" || key == "__all__";
+}
 
 std::string entry_code_or(std::optional<std::string_view> raw, DefaultFieldCode& default_code) {
   if (raw) {
@@ -81,17 +83,18 @@ std::optional<std::string> entry_path(JsonObject e) {
   }
   // `param` before `location`: express-validator's location says where (body, query), its param
   // which field; Google's legacy entries name the field in location.
-  if (auto s = first_text(e, "pointer", "field", "param", "propertyName", "location", "name")) return std::string(*s);
+  if (auto s = first_text(e, "pointer", "field", "param", "propertyName", "location", "name"))
+    return std::string(*s);
   // JSON:API: an error object without a source is about the request as a whole (spec §3.3).
   if (is_jsonapi_error(e)) return std::string();
   return std::nullopt;
 }
 
-void flatten_map_at(JsonObject o, std::string& path, DefaultFieldCode& default_code, FieldErrors& out,
-                    int depth);
+void flatten_map_at(JsonObject o, std::string& path, DefaultFieldCode& default_code,
+                    FieldErrors& out, int depth);
 
-void add_messages(JsonArray list, std::string& path, DefaultFieldCode& default_code, FieldErrors& out,
-                  int depth) {
+void add_messages(JsonArray list, std::string& path, DefaultFieldCode& default_code,
+                  FieldErrors& out, int depth) {
   std::size_t index = 0;
   for (JsonElement item : list) {
     if (out.closed()) return;
@@ -112,12 +115,13 @@ void add_messages(JsonArray list, std::string& path, DefaultFieldCode& default_c
 }
 
 /// flatten_field_map below `path` (the parent's path, restored on return).
-void flatten_map_at(JsonObject o, std::string& path, DefaultFieldCode& default_code, FieldErrors& out,
-                    int depth) {
+void flatten_map_at(JsonObject o, std::string& path, DefaultFieldCode& default_code,
+                    FieldErrors& out, int depth) {
   if (depth > kMaxFieldDepth) return;
   for (auto field : o) {
     if (out.closed()) return;
-    const std::size_t parent = is_parent_key(field.key) ? path.size() : push_segment(path, field.key);
+    const std::size_t parent =
+        is_parent_key(field.key) ? path.size() : push_segment(path, field.key);
     if (auto s = as_string(field.value)) {
       out.add(path, default_code.get(), *s);
     } else if (auto a = as_array(field.value)) {
@@ -135,9 +139,11 @@ std::size_t field_error_budget(std::size_t body_size) noexcept {
   return kFieldErrorBytesPerBodyByte * body_size + kFieldErrorBudgetFloor;
 }
 
-void FieldErrors::add(std::string_view path, std::string_view code, std::optional<std::string_view> message) {
+void FieldErrors::add(std::string_view path, std::string_view code,
+                      std::optional<std::string_view> message) {
   if (closed_) return;
-  const std::size_t size = serialized_size(path, code, message) + (entries_.empty() ? 0 : 1);  // ','
+  const std::size_t size =
+      serialized_size(path, code, message) + (entries_.empty() ? 0 : 1);  // ','
   if (size > remaining_) {
     closed_ = true;
     return;
@@ -207,7 +213,8 @@ void errors_from_array(JsonArray a, DefaultFieldCode& default_code, FieldErrors&
     if (!e) continue;
     auto path = entry_path(*e);
     if (!path) continue;
-    auto message = first_text(*e, "message", "msg", "detail", "defaultMessage", "description", "title");
+    auto message =
+        first_text(*e, "message", "msg", "detail", "defaultMessage", "description", "title");
     std::optional<std::string_view> code;
     if (!message) {
       // RFC 7807's invalid-params {name, reason}: with nothing else to say, reason is the text.
@@ -220,7 +227,8 @@ void errors_from_array(JsonArray a, DefaultFieldCode& default_code, FieldErrors&
   }
 }
 
-void errors_from_google_details(JsonArray details, DefaultFieldCode& default_code, FieldErrors& out) {
+void errors_from_google_details(JsonArray details, DefaultFieldCode& default_code,
+                                FieldErrors& out) {
   for (JsonElement item : details) {
     auto d = as_object(item);
     if (!d) continue;
@@ -234,7 +242,8 @@ void errors_from_google_details(JsonArray details, DefaultFieldCode& default_cod
       if (!fv) continue;
       auto field = string_member(*fv, "field");
       if (!field) continue;
-      out.add(*field, entry_code_or(code_member(*fv, "reason"), default_code), text_member(*fv, "description"));
+      out.add(*field, entry_code_or(code_member(*fv, "reason"), default_code),
+              text_member(*fv, "description"));
     }
   }
 }

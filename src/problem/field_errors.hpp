@@ -15,11 +15,11 @@ namespace problemgate::problem::internal {
 /// The code of field errors that carry none of their own: the body code's normalized form, or
 /// "invalid". Computed on first use: most error bodies name no field.
 class DefaultFieldCode {
-public:
+ public:
   explicit DefaultFieldCode(std::string_view body_code) noexcept : body_code_(body_code) {}
   std::string_view get();
 
-private:
+ private:
   std::string_view body_code_;
   std::optional<std::string> code_;
 };
@@ -39,7 +39,7 @@ std::size_t field_error_budget(std::size_t body_size) noexcept;
 /// The first entry that does not fit closes the list, so the kept entries are always the first
 /// ones in upstream order, and a closed list costs nothing more to feed.
 class FieldErrors {
-public:
+ public:
   /// A zero budget: keeps nothing, so a reader that forgets to give one loses entries, not the
   /// bound.
   FieldErrors() = default;
@@ -50,7 +50,7 @@ public:
   bool closed() const noexcept { return closed_; }
   std::vector<FieldError> take() && noexcept { return std::move(entries_); }
 
-private:
+ private:
   /// Bytes `{"path":..,"code":..[,"message":..]}` takes once escaped.
   std::size_t serialized_size(std::string_view path, std::string_view code,
                               std::optional<std::string_view> message);
@@ -78,7 +78,8 @@ void flatten_field_map(JsonObject o, DefaultFieldCode& default_code, FieldErrors
 void errors_from_array(JsonArray a, DefaultFieldCode& default_code, FieldErrors& out);
 
 /// Google `BadRequest.fieldViolations` found in an `error.details[]` array.
-void errors_from_google_details(JsonArray details, DefaultFieldCode& default_code, FieldErrors& out);
+void errors_from_google_details(JsonArray details, DefaultFieldCode& default_code,
+                                FieldErrors& out);
 
 /// The common containers on one object: `fields` (map), `errors` (map or array).
 void collect_field_errors(JsonObject o, DefaultFieldCode& default_code, FieldErrors& out);

@@ -13,7 +13,8 @@ std::optional<std::int64_t> as_int(JsonElement e) noexcept {
   if (e.get(i) == simdjson::SUCCESS) return i;
   std::uint64_t u = 0;
   if (e.get(u) == simdjson::SUCCESS) {
-    if (u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) return std::nullopt;
+    if (u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+      return std::nullopt;
     return static_cast<std::int64_t>(u);
   }
   double d = 0;

@@ -52,15 +52,17 @@ constexpr std::array kDefaultLegacyCodes{
     DefaultEntry{"UPSTREAM_DOWN", "upstream_down"},
 };
 // The appendix's wildcard rows: prefixes whose codes map to their own lowercase form.
-constexpr std::array<std::string_view, 3> kDefaultLegacyPrefixes{"INVALID_", "MISSING_", "REDEMPTION_CODE_"};
+constexpr std::array<std::string_view, 3> kDefaultLegacyPrefixes{"INVALID_", "MISSING_",
+                                                                 "REDEMPTION_CODE_"};
 
-bool is_glob(std::string_view s) noexcept { return s.find_first_of("*?") != std::string_view::npos; }
+bool is_glob(std::string_view s) noexcept {
+  return s.find_first_of("*?") != std::string_view::npos;
+}
 
 LegacyHit from_config(std::string_view raw, const LegacyCode& entry) {
   std::string sub = to_snake_case(entry.subcode.empty() ? raw : std::string_view(entry.subcode));
   return {std::move(sub), entry.code};
 }
-
 
 }  // namespace
 
@@ -83,7 +85,8 @@ std::optional<LegacyHit> find_legacy_code(std::string_view raw, const Options& o
   }
   if (best) return from_config(raw, *best);
   for (auto prefix : kDefaultLegacyPrefixes)
-    if (raw.size() > prefix.size() && raw.starts_with(prefix)) return LegacyHit{to_snake_case(raw), {}};
+    if (raw.size() > prefix.size() && raw.starts_with(prefix))
+      return LegacyHit{to_snake_case(raw), {}};
   return std::nullopt;
 }
 
@@ -94,8 +97,10 @@ namespace problemgate::problem {
 void known_subcodes(const Options& opts, std::vector<std::string>& out) {
   for (const auto& e : internal::kDefaultLegacyCodes) out.emplace_back(e.to);
   for (const auto& [pattern, entry] : opts.legacy_codes) {
-    if (!entry.subcode.empty()) out.push_back(to_snake_case(entry.subcode));
-    else if (!internal::is_glob(pattern)) out.push_back(to_snake_case(pattern));
+    if (!entry.subcode.empty())
+      out.push_back(to_snake_case(entry.subcode));
+    else if (!internal::is_glob(pattern))
+      out.push_back(to_snake_case(pattern));
   }
 }
 

@@ -37,8 +37,8 @@ std::string clean_text(std::string_view s, std::size_t max_chars) {
 namespace {
 
 bool opens_tag(char next) noexcept {
-  return (next >= 'a' && next <= 'z') || (next >= 'A' && next <= 'Z') || next == '/' || next == '!' ||
-         next == '?';
+  return (next >= 'a' && next <= 'z') || (next >= 'A' && next <= 'Z') || next == '/' ||
+         next == '!' || next == '?';
 }
 
 // U+2039 SINGLE LEFT-POINTING ANGLE QUOTATION MARK.
@@ -72,8 +72,8 @@ bool says_only_status(std::string_view text, int status) {
   if (trim(text).find(' ') == std::string_view::npos) return true;  // one word, "nginx/1.25.3"
   const std::string snake = to_snake_case(text);
   // Words of status lines and error-page boilerplate (Tomcat's "Type Status Report").
-  static constexpr std::array<std::string_view, 10> kNoise{"http", "status", "error", "code", "the",
-                                                           "an", "type", "report", "message", "description"};
+  static constexpr std::array<std::string_view, 10> kNoise{
+      "http", "status", "error", "code", "the", "an", "type", "report", "message", "description"};
   const std::string status_digits = std::to_string(status);
   std::string rest;
   std::size_t start = 0;

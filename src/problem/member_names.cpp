@@ -6,7 +6,8 @@
 
 namespace problemgate::problem::internal {
 
-std::vector<bool> first_of_each_name(const std::vector<std::string_view>& names, std::size_t* comparisons) {
+std::vector<bool> first_of_each_name(const std::vector<std::string_view>& names,
+                                     std::size_t* comparisons) {
   std::size_t compared = 0;
   // Positions ordered by name; a stable sort keeps equal names in document order, so the first of
   // each run of equal names is the first occurrence. Merge sort: at most n log2 n comparisons.

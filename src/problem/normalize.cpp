@@ -61,13 +61,15 @@ struct Normalizer::Impl {
     padded.resize(t.size() + simdjson::SIMDJSON_PADDING);
     std::memcpy(padded.data(), t.data(), t.size());
     simdjson::dom::object root;
-    if (parser.parse(padded.data(), t.size(), false).get(root) != simdjson::SUCCESS) return std::nullopt;
+    if (parser.parse(padded.data(), t.size(), false).get(root) != simdjson::SUCCESS)
+      return std::nullopt;
     return root;
   }
 
   Dialect detect(std::string_view body, const Input& in, Dialect pinned, Extract& ex) {
     if (pinned == Dialect::empty || internal::trim(body).empty()) return Dialect::empty;
-    const internal::DialectInput din{in.status, in.content_type, internal::field_error_budget(body.size()),
+    const internal::DialectInput din{in.status, in.content_type,
+                                     internal::field_error_budget(body.size()),
                                      !in.trace_id.empty()};
     std::size_t start = 0;
     for (std::size_t i = 0; i < kDetectionOrder.size(); ++i)
@@ -120,7 +122,8 @@ struct Normalizer::Impl {
       if (status == internal::DecodeStatus::ok) {
         body = decoded;
       } else if (status == internal::DecodeStatus::too_large) {
-        fill_status_only(in, opts, route, Dialect::oversize, out);  // spec §1: the cap applies after decoding
+        fill_status_only(in, opts, route, Dialect::oversize,
+                         out);  // spec §1: the cap applies after decoding
         return out;
       } else {
         body = {};
@@ -171,7 +174,8 @@ struct Normalizer::Impl {
         p.detail = std::string(generic_detail(in.status));
         out.hidden_detail = ex.detail;
       } else {
-        p.detail = ex.detail ? ex.detail : std::optional<std::string>(std::string(generic_detail(in.status)));
+        p.detail = ex.detail ? ex.detail
+                             : std::optional<std::string>(std::string(generic_detail(in.status)));
       }
     } else {
       p.detail = ex.detail;
@@ -183,8 +187,8 @@ struct Normalizer::Impl {
     p.extensions = std::move(ex.extensions);
 
     const Rule* rule = internal::apply_rules(
-        route.rules, {out.dialect, ex.upstream_code, ex.detail ? std::string_view(*ex.detail) : ""}, opts,
-        upstream_type || ex.title.has_value(), p);
+        route.rules, {out.dialect, ex.upstream_code, ex.detail ? std::string_view(*ex.detail) : ""},
+        opts, upstream_type || ex.title.has_value(), p);
     if (rule && (rule->set.code || rule->set.subcode)) mapped = true;
 
     if (in.status == 429 || in.status == 503) {
@@ -204,15 +208,16 @@ struct Normalizer::Impl {
 
   /// Status-derived members only: an oversize body (route rules apply), or the last resort when
   /// something threw (no rules: they may be what threw).
-  static void fill_status_only(const Input& in, const Options& opts, const RouteOptions& route, Dialect d,
-                               Output& out) {
+  static void fill_status_only(const Input& in, const Options& opts, const RouteOptions& route,
+                               Dialect d, Output& out) {
     out.content_type = negotiate_content_type(in.accept);
     out.dialect = d;
     Extract ex;
     build(in, opts, route, ex, out);
   }
 
-  static Output status_only(const Input& in, const Options& opts, const RouteOptions& route, Dialect d) {
+  static Output status_only(const Input& in, const Options& opts, const RouteOptions& route,
+                            Dialect d) {
     Output out;
     fill_status_only(in, opts, route, d, out);
     return out;
@@ -222,7 +227,8 @@ struct Normalizer::Impl {
 Normalizer::Normalizer() : impl_(std::make_unique<Impl>()) {}
 Normalizer::~Normalizer() = default;
 
-Output Normalizer::normalize(const Input& in, const Options& opts, const RouteOptions& route) noexcept {
+Output Normalizer::normalize(const Input& in, const Options& opts,
+                             const RouteOptions& route) noexcept {
   try {
     return impl_->run(in, opts, route);
   } catch (...) {

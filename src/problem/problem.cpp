@@ -170,7 +170,9 @@ CatalogEntry catalog_entry(int status, const Options& options) {
   return {std::string(row.code), std::string(row.title)};
 }
 
-std::string_view catalog_code(int status, const Options& options) { return catalog_row(status, options).code; }
+std::string_view catalog_code(int status, const Options& options) {
+  return catalog_row(status, options).code;
+}
 
 void fill_type_and_title(Problem& p, const Options& options) {
   if (options.type_base) {
@@ -252,9 +254,9 @@ std::string_view dialect_name(Dialect d) noexcept {
 }
 
 std::optional<Dialect> parse_dialect(std::string_view name) noexcept {
-  for (auto d : {Dialect::automatic, Dialect::problem, Dialect::nested, Dialect::flat, Dialect::detail,
-                 Dialect::fieldmap, Dialect::json, Dialect::xml, Dialect::html, Dialect::text,
-                 Dialect::empty}) {
+  for (auto d : {Dialect::automatic, Dialect::problem, Dialect::nested, Dialect::flat,
+                 Dialect::detail, Dialect::fieldmap, Dialect::json, Dialect::xml, Dialect::html,
+                 Dialect::text, Dialect::empty}) {
     if (dialect_name(d) == name) return d;
   }
   return std::nullopt;

@@ -44,8 +44,8 @@ bool matches(const Rule::When& w, const RuleSubject& s, int status) {
 
 }  // namespace
 
-const Rule* apply_rules(const std::vector<Rule>& rules, const RuleSubject& subject, const Options& opts,
-                        bool keep_type, Problem& p) {
+const Rule* apply_rules(const std::vector<Rule>& rules, const RuleSubject& subject,
+                        const Options& opts, bool keep_type, Problem& p) {
   for (const auto& rule : rules) {
     if (!matches(rule.when, subject, p.status)) continue;
     const auto& set = rule.set;

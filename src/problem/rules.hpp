@@ -20,7 +20,7 @@ struct RuleSubject {
 
 /// Applies the first matching rule's `set` to `p`. Returns that rule, or nullptr when none matched.
 /// A new code without a new type/title re-derives them unless `keep_type` (an upstream problem's own).
-const Rule* apply_rules(const std::vector<Rule>& rules, const RuleSubject& subject, const Options& opts,
-                        bool keep_type, Problem& p);
+const Rule* apply_rules(const std::vector<Rule>& rules, const RuleSubject& subject,
+                        const Options& opts, bool keep_type, Problem& p);
 
 }  // namespace problemgate::problem::internal

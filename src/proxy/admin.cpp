@@ -27,7 +27,8 @@ BearerCheck check_bearer(std::string_view authorization, std::string_view token)
   }
   for (std::size_t i = 0; i < kScheme.size(); ++i) {
     const char c = authorization[i];
-    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c) != kScheme[i]) return BearerCheck::missing;
+    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c) != kScheme[i])
+      return BearerCheck::missing;
   }
   std::string_view given = authorization.substr(kScheme.size());
   while (!given.empty() && is_space(given.front())) given.remove_prefix(1);
@@ -52,8 +53,8 @@ struct Scope {
   bool controls;           // /config and /reload served here
 };
 
-http::response<http::string_body> reply(http::status status, std::string_view type, std::string body,
-                                        unsigned version, bool keep_alive) {
+http::response<http::string_body> reply(http::status status, std::string_view type,
+                                        std::string body, unsigned version, bool keep_alive) {
   http::response<http::string_body> res{status, version};
   res.set(http::field::content_type, type);
   res.set(http::field::cache_control, "no-store");
@@ -64,16 +65,19 @@ http::response<http::string_body> reply(http::status status, std::string_view ty
 }
 
 /// GET /config, POST /reload: authorized, answered and logged with the peer's address.
-http::response<http::string_body> control(const http::request<http::string_body>& req, std::string_view path,
-                                          const Scope& scope, const std::string& peer) {
+http::response<http::string_body> control(const http::request<http::string_body>& req,
+                                          std::string_view path, const Scope& scope,
+                                          const std::string& peer) {
   const unsigned v = req.version();
   const bool ka = req.keep_alive();
   const std::string_view method = req.method_string();
-  if (const auto auth = check_bearer(req[http::field::authorization], scope.token); auth != BearerCheck::ok) {
+  if (const auto auth = check_bearer(req[http::field::authorization], scope.token);
+      auth != BearerCheck::ok) {
     const bool missing = auth == BearerCheck::missing;
-    spdlog::warn("admin: {} {} from {}: 401, {} bearer token", method, path, peer, missing ? "no" : "wrong");
-    auto res = reply(http::status::unauthorized, "text/plain", "unauthorized: send Authorization: Bearer <token>\n",
-                     v, ka);
+    spdlog::warn("admin: {} {} from {}: 401, {} bearer token", method, path, peer,
+                 missing ? "no" : "wrong");
+    auto res = reply(http::status::unauthorized, "text/plain",
+                     "unauthorized: send Authorization: Bearer <token>\n", v, ka);
     res.set(http::field::www_authenticate,
             missing ? std::string(kRealm) : std::string(kRealm) + R"(, error="invalid_token")");
     return res;
@@ -123,18 +127,20 @@ net::awaitable<void> serve(tcp::socket socket, Scope scope) {
       res = reply(ready ? http::status::ok : http::status::service_unavailable, "text/plain",
                   ready ? "ready\n" : "draining\n", req.version(), ka);
     } else if (path == "/metrics" && get) {
-      res = reply(http::status::ok, "text/plain; version=0.0.4; charset=utf-8", scope.hooks.metrics(),
-                  req.version(), ka);
+      res = reply(http::status::ok, "text/plain; version=0.0.4; charset=utf-8",
+                  scope.hooks.metrics(), req.version(), ka);
     } else if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
-      res = reply(http::status::method_not_allowed, "text/plain", "method not allowed\n", req.version(), ka);
+      res = reply(http::status::method_not_allowed, "text/plain", "method not allowed\n",
+                  req.version(), ka);
       res.set(http::field::allow, "GET, HEAD");
     } else if (scope.controls && (path == "/config" || path == "/reload")) {
       res = control(req, path, scope, peer);
     } else {
-      res = reply(http::status::not_found, "text/plain",
-                  scope.controls ? "not found: try /healthz /readyz /metrics /config, POST /reload\n"
-                                 : "not found: try /healthz /readyz /metrics\n",
-                  req.version(), ka);
+      res =
+          reply(http::status::not_found, "text/plain",
+                scope.controls ? "not found: try /healthz /readyz /metrics /config, POST /reload\n"
+                               : "not found: try /healthz /readyz /metrics\n",
+                req.version(), ka);
     }
     if (req.method() == http::verb::head) {
       const auto len = res.body().size();
@@ -173,7 +179,8 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, Scope scope) {
 
 }  // namespace
 
-AdminServer::AdminServer(const std::vector<AdminListener>& listeners, std::string token, AdminHooks hooks)
+AdminServer::AdminServer(const std::vector<AdminListener>& listeners, std::string token,
+                         AdminHooks hooks)
     : token_(std::move(token)), hooks_(std::move(hooks)) {
   listeners_.reserve(listeners.size());
   for (const auto& l : listeners) {

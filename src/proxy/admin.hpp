@@ -15,8 +15,8 @@ namespace problemgate::proxy {
 /// What the admin endpoints read from the server. Every callback must be thread-safe: the admin
 /// listener runs on its own thread so a busy data plane never starves the probes.
 struct AdminHooks {
-  std::function<bool()> ready;                ///< listeners up and not draining
-  std::function<std::string()> metrics;       ///< Prometheus text
+  std::function<bool()> ready;               ///< listeners up and not draining
+  std::function<std::string()> metrics;      ///< Prometheus text
   std::function<std::string()> config_json;  ///< effective config, secrets redacted
   /// Re-reads the config file; returns "" on success or the error messages.
   std::function<std::string()> reload;
@@ -41,7 +41,7 @@ BearerCheck check_bearer(std::string_view authorization, std::string_view token)
 /// POST /reload on a controls listener, behind the bearer token when one is configured. Every
 /// control request is logged (info; a refused token at warn) with its peer address.
 class AdminServer {
-public:
+ public:
   /// Binds every listener; throws std::runtime_error naming the address when one can't be.
   /// `token` empty = the controls need no token (validation allows that on loopback only).
   AdminServer(const std::vector<AdminListener>& listeners, std::string token, AdminHooks hooks);
@@ -51,7 +51,7 @@ public:
   void start();
   void stop();
 
-private:
+ private:
   struct Listener {
     boost::asio::ip::tcp::acceptor acceptor;
     bool controls;

@@ -2,8 +2,8 @@
 
 namespace problemgate::proxy {
 
-bool Session::rewrite_error(const Runtime& rt, const http1::HeadView& res, int status, bool complete,
-                            obs::RouteCounters& route_counters) {
+bool Session::rewrite_error(const Runtime& rt, const http1::HeadView& res, int status,
+                            bool complete, obs::RouteCounters& route_counters) {
   const auto& route = *ex_.route;
   problem::Input in;
   in.status = status;
@@ -15,8 +15,10 @@ bool Session::rewrite_error(const Runtime& rt, const http1::HeadView& res, int s
   char retry_buf[24];
   in.retry_after_header = res.get("retry-after");
   if (ex_.upstream_limit.retry_after_s) {
-    const auto r = std::to_chars(retry_buf, retry_buf + sizeof retry_buf, *ex_.upstream_limit.retry_after_s);
-    in.retry_after_header = std::string_view(retry_buf, static_cast<std::size_t>(r.ptr - retry_buf));
+    const auto r =
+        std::to_chars(retry_buf, retry_buf + sizeof retry_buf, *ex_.upstream_limit.retry_after_s);
+    in.retry_after_header =
+        std::string_view(retry_buf, static_cast<std::size_t>(r.ptr - retry_buf));
   }
   in.instance = ex_.path;
   in.request_id = ex_.request_id;
@@ -57,10 +59,14 @@ void Session::merge_body_rate_limit(const problem::Output& out) {
   // Upstream rate-limit facts found in the body (flat dialect) fill what headers lacked.
   ratelimit::UpstreamLimit from_body;
   const auto now_s = worker_.shared().clock.now_ns() / 1'000'000'000;
-  if (out.rate_limit.limit && *out.rate_limit.limit >= 0) from_body.limit = static_cast<std::uint64_t>(*out.rate_limit.limit);
-  if (out.rate_limit.remaining) from_body.remaining = static_cast<std::uint64_t>(std::max<std::int64_t>(0, *out.rate_limit.remaining));
+  if (out.rate_limit.limit && *out.rate_limit.limit >= 0)
+    from_body.limit = static_cast<std::uint64_t>(*out.rate_limit.limit);
+  if (out.rate_limit.remaining)
+    from_body.remaining =
+        static_cast<std::uint64_t>(std::max<std::int64_t>(0, *out.rate_limit.remaining));
   if (out.rate_limit.reset && *out.rate_limit.reset >= 0)
-    from_body.reset_epoch_s = ratelimit::reset_to_epoch(static_cast<std::uint64_t>(*out.rate_limit.reset), now_s);
+    from_body.reset_epoch_s =
+        ratelimit::reset_to_epoch(static_cast<std::uint64_t>(*out.rate_limit.reset), now_s);
   if (out.retry_after) from_body.retry_after_s = *out.retry_after;
   ratelimit::merge_missing(ex_.upstream_limit, from_body);
 }

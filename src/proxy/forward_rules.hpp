@@ -21,7 +21,8 @@ struct AttemptFailure {
 /// has): the request goes once more, on a new connection to the same endpoint. Only when
 /// nothing came back and nothing can have been executed twice by our doing.
 constexpr bool is_stale_pooled_close(const AttemptFailure& f) {
-  return f.reused && !f.fresh_only && !f.got_any_byte && !f.timed_out && !f.has_body && f.idempotent;
+  return f.reused && !f.fresh_only && !f.got_any_byte && !f.timed_out && !f.has_body &&
+         f.idempotent;
 }
 
 /// The `retries.methods` bit of a method (config::kRetryGet...); 0 for every other method.
@@ -32,7 +33,8 @@ std::uint8_t retry_method_bit(std::string_view method);
 /// to what cannot run twice by our doing). A timeout never does: the upstream may be working.
 constexpr bool can_retry_reset(const AttemptFailure& f, bool retry_on_reset, std::uint8_t methods,
                                std::uint8_t method_bit) {
-  return retry_on_reset && !f.timed_out && !f.got_any_byte && !f.has_body && (methods & method_bit) != 0;
+  return retry_on_reset && !f.timed_out && !f.got_any_byte && !f.has_body &&
+         (methods & method_bit) != 0;
 }
 
 /// Whether the upstream keeps the connection open after this response: HTTP/1.1 unless it says
@@ -44,7 +46,8 @@ constexpr bool upstream_keeps_alive(bool no_body, bool chunked, bool has_length,
 
 /// A 204 that declared a body, or a 204/304 with Transfer-Encoding, broke framing: what it meant
 /// to send may still arrive and would be read as the next request's response.
-constexpr bool declares_forbidden_body(int status, bool chunked, bool has_length, std::uint64_t length) {
+constexpr bool declares_forbidden_body(int status, bool chunked, bool has_length,
+                                       std::uint64_t length) {
   return (status == 204 && (chunked || (has_length && length != 0))) || (status == 304 && chunked);
 }
 

@@ -20,8 +20,10 @@ void start_request_body(const HeadScan& scan, std::uint64_t body_limit, RequestB
   static constexpr std::string_view kChunkedHead =
       "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
   body.chunks.emplace();
-  if (body_limit > 0) body.chunks->body_limit(body_limit);
-  else body.chunks->body_limit(boost::none);
+  if (body_limit > 0)
+    body.chunks->body_limit(body_limit);
+  else
+    body.chunks->body_limit(boost::none);
   boost::system::error_code ec;
   body.chunks->put(net::buffer(kChunkedHead), ec);
 }
@@ -52,9 +54,10 @@ net::awaitable<Session::Outcome> Session::fail_request_body(const Runtime& rt, B
     ex_.error = "client_closed";  // nobody left to answer
     co_return Outcome::close;
   }
-  co_await local_reply(rt, e == BodyError::too_large ? core::GatewayError::payload_too_large
-                           : e == BodyError::timeout ? core::GatewayError::request_timeout
-                                                     : core::GatewayError::malformed_request,
+  co_await local_reply(rt,
+                       e == BodyError::too_large ? core::GatewayError::payload_too_large
+                       : e == BodyError::timeout ? core::GatewayError::request_timeout
+                                                 : core::GatewayError::malformed_request,
                        true);
   co_return Outcome::close;
 }
@@ -62,7 +65,7 @@ net::awaitable<Session::Outcome> Session::fail_request_body(const Runtime& rt, B
 // A slow sender holds only its own connection this way, never one of the upstream's pooled
 // ones. A larger body streams on from where the buffer ends (send_request).
 net::awaitable<std::optional<Session::Outcome>> Session::buffer_request_body(const Runtime& rt,
-                                                                            Forwarding& fw) {
+                                                                             Forwarding& fw) {
   const auto& limits = rt.config.limits;
   std::string& buffered = ex_.request_body;
   if (fw.expect_continue) {
@@ -76,7 +79,8 @@ net::awaitable<std::optional<Session::Outcome>> Session::buffer_request_body(con
   while (!fw.body.done && buffered.size() < cap) {
     const std::size_t old = buffered.size();
     std::size_t room = cap - old;
-    if (!fw.body.chunks) room = static_cast<std::size_t>(std::min<std::uint64_t>(room, fw.body.left));
+    if (!fw.body.chunks)
+      room = static_cast<std::size_t>(std::min<std::uint64_t>(room, fw.body.left));
     buffered.resize(old + room);
     BodyError err = BodyError::none;
     const std::size_t got = co_await read_body_piece(rt, fw.body, buffered.data() + old, room, err);
@@ -97,8 +101,9 @@ net::awaitable<std::optional<Session::Outcome>> Session::exchange_with_upstream(
     const Runtime& rt, Forwarding& fw, const HeadScan& scan, bool keep_alive) {
   fw.relay.emplace(worker_);
   fw.upstream_started = steady::now();
-  fw.started_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                      fw.upstream_started.time_since_epoch()).count();
+  fw.started_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(fw.upstream_started.time_since_epoch())
+          .count();
   fw.balancer->budget().on_request();
   const auto& retry_cfg = fw.settings->retries;
   auto& cluster = fw.balancer->cluster();
@@ -150,7 +155,8 @@ net::awaitable<std::optional<Session::Outcome>> Session::exchange_with_upstream(
     auto& acquired = fw.acquired;
     acquired = {};
     if (!fresh_only) {
-      acquired.conn = fw.pool->take_idle(!fw.has_body && fw.idempotent);  // a stale close is retried below
+      acquired.conn =
+          fw.pool->take_idle(!fw.has_body && fw.idempotent);  // a stale close is retried below
       acquired.reused = acquired.conn != nullptr;
     }
     if (!acquired.conn) {
@@ -165,26 +171,31 @@ net::awaitable<std::optional<Session::Outcome>> Session::exchange_with_upstream(
       // The TLS handshake failed: nothing was sent, so it is retried like a connect failure;
       // the answer names the failure (RFC 9209), never a hang or a silent close.
       const bool cert = acquired.error == upstream::AcquireError::tls_certificate;
-      worker_.shared().metrics.tls.upstream_failed(fw.settings->name, cert ? "certificate" : "protocol");
+      worker_.shared().metrics.tls.upstream_failed(fw.settings->name,
+                                                   cert ? "certificate" : "protocol");
       fw.update_pool_gauges();
       fail_on(cert ? "tls_certificate_error" : "tls_protocol_error");
       ex_.error = "upstream_tls_error";
-      if (retry_cfg.on_connect_failure && retry_elsewhere(cluster.counters.retries_connect)) continue;
-      co_return co_await reply_and_finish(rt, core::GatewayError::upstream_tls_error, close_after_reply);
+      if (retry_cfg.on_connect_failure && retry_elsewhere(cluster.counters.retries_connect))
+        continue;
+      co_return co_await reply_and_finish(rt, core::GatewayError::upstream_tls_error,
+                                          close_after_reply);
     }
     if (!acquired.conn) {
       const bool exhausted = acquired.error == upstream::AcquireError::exhausted;
       const bool timed_out = acquired.error == upstream::AcquireError::timeout;
-      fw.count_failure(timed_out ? obs::UpstreamFailure::timeout
+      fw.count_failure(timed_out   ? obs::UpstreamFailure::timeout
                        : exhausted ? obs::UpstreamFailure::exhausted
                                    : obs::UpstreamFailure::refused);
       if (!exhausted) {
         fail_on(timed_out ? "connection_timeout" : "connection_refused");
-        if (retry_cfg.on_connect_failure && retry_elsewhere(cluster.counters.retries_connect)) continue;
+        if (retry_cfg.on_connect_failure && retry_elsewhere(cluster.counters.retries_connect))
+          continue;
       }
-      co_return co_await reply_and_finish(rt, timed_out ? core::GatewayError::upstream_timeout
-                                              : exhausted ? core::GatewayError::gateway_unavailable
-                                                          : core::GatewayError::upstream_down,
+      co_return co_await reply_and_finish(rt,
+                                          timed_out   ? core::GatewayError::upstream_timeout
+                                          : exhausted ? core::GatewayError::gateway_unavailable
+                                                      : core::GatewayError::upstream_down,
                                           close_after_reply);
     }
     obs::bump(acquired.reused ? fw.counters->reuses : fw.counters->connects);
@@ -218,7 +229,8 @@ net::awaitable<std::optional<Session::Outcome>> Session::exchange_with_upstream(
     while (sent == SendResult::sent && !scan_response_head(fw, conn)) {
       conn.stream.arm(fw.settings->timeout);
       auto [ec, n] = co_await conn.stream.async_read_some(
-          conn.buffer.prepare(std::min(kReadChunk, conn.buffer.max_size() - conn.buffer.size())), kNoThrow);
+          conn.buffer.prepare(std::min(kReadChunk, conn.buffer.max_size() - conn.buffer.size())),
+          kNoThrow);
       if (ec) {
         fw.upstream_error = ec;
         failure.timed_out = conn.stream.timed_out();
@@ -252,16 +264,20 @@ net::awaitable<std::optional<Session::Outcome>> Session::exchange_with_upstream(
       worker_.shared().metrics.tls.upstream_failed(fw.settings->name, "protocol");
       fw.update_pool_gauges();
       fail_on("tls_protocol_error");
-      co_return co_await reply_and_finish(rt, core::GatewayError::upstream_tls_error, close_after_reply);
+      co_return co_await reply_and_finish(rt, core::GatewayError::upstream_tls_error,
+                                          close_after_reply);
     }
-    fw.count_failure(failure.timed_out ? obs::UpstreamFailure::timeout : obs::UpstreamFailure::reset);
+    fw.count_failure(failure.timed_out ? obs::UpstreamFailure::timeout
+                                       : obs::UpstreamFailure::reset);
     if (failure.timed_out) {
       ex_.proxy_error = "http_response_timeout";
       ex_.next_hop = fw.pool->endpoint()->label;
-      co_return co_await reply_and_finish(rt, core::GatewayError::upstream_timeout, close_after_reply);
+      co_return co_await reply_and_finish(rt, core::GatewayError::upstream_timeout,
+                                          close_after_reply);
     }
     fail_on("connection_terminated");
-    if (can_retry_reset(failure, retry_cfg.on_reset, retry_cfg.methods, retry_method_bit(ex_.method)) &&
+    if (can_retry_reset(failure, retry_cfg.on_reset, retry_cfg.methods,
+                        retry_method_bit(ex_.method)) &&
         retry_elsewhere(cluster.counters.retries_reset))
       continue;
     co_return co_await reply_and_finish(rt, core::GatewayError::upstream_down, close_after_reply);
@@ -283,8 +299,8 @@ net::awaitable<Session::SendResult> Session::send_request(const Runtime& rt, For
       co_return SendResult::client_failed;
     }
   }
-  MessageWriter writer(up_head_, scan.chunked ? MessageWriter::Framing::chunked
-                                              : MessageWriter::Framing::length);
+  MessageWriter writer(
+      up_head_, scan.chunked ? MessageWriter::Framing::chunked : MessageWriter::Framing::length);
   const std::string& buffered = ex_.request_body;
   bool buffered_sent = buffered.empty();
   for (;;) {
@@ -321,7 +337,8 @@ bool Session::scan_response_head(Forwarding& fw, upstream::Connection& conn) {
   for (;;) {
     conn.buffer.max_size(2 * kUpstreamHeadLimit + kReadChunk);
     head = http1::scan_response_head(view_of(conn.buffer), kLimits, &res_fields_);
-    if (head.verdict == HeadVerdict::ok && head.status >= 100 && head.status < 200 && head.status != 101) {
+    if (head.verdict == HeadVerdict::ok && head.status >= 100 && head.status < 200 &&
+        head.status != 101) {
       conn.buffer.consume(head.head_bytes);  // 100 / 103: interim, not forwarded
       continue;
     }

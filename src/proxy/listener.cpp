@@ -27,23 +27,27 @@ namespace {
 
 [[noreturn]] void fail(const tcp::endpoint& ep, const boost::system::error_code& ec) {
   std::string why = ec.message();
-  if (ec == net::error::address_in_use) why = "address already in use (another socket listens there)";
-  if (ec == net::error::access_denied) why = "permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)";
-  if (ec == boost::system::errc::address_not_available) why = "address not available (no local interface has it)";
+  if (ec == net::error::address_in_use)
+    why = "address already in use (another socket listens there)";
+  if (ec == net::error::access_denied)
+    why = "permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)";
+  if (ec == boost::system::errc::address_not_available)
+    why = "address not available (no local interface has it)";
   throw std::runtime_error("listen " + endpoint_text(ep) + ": " + why);
 }
 
 }  // namespace
 
-net::ip::address listen_address(net::io_context& ctx, const std::string& host, unsigned short port) {
+net::ip::address listen_address(net::io_context& ctx, const std::string& host,
+                                unsigned short port) {
   boost::system::error_code ec;
   auto addr = net::ip::make_address(host, ec);
   if (!ec) return addr;
   tcp::resolver resolver(ctx);
   auto results = resolver.resolve(host, std::to_string(port), ec);
   if (ec || results.empty()) {
-    throw std::runtime_error("listen " + host + ":" + std::to_string(port) + ": cannot resolve " + host +
-                             (ec ? ": " + ec.message() : std::string()));
+    throw std::runtime_error("listen " + host + ":" + std::to_string(port) + ": cannot resolve " +
+                             host + (ec ? ": " + ec.message() : std::string()));
   }
   return results.begin()->endpoint().address();
 }

@@ -11,12 +11,13 @@ std::string endpoint_text(const boost::asio::ip::tcp::endpoint& ep);
 
 /// The address to listen on for `host` (an IP literal, or a name resolved once at start-up), or
 /// std::runtime_error naming it ("listen nosuchhost:8080: cannot resolve nosuchhost: ...").
-boost::asio::ip::address listen_address(boost::asio::io_context& ctx, const std::string& host, unsigned short port);
+boost::asio::ip::address listen_address(boost::asio::io_context& ctx, const std::string& host,
+                                        unsigned short port);
 
 enum class ListenerKind {
-  single,            // one socket owns the address (the admin listener)
-  first_of_group,    // the first worker's: checks that no other process listens there
-  member_of_group,   // another worker's, on the port the first one got
+  single,           // one socket owns the address (the admin listener)
+  first_of_group,   // the first worker's: checks that no other process listens there
+  member_of_group,  // another worker's, on the port the first one got
 };
 
 /// A listening acceptor on `ep`, or std::runtime_error naming the address and the reason
@@ -28,7 +29,8 @@ enum class ListenerKind {
 /// probe socket without SO_REUSEPORT is bound to the address: it conflicts with any socket
 /// listening there, ours or not, and a second instance fails at start-up as it would under
 /// nginx. SO_REUSEADDR on the probe keeps a previous run's TIME_WAIT connections out of the way.
-boost::asio::ip::tcp::acceptor open_listener(boost::asio::io_context& ctx, const boost::asio::ip::tcp::endpoint& ep,
+boost::asio::ip::tcp::acceptor open_listener(boost::asio::io_context& ctx,
+                                             const boost::asio::ip::tcp::endpoint& ep,
                                              ListenerKind kind);
 
 }  // namespace problemgate::proxy

@@ -4,8 +4,10 @@ namespace problemgate::proxy {
 
 net::awaitable<void> Session::local_reply(const Runtime& rt, core::GatewayError e, bool close) {
   const auto& cfg = rt.config;
-  problem::Problem p = problem::make_gateway_problem(e, ex_.path, ex_.request_id, cfg.problem, trace_id());
-  if (e == core::GatewayError::rate_limited && ex_.decision) p.retry_after = ex_.decision->retry_after_s;
+  problem::Problem p =
+      problem::make_gateway_problem(e, ex_.path, ex_.request_id, cfg.problem, trace_id());
+  if (e == core::GatewayError::rate_limited && ex_.decision)
+    p.retry_after = ex_.decision->retry_after_s;
   std::string body;
   problem::write_problem(p, body);
   http::response<http::string_body> res{static_cast<http::status>(p.status), 11};

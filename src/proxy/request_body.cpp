@@ -2,8 +2,10 @@
 
 namespace problemgate::proxy {
 
-std::size_t take_buffered(beast::flat_buffer& buffer, char* dst, std::size_t cap, std::uint64_t& left) {
-  const std::size_t got = std::min({static_cast<std::size_t>(std::min<std::uint64_t>(cap, left)), buffer.size()});
+std::size_t take_buffered(beast::flat_buffer& buffer, char* dst, std::size_t cap,
+                          std::uint64_t& left) {
+  const std::size_t got =
+      std::min({static_cast<std::size_t>(std::min<std::uint64_t>(cap, left)), buffer.size()});
   if (got == 0) return 0;
   std::memcpy(dst, buffer.data().data(), got);
   buffer.consume(got);
@@ -40,19 +42,23 @@ net::awaitable<std::size_t> Session::read_body_piece(const Runtime& rt, RequestB
     auto [ec, n] = co_await http::async_read_some(client_, buffer_, p, kNoThrow);
     if (ec == http::error::need_buffer) ec = {};
     if (ec) {
-      if (ec == http::error::body_limit) err = BodyError::too_large;
-      else if (client_.timed_out()) err = BodyError::timeout;
+      if (ec == http::error::body_limit)
+        err = BodyError::too_large;
+      else if (client_.timed_out())
+        err = BodyError::timeout;
       else if (ec == http::error::end_of_stream || ec == net::error::eof ||
                ec == http::error::partial_message || ec == net::error::connection_reset)
         err = BodyError::client_closed;
-      else err = BodyError::malformed;  // bad chunk framing
+      else
+        err = BodyError::malformed;  // bad chunk framing
       co_return 0;
     }
     got = cap - p.get().body().size;
     body.done = p.is_done();
   } else {
     boost::system::error_code ec;
-    got = co_await read_bounded(client_, buffer_, rt.config.limits.body_idle_timeout, dst, cap, body.left, ec);
+    got = co_await read_bounded(client_, buffer_, rt.config.limits.body_idle_timeout, dst, cap,
+                                body.left, ec);
     if (ec) {
       // Closed or reset mid-body: nobody left to answer.
       err = client_.timed_out() ? BodyError::timeout : BodyError::client_closed;

@@ -17,7 +17,8 @@ void start_response_body(const HeadScan& head, bool no_body, ResponseBody& body)
   body.raw = !no_body && !head.chunked && head.has_content_length;
   body.left = body.raw ? head.content_length : 0;
   if (no_body || body.raw) return;
-  static constexpr std::string_view kChunkedHead = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+  static constexpr std::string_view kChunkedHead =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
   static constexpr std::string_view kUntilCloseHead = "HTTP/1.1 200 OK\r\n\r\n";
   body.decoded.emplace();
   body.decoded->body_limit(boost::none);
@@ -33,7 +34,8 @@ net::awaitable<std::size_t> read_response_piece(upstream::Connection& conn, Resp
   failed = false;
   if (body.raw) {
     boost::system::error_code ec;
-    const std::size_t got = co_await read_bounded(conn.stream, conn.buffer, timeout, dst, cap, body.left, ec);
+    const std::size_t got =
+        co_await read_bounded(conn.stream, conn.buffer, timeout, dst, cap, body.left, ec);
     failed = got == 0;
     co_return got;
   }
@@ -56,7 +58,8 @@ net::awaitable<Session::Outcome> Session::relay_response(const Runtime& rt, Forw
   // Passive outlier detection sees the answer: 502/503/504 count against the endpoint.
   if (head.status == 502 || head.status == 503 || head.status == 504)
     fw.balancer->cluster().record_failure(*fw.pool->endpoint(), fw.started_ns);
-  else upstream::Cluster::record_success(*fw.pool->endpoint());
+  else
+    upstream::Cluster::record_success(*fw.pool->endpoint());
   auto& route_counters = snapshot_->route_counters(ex_.route);
   {
     const auto head_at = steady::now();
@@ -86,9 +89,9 @@ net::awaitable<Session::Outcome> Session::relay_response(const Runtime& rt, Forw
   }
   const bool no_body = ex_.method == "HEAD" || status == 204 || status == 304;
   conn.check_on_reuse = no_body;  // a body the upstream sends anyway would arrive after this head
-  const bool keeps_alive = upstream_keeps_alive(no_body, head.chunked, head.has_content_length,
-                                                head.version_minor, res.has_token("connection", "close"),
-                                                res.has_token("connection", "keep-alive"));
+  const bool keeps_alive = upstream_keeps_alive(
+      no_body, head.chunked, head.has_content_length, head.version_minor,
+      res.has_token("connection", "close"), res.has_token("connection", "keep-alive"));
   ResponseBody& body = fw.response_body;
   start_response_body(head, no_body, body);
 
@@ -107,8 +110,10 @@ net::awaitable<Session::Outcome> Session::relay_response(const Runtime& rt, Forw
   bool chunk_out = false;
   if (!no_body && (head.chunked || !head.has_content_length)) {
     // Unknown length: chunk it for HTTP/1.1 clients; a 1.0 client reads until close.
-    if (scan.version_minor == 1) chunk_out = true;
-    else keep_alive = false;
+    if (scan.version_minor == 1)
+      chunk_out = true;
+    else
+      keep_alive = false;
   }
   if (rewrite) {
     // The body reads below may move the connection buffer: keep a copy of this (small) head.
@@ -139,7 +144,8 @@ net::awaitable<Session::Outcome> Session::relay_response(const Runtime& rt, Forw
       fw.pool->discard(std::move(fw.acquired.conn));
       fw.count_failure(obs::UpstreamFailure::reset);
       ex_.error = "bad_response";
-      co_return co_await reply_and_finish(rt, core::GatewayError::upstream_down, fw.has_body || !keep_alive);
+      co_return co_await reply_and_finish(rt, core::GatewayError::upstream_down,
+                                          fw.has_body || !keep_alive);
     }
     // Not complete (over the cap, announced or found while reading): the oversize problem, and
     // the rest of the body is never read (the connection is discarded below, as the body is not
@@ -150,7 +156,7 @@ net::awaitable<Session::Outcome> Session::relay_response(const Runtime& rt, Forw
   }
 
   // --- Relay the body (or the rewritten one). The head goes out with the first piece.
-  MessageWriter writer(down_head_, no_body                  ? MessageWriter::Framing::none
+  MessageWriter writer(down_head_, no_body                   ? MessageWriter::Framing::none
                                    : !rewritten && chunk_out ? MessageWriter::Framing::chunked
                                                              : MessageWriter::Framing::length);
   const auto timeout = fw.settings->timeout;
@@ -170,8 +176,8 @@ net::awaitable<Session::Outcome> Session::relay_response(const Runtime& rt, Forw
       piece_size = prefix;
       prefix_sent = true;
       last = body.done();
-    } else if (body.raw && body.left >= kSpliceMin && conn.buffer.size() == 0 && writer.head_sent() &&
-               !conn.stream.is_tls() && !client_.is_tls()) {
+    } else if (body.raw && body.left >= kSpliceMin && conn.buffer.size() == 0 &&
+               writer.head_sent() && !conn.stream.is_tls() && !client_.is_tls()) {
       // A large Content-Length body, with the head and any buffered bytes already out: the
       // kernel moves the rest socket to socket (splice), no copy through this process. With no
       // pipe to be had (descriptors), it is read and written here. Through TLS on either side
@@ -179,8 +185,8 @@ net::awaitable<Session::Outcome> Session::relay_response(const Runtime& rt, Forw
       // through the relay buffer below, so memory stays constant.
       Pipe pipe = worker_.pipes().take();
       if (pipe.valid()) {
-        const SpliceOutcome r = co_await http1::splice_body(conn.stream, timeout, client_,
-                                                     cfg.limits.write_timeout, pipe, body.left);
+        const SpliceOutcome r = co_await http1::splice_body(
+            conn.stream, timeout, client_, cfg.limits.write_timeout, pipe, body.left);
         worker_.pipes().give(std::move(pipe));
         ex_.bytes_out += r.bytes_out;
         if (!r.from_ok || !r.to_ok) {
@@ -204,7 +210,8 @@ net::awaitable<Session::Outcome> Session::relay_response(const Runtime& rt, Forw
       piece_size = take_buffered(conn.buffer, relay, kRelayChunk, body.left);
       if (piece_size == 0) {
         boost::system::error_code ec;
-        piece_size = co_await read_bounded(conn.stream, conn.buffer, timeout, relay, kRelayChunk, body.left, ec);
+        piece_size = co_await read_bounded(conn.stream, conn.buffer, timeout, relay, kRelayChunk,
+                                           body.left, ec);
       }
       if (piece_size == 0) {
         upstream_ok = false;
@@ -246,9 +253,9 @@ net::awaitable<Session::Outcome> Session::relay_response(const Runtime& rt, Forw
     if (!writer.head_sent()) co_await local_reply(rt, core::GatewayError::upstream_down, true);
     co_return Outcome::close;
   }
-  const ExchangeEnd end{body.done(), keeps_alive, fw.body.done,
-                        declares_forbidden_body(status, head.chunked, head.has_content_length,
-                                                head.content_length)};
+  const ExchangeEnd end{
+      body.done(), keeps_alive, fw.body.done,
+      declares_forbidden_body(status, head.chunked, head.has_content_length, head.content_length)};
   if (!client_ok) {
     ex_.error = "client_closed";
     fw.finish_connection(end);
@@ -275,12 +282,12 @@ net::awaitable<bool> Session::read_error_body(const Runtime& rt, Forwarding& fw)
     std::size_t got = 0;
     if (body.raw) {  // as read_response_piece does, one coroutine frame less per error
       boost::system::error_code ec;
-      got = co_await read_bounded(conn.stream, conn.buffer, fw.settings->timeout, err_body.data() + old,
-                                  room, body.left, ec);
+      got = co_await read_bounded(conn.stream, conn.buffer, fw.settings->timeout,
+                                  err_body.data() + old, room, body.left, ec);
       failed = got == 0;
     } else {
-      got = co_await read_response_piece(conn, body, fw.settings->timeout, err_body.data() + old, room,
-                                         failed);
+      got = co_await read_response_piece(conn, body, fw.settings->timeout, err_body.data() + old,
+                                         room, failed);
     }
     err_body.resize(old + got);
     if (failed) co_return false;

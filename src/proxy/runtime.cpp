@@ -17,7 +17,8 @@ namespace {
 
 // The loader already gave every route without its own policy the top-level default, and
 // `rate_limit: off` on a route is nullopt: falling back to the default here would undo it.
-const std::optional<config::RateLimitPolicy>& policy_of(const config::Config&, const config::Route& r) {
+const std::optional<config::RateLimitPolicy>& policy_of(const config::Config&,
+                                                        const config::Route& r) {
   return r.rate_limit;
 }
 
@@ -57,7 +58,8 @@ Runtime::Runtime(config::Config cfg, const core::Clock& clock,
     try {
       listener_tls.push_back(http1::ServerTls::make(server_settings(*l.tls)));
     } catch (const std::exception& e) {
-      throw std::runtime_error(config.source + ": /listen/" + std::to_string(i) + "/tls: " + e.what());
+      throw std::runtime_error(config.source + ": /listen/" + std::to_string(i) +
+                               "/tls: " + e.what());
     }
   }
   std::vector<std::shared_ptr<upstream::Cluster>> kept(config.upstreams.size());
@@ -76,15 +78,17 @@ Runtime::Runtime(config::Config cfg, const core::Clock& clock,
       throw std::runtime_error(config.source + ": /upstreams/" + up.name + "/tls: " + e.what());
     }
     if (!up.tls.verify)
-      spdlog::warn("upstream {}: tls.verify is false: its certificates are NOT checked; anyone on the path can "
-                   "read and change this traffic",
-                   up.name);
+      spdlog::warn(
+          "upstream {}: tls.verify is false: its certificates are NOT checked; anyone on the path can "
+          "read and change this traffic",
+          up.name);
   }
   clusters.reserve(config.upstreams.size());
   for (std::size_t i = 0; i < config.upstreams.size(); ++i) {
     std::shared_ptr<upstream::Cluster> cluster = std::move(kept[i]);
     if (!cluster) {
-      cluster = std::make_shared<upstream::Cluster>(config.upstreams[i], hosts_file, std::move(tls[i]));
+      cluster =
+          std::make_shared<upstream::Cluster>(config.upstreams[i], hosts_file, std::move(tls[i]));
       if (manager) manager->watch(cluster);
     }
     clusters.push_back(std::move(cluster));
@@ -92,8 +96,9 @@ Runtime::Runtime(config::Config cfg, const core::Clock& clock,
   limiters.reserve(config.routes.size());
   // µs, capped at 2^52: the script's Lua numbers are exact below 2^53.
   for (const auto& route : config.routes)
-    store_gcra.push_back(route.rate_limit ? ratelimit::Gcra::of(*route.rate_limit, 1000, std::int64_t{1} << 52)
-                                          : ratelimit::Gcra{});
+    store_gcra.push_back(route.rate_limit
+                             ? ratelimit::Gcra::of(*route.rate_limit, 1000, std::int64_t{1} << 52)
+                             : ratelimit::Gcra{});
   for (const auto& route : config.routes) {
     const auto& policy = policy_of(config, route);
     std::shared_ptr<ratelimit::RateLimiter> limiter;
@@ -107,7 +112,8 @@ Runtime::Runtime(config::Config cfg, const core::Clock& clock,
         }
       }
     }
-    if (policy && !limiter) limiter = std::make_shared<ratelimit::RateLimiter>(*policy, clock, limiter_key_);
+    if (policy && !limiter)
+      limiter = std::make_shared<ratelimit::RateLimiter>(*policy, clock, limiter_key_);
     limiters.push_back(std::move(limiter));
   }
   if (config.telemetry.subcode_labels) {
@@ -119,7 +125,8 @@ Runtime::Runtime(config::Config cfg, const core::Clock& clock,
         if (rule.set.subcode) subcode_labels.push_back(*rule.set.subcode);
   }
   std::sort(subcode_labels.begin(), subcode_labels.end());
-  subcode_labels.erase(std::unique(subcode_labels.begin(), subcode_labels.end()), subcode_labels.end());
+  subcode_labels.erase(std::unique(subcode_labels.begin(), subcode_labels.end()),
+                       subcode_labels.end());
 }
 
 std::string_view Runtime::subcode_label(std::string_view subcode) const noexcept {
@@ -137,7 +144,8 @@ ratelimit::HashKey draw_limiter_key() {
     const ssize_t n = getrandom(bytes.data() + filled, bytes.size() - filled, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw std::system_error(errno, std::generic_category(), "getrandom for the rate-limit hash key");
+      throw std::system_error(errno, std::generic_category(),
+                              "getrandom for the rate-limit hash key");
     }
     filled += static_cast<std::size_t>(n);
   }

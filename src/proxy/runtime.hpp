@@ -56,9 +56,12 @@ struct Runtime {
   /// null when none (the listener is plain). `index` is the listener's place in the config it
   /// started with: tried first, so two TLS listeners on port 0 of one host keep their own
   /// certificates while a reload keeps the order (a reordered list is searched by address).
-  std::shared_ptr<const http1::ServerTls> tls_for(std::size_t index, const std::string& host, std::uint16_t port,
+  std::shared_ptr<const http1::ServerTls> tls_for(std::size_t index, const std::string& host,
+                                                  std::uint16_t port,
                                                   const config::ListenTls** settings) const {
-    auto fits = [&](const config::Endpoint& l) { return l.tls && l.host == host && (l.port == port || l.port == 0); };
+    auto fits = [&](const config::Endpoint& l) {
+      return l.tls && l.host == host && (l.port == port || l.port == 0);
+    };
     if (index < config.listen.size() && fits(config.listen[index])) {
       *settings = &*config.listen[index].tls;
       return listener_tls[index];

@@ -36,16 +36,19 @@ struct Server::Impl {
         threads(cfg.worker_threads()),
         metrics(threads),
         shared{clock, access_log, metrics, {}, {}},
-        runtime(std::make_shared<const Runtime>(std::move(cfg), clock, limiter_key, nullptr, &clusters, hosts_file)) {
+        runtime(std::make_shared<const Runtime>(std::move(cfg), clock, limiter_key, nullptr,
+                                                &clusters, hosts_file)) {
     running_addresses.listen = runtime->config.listen;
     running_addresses.threads = threads;
     running_addresses.admin = runtime->config.admin;
-    for (unsigned i = 0; i < threads; ++i) workers.push_back(std::make_unique<Worker>(i, shared, runtime));
+    for (unsigned i = 0; i < threads; ++i)
+      workers.push_back(std::make_unique<Worker>(i, shared, runtime));
     mark_reload_success();
   }
 
   void mark_reload_success() {
-    const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+        std::chrono::system_clock::now().time_since_epoch());
     metrics.last_reload_success_s.store(now.count());
     metrics.last_reload_ok.store(true);
   }
@@ -84,8 +87,10 @@ struct Server::Impl {
     hup.async_wait([this](const boost::system::error_code& ec, int) {
       if (ec) return;
       const std::string errors = self->reload_now();
-      if (errors.empty()) spdlog::info("SIGHUP: config reloaded");
-      else if (!loader) spdlog::warn("SIGHUP: no config file to reload (started from flags); ignored");
+      if (errors.empty())
+        spdlog::info("SIGHUP: config reloaded");
+      else if (!loader)
+        spdlog::warn("SIGHUP: no config file to reload (started from flags); ignored");
       wait_hup();
     });
   }
@@ -107,12 +112,14 @@ void Server::start(std::ostream& out) {
     bool first = true;
     for (auto& worker : impl_->workers) {
       // Every worker listens on the same port; the kernel spreads connections across them.
-      auto acceptor = open_listener(worker->context(), tcp::endpoint(addr, port),
-                                    first ? ListenerKind::first_of_group : ListenerKind::member_of_group);
+      auto acceptor =
+          open_listener(worker->context(), tcp::endpoint(addr, port),
+                        first ? ListenerKind::first_of_group : ListenerKind::member_of_group);
       first = false;
       port = acceptor.local_endpoint().port();
       worker->add_acceptor(std::move(acceptor),
-                           ListenerInfo{listen.host, port, endpoint_text(tcp::endpoint(addr, port)), listen.tls.has_value(), i});
+                           ListenerInfo{listen.host, port, endpoint_text(tcp::endpoint(addr, port)),
+                                        listen.tls.has_value(), i});
     }
     const std::string shown = endpoint_text(tcp::endpoint(addr, port));
     impl_->bound.push_back(shown);
@@ -159,11 +166,13 @@ void Server::start(std::ostream& out) {
       const std::string& shown = im.admin->bound(i);  // "HOST:PORT"
       const auto colon = shown.rfind(':');
       std::uint16_t bound_port = 0;
-      if (colon != std::string::npos) std::from_chars(shown.data() + colon + 1, shown.data() + shown.size(), bound_port);
+      if (colon != std::string::npos)
+        std::from_chars(shown.data() + colon + 1, shown.data() + shown.size(), bound_port);
       auto& running = admin_listeners[i].controls ? im.running_addresses.admin.listen
                                                   : im.running_addresses.admin.probes_listen;
       if (running) running->port = bound_port;
-      out << (std::string(admin_listeners[i].controls ? "admin" : "probes") + " listening on " + shown + "\n")
+      out << (std::string(admin_listeners[i].controls ? "admin" : "probes") + " listening on " +
+              shown + "\n")
           << std::flush;
     }
   }
@@ -221,7 +230,8 @@ void Server::shutdown() {
     accept_for = im.runtime->config.drain.accept_for;
   }
   for (auto& w : im.workers) {
-    net::post(w->context(), [w = w.get(), deadline, accept_for] { w->begin_drain(deadline, accept_for); });
+    net::post(w->context(),
+              [w = w.get(), deadline, accept_for] { w->begin_drain(deadline, accept_for); });
   }
 }
 
@@ -229,12 +239,13 @@ void Server::reload(config::Config config) {
   auto& im = *impl_;
   std::lock_guard lock(im.runtime_mutex);
   // Refused whole rather than applied in part: the file and what runs never disagree silently.
-  if (auto problems = config::restart_only_changes(im.running_addresses, config); !problems.empty()) {
+  if (auto problems = config::restart_only_changes(im.running_addresses, config);
+      !problems.empty()) {
     throw config::ConfigError(std::move(problems));
   }
   im.access_log.set_queue_bytes(config.limits.access_log_buffer_bytes);
   auto rt = std::make_shared<const Runtime>(std::move(config), im.clock, im.limiter_key,
-                                           im.runtime.get(), &im.clusters, im.hosts_file);
+                                            im.runtime.get(), &im.clusters, im.hosts_file);
   im.runtime = rt;
   for (auto& w : im.workers) {
     net::post(w->context(), [w = w.get(), rt] { w->set_runtime(rt); });

@@ -54,7 +54,7 @@ net::awaitable<void> Session::run() {
 net::awaitable<Session::HeadResult> Session::read_head(const Runtime& rt, http1::HeadScan& scan) {
   const auto& limits = rt.config.limits;
   const http1::HeadLimits head_limits{limits.max_request_line, limits.max_header_bytes,
-                               limits.max_header_fields};
+                                      limits.max_header_fields};
   bool started = buffer_.size() > 0;
   if (started) {
     client_.arm(limits.header_timeout);
@@ -110,7 +110,8 @@ net::awaitable<Session::HeadResult> Session::read_head(const Runtime& rt, http1:
     std::string_view head = view_of(buffer_);
     // A TLS ClientHello (a handshake record, 0x16 0x03) on a plain port: no HTTP answer would
     // mean anything to that client; counted and closed.
-    if (served_ == 0 && !listener_.tls && head.size() >= 2 && head[0] == '\x16' && head[1] == '\x03') {
+    if (served_ == 0 && !listener_.tls && head.size() >= 2 && head[0] == '\x16' &&
+        head[1] == '\x03') {
       worker_.shared().metrics.tls.handshake_failed(listener_.label, "tls_on_plain_listener");
       ex_.request_id.clear();
       co_return HeadResult::closed;
@@ -166,7 +167,8 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const http1:
   const core::TargetParts parts = core::split_request_target(target);
   if (parts.form == core::TargetParts::Form::invalid) {
     ex_.path.assign(path_of(target));  // as received, for the log and `instance`
-    co_return co_await reply_and_finish(rt, core::GatewayError::malformed_request, has_body || !keep_alive);
+    co_return co_await reply_and_finish(rt, core::GatewayError::malformed_request,
+                                        has_body || !keep_alive);
   }
   absolute_form_ = parts.form == core::TargetParts::Form::absolute;
   request_host_ = absolute_form_ ? parts.authority : req.get("host");
@@ -178,14 +180,17 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const http1:
   bool escaped_separator = false;
   if (core::normalize_path(parts.path, ex_.path, escaped_separator) != core::PathVerdict::ok) {
     ex_.path.assign(parts.path);
-    co_return co_await reply_and_finish(rt, core::GatewayError::invalid_path, has_body || !keep_alive);
+    co_return co_await reply_and_finish(rt, core::GatewayError::invalid_path,
+                                        has_body || !keep_alive);
   }
   ex_.route = rt.routes.match(request_host_, ex_.path);
   if (!ex_.route) {
-    co_return co_await reply_and_finish(rt, core::GatewayError::route_not_found, has_body || !keep_alive);
+    co_return co_await reply_and_finish(rt, core::GatewayError::route_not_found,
+                                        has_body || !keep_alive);
   }
   if (escaped_separator && ex_.route->escaped_slashes == config::Route::EscapedSlashes::reject) {
-    co_return co_await reply_and_finish(rt, core::GatewayError::invalid_path, has_body || !keep_alive);
+    co_return co_await reply_and_finish(rt, core::GatewayError::invalid_path,
+                                        has_body || !keep_alive);
   }
 
   const auto& route = *ex_.route;
@@ -211,7 +216,8 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const http1:
     // line, a throwaway key pays while the upstream serves the real one; keyed on all lines
     // joined, each added junk line buys a fresh quota for the same real key. So: refused.
     if (by_header && req.count(policy.header_name) > 1) {
-      co_return co_await reply_and_finish(rt, core::GatewayError::duplicate_limit_key, has_body || !keep_alive);
+      co_return co_await reply_and_finish(rt, core::GatewayError::duplicate_limit_key,
+                                          has_body || !keep_alive);
     }
     const std::string_view header = by_header ? req.get(policy.header_name) : std::string_view{};
     const std::string_view ip =
@@ -221,7 +227,8 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const http1:
       // Shared store: a round trip to Redis. On failure, on_error decides (no decision: the
       // request goes on without rate-limit headers; deny: 503).
       if (!co_await check_shared_limit(rt, *store, key)) {
-        co_return co_await reply_and_finish(rt, core::GatewayError::rate_limit_unavailable, has_body || !keep_alive);
+        co_return co_await reply_and_finish(rt, core::GatewayError::rate_limit_unavailable,
+                                            has_body || !keep_alive);
       }
     } else {
       ex_.decision = limiter->check(key);
@@ -230,18 +237,21 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const http1:
       auto& rc = snapshot_->route_counters(ex_.route);
       obs::bump(ex_.decision->allowed ? rc.rate_limit_allowed : rc.rate_limit_denied);
       if (!ex_.decision->allowed) {
-        co_return co_await reply_and_finish(rt, core::GatewayError::rate_limited, has_body || !keep_alive);
+        co_return co_await reply_and_finish(rt, core::GatewayError::rate_limited,
+                                            has_body || !keep_alive);
       }
     }
   }
 
   // --- Forward: the request to an upstream (forwarder.cpp), the response back
   // (response_relay.cpp).
-  fw_.begin(route, rt.config.upstreams[route.upstream_index], snapshot_->balancer(route.upstream_index),
+  fw_.begin(route, rt.config.upstreams[route.upstream_index],
+            snapshot_->balancer(route.upstream_index),
             snapshot_->upstream_counters(route.upstream_index));
   start_forwarding(rt, fw_, scan, req);
   std::optional<Outcome> ended;
-  if (!fw_.body.done && rt.config.limits.request_buffer_bytes > 0) ended = co_await buffer_request_body(rt, fw_);
+  if (!fw_.body.done && rt.config.limits.request_buffer_bytes > 0)
+    ended = co_await buffer_request_body(rt, fw_);
   if (!ended) ended = co_await exchange_with_upstream(rt, fw_, scan, keep_alive);
   const Outcome outcome = ended ? *ended : co_await relay_response(rt, fw_, scan, keep_alive);
   fw_.end();
@@ -258,7 +268,8 @@ net::awaitable<Session::Outcome> Session::handle(const Runtime& rt, const http1:
 net::awaitable<bool> Session::check_shared_limit(const Runtime& rt, redis::StoreClient& store,
                                                  const ratelimit::LimitKey& key) {
   const std::size_t i = rt.route_index(ex_.route);
-  const auto r = co_await store.check(ex_.route->name, rt.store_gcra[i], ex_.route->rate_limit->window, key);
+  const auto r =
+      co_await store.check(ex_.route->name, rt.store_gcra[i], ex_.route->rate_limit->window, key);
   if (r.status == redis::StoreClient::Result::Status::decided) {
     ex_.decision = r.decision;
     co_return true;
@@ -282,7 +293,8 @@ void Session::finish_exchange() {
   const double duration_ms = std::chrono::duration<double, std::milli>(ended - ex_.started).count();
   auto& rc = snapshot_->route_counters(ex_.route);
   if (ex_.status >= 100 && ex_.status <= 599) {
-    obs::bump(rc.requests[static_cast<std::size_t>(obs::method_label(ex_.method))][static_cast<std::size_t>(ex_.status - 100)]);
+    obs::bump(rc.requests[static_cast<std::size_t>(obs::method_label(ex_.method))]
+                         [static_cast<std::size_t>(ex_.status - 100)]);
     rc.duration[obs::status_class_index(ex_.status)].observe(duration_ms / 1000.0);
   }
   obs::bump(rc.request_bytes, ex_.bytes_in);
@@ -296,7 +308,9 @@ void Session::finish_exchange() {
     r.host = ex_.host;
     r.path = ex_.path;
     r.query = ex_.query;
-    if (ex_.http_minor <= 1) r.protocol = ex_.http_minor == 1 ? std::string_view("HTTP/1.1") : std::string_view("HTTP/1.0");
+    if (ex_.http_minor <= 1)
+      r.protocol =
+          ex_.http_minor == 1 ? std::string_view("HTTP/1.1") : std::string_view("HTTP/1.0");
     r.status = ex_.status;
     if (ex_.route) {
       r.route = ex_.route->name;
@@ -341,7 +355,8 @@ void Session::finish_exchange() {
 net::awaitable<bool> Session::tls_handshake() {
   auto& counters = worker_.shared().metrics.tls;
   const config::ListenTls* settings = nullptr;
-  tls_ = worker_.snapshot()->runtime().tls_for(listener_.index, listener_.host, listener_.port, &settings);
+  tls_ = worker_.snapshot()->runtime().tls_for(listener_.index, listener_.host, listener_.port,
+                                               &settings);
   if (!tls_) {  // cannot happen: whether a listener speaks TLS never changes on a reload
     counters.handshake_failed(listener_.label, "no_certificate");
     co_return false;
@@ -357,7 +372,8 @@ net::awaitable<bool> Session::tls_handshake() {
   client_.disarm();
   if (ec) {
     counters.handshake_failed(listener_.label, http1::handshake_failure_reason(ec, timed_out));
-    spdlog::debug("tls handshake from {} on {} failed: {}", peer_ip_, listener_.label, ec.message());
+    spdlog::debug("tls handshake from {} on {} failed: {}", peer_ip_, listener_.label,
+                  ec.message());
     co_return false;
   }
   counters.handshake_ok(listener_.label, SSL_session_reused(stream.native_handle()) == 1);

@@ -38,13 +38,11 @@
 
 namespace problemgate::proxy {
 
-
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
 using steady = std::chrono::steady_clock;
-
 
 // The wire layer's vocabulary, used throughout the request path.
 using http1::FieldSpan;
@@ -73,7 +71,8 @@ enum class BodyError { none, client_closed, timeout, too_large, malformed };
 /// Up to `cap` bytes of a Content-Length body from what `buffer` already holds, never more than
 /// `left` (which it decrements); no I/O. read_bounded's first step, also called on its own so a
 /// body that came with its head costs no coroutine.
-std::size_t take_buffered(beast::flat_buffer& buffer, char* dst, std::size_t cap, std::uint64_t& left);
+std::size_t take_buffered(beast::flat_buffer& buffer, char* dst, std::size_t cap,
+                          std::uint64_t& left);
 
 /// Up to `cap` bytes of a Content-Length body into `dst`, never more than `left` (which it
 /// decrements): the bytes already buffered behind the head first, else one read under
@@ -128,7 +127,9 @@ inline core::GatewayError head_error(HeadVerdict v) {
 inline void forwarded_for(const HeadView& head, std::string& out) {
   out.clear();
   for (const auto& f : head.fields) {
-    if (f.name_len != core::hdr::kForwardedFor.size() || !iequals(head.name(f), core::hdr::kForwardedFor)) continue;
+    if (f.name_len != core::hdr::kForwardedFor.size() ||
+        !iequals(head.name(f), core::hdr::kForwardedFor))
+      continue;
     if (!out.empty()) out += ", ";
     out.append(head.value(f));
   }
@@ -152,21 +153,22 @@ struct Exchange {
   bool trace_continued = false;  // the client's traceparent was valid (its tracestate goes on)
   // Access-log copies of request-head facts (the head is consumed before the line is written).
   std::string host;
-  std::string query;            // without '?', telemetry.redact_query applied
-  std::string forwarded_for;    // the X-Forwarded-For lines received, joined
-  std::uint8_t http_minor = 0xFF;  // 0 or 1; 0xFF: the head was not understood
-  bool upstream_contacted = false;  // a request was written on an upstream connection
-  int upstream_status = 0;          // the upstream's status, 0 = no response head
-  double upstream_ms = -1;          // endpoint chosen to response head; < 0: none
+  std::string query;                 // without '?', telemetry.redact_query applied
+  std::string forwarded_for;         // the X-Forwarded-For lines received, joined
+  std::uint8_t http_minor = 0xFF;    // 0 or 1; 0xFF: the head was not understood
+  bool upstream_contacted = false;   // a request was written on an upstream connection
+  int upstream_status = 0;           // the upstream's status, 0 = no response head
+  double upstream_ms = -1;           // endpoint chosen to response head; < 0: none
   steady::time_point upstream_sent;  // the request went on a connection in hand
   const config::Route* route = nullptr;
   std::optional<ratelimit::Decision> decision;
   ratelimit::UpstreamLimit upstream_limit;
   int status = 0;
   std::string_view error;
-  std::string endpoints;        // upstream endpoints tried, space-separated (access log)
-  std::string_view proxy_error; // RFC 9209 error token of the last upstream failure (else the row's)
-  std::string next_hop;         // the endpoint that failed last (Proxy-Status next-hop)
+  std::string endpoints;  // upstream endpoints tried, space-separated (access log)
+  std::string_view
+      proxy_error;       // RFC 9209 error token of the last upstream failure (else the row's)
+  std::string next_hop;  // the endpoint that failed last (Proxy-Status next-hop)
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
   std::string_view dialect;
@@ -237,14 +239,14 @@ net::awaitable<std::size_t> read_response_piece(upstream::Connection& conn, Resp
 /// A 64 KiB relay buffer borrowed for the duration of one forward, so idle keep-alive
 /// connections hold no body buffer at all.
 class RelayBuffer {
-public:
+ public:
   explicit RelayBuffer(Worker& w) : worker_(w), data_(w.take_relay_buffer(kRelayChunk)) {}
   ~RelayBuffer() { worker_.give_relay_buffer(std::move(data_)); }
   RelayBuffer(const RelayBuffer&) = delete;
   RelayBuffer& operator=(const RelayBuffer&) = delete;
   char* data() noexcept { return data_.get(); }
 
-private:
+ private:
   Worker& worker_;
   std::unique_ptr<char[]> data_;
 };
@@ -267,7 +269,8 @@ struct Forwarding {
   std::int64_t started_ns = 0;  ///< upstream_started, for the balancer and outlier detection
   // The attempt that got a response head (exchange_with_upstream):
   upstream::Acquired acquired;
-  std::shared_ptr<upstream::UpstreamPool> pool_ref;  // held: a DNS change may drop it from the balancer
+  std::shared_ptr<upstream::UpstreamPool>
+      pool_ref;  // held: a DNS change may drop it from the balancer
   upstream::UpstreamPool* pool = nullptr;
   HeadScan response;  ///< the upstream's response head, scanned (in acquired.conn->buffer)
   boost::system::error_code upstream_error;  ///< why the last attempt's write or read failed
@@ -301,19 +304,21 @@ struct Forwarding {
   }
   /// The connection is done with: back to the pool when `end` allows, else closed.
   void finish_connection(const ExchangeEnd& e) {
-    if (reusable(e)) pool->release(std::move(acquired.conn));
-    else pool->discard(std::move(acquired.conn));
+    if (reusable(e))
+      pool->release(std::move(acquired.conn));
+    else
+      pool->discard(std::move(acquired.conn));
   }
 };
 
 class Session {
-public:
+ public:
   Session(Worker& worker, tcp::socket socket, const ListenerInfo& listener)
       : worker_(worker), listener_(listener), client_(std::move(socket)), buffer_(kReadChunk) {}
 
   net::awaitable<void> run();
 
-private:
+ private:
   enum class HeadResult { ok, closed, rejected };
   enum class Outcome { keep_alive, close };
 
@@ -323,7 +328,8 @@ private:
   // step per phase the same way). Each phase that is not the last returns the outcome when the
   // exchange ended early (a local reply was sent), nullopt to go on.
   /// The upstream request head, the request body's framing: no I/O.
-  void start_forwarding(const Runtime& rt, Forwarding& fw, const HeadScan& scan, const HeadView& req);
+  void start_forwarding(const Runtime& rt, Forwarding& fw, const HeadScan& scan,
+                        const HeadView& req);
   /// Request buffering (nginx's proxy_request_buffering): up to limits.request_buffer_bytes of
   /// the body into ex_.request_body before an upstream connection is taken.
   net::awaitable<std::optional<Outcome>> buffer_request_body(const Runtime& rt, Forwarding& fw);
@@ -331,7 +337,8 @@ private:
   /// retries the rules allow. nullopt: fw.acquired holds the connection and fw.response its
   /// head.
   net::awaitable<std::optional<Outcome>> exchange_with_upstream(const Runtime& rt, Forwarding& fw,
-                                                                const HeadScan& scan, bool keep_alive);
+                                                                const HeadScan& scan,
+                                                                bool keep_alive);
   enum class SendResult { sent, upstream_failed, client_failed };
   /// A request with a body to the upstream (the head goes out with the first piece).
   net::awaitable<SendResult> send_request(const Runtime& rt, Forwarding& fw, const HeadScan& scan,
@@ -376,7 +383,8 @@ private:
     ex_.trace_continued = false;
   }
   std::string_view trace_id() const noexcept {
-    return ex_.has_trace ? std::string_view(ex_.trace_id.data(), ex_.trace_id.size()) : std::string_view{};
+    return ex_.has_trace ? std::string_view(ex_.trace_id.data(), ex_.trace_id.size())
+                         : std::string_view{};
   }
   /// The rate-limit fields of this exchange's response (spec §6), into rl_fields_.
   void rate_limit_fields(const Runtime& rt);
@@ -407,19 +415,20 @@ private:
 
   Worker& worker_;
   const ListenerInfo& listener_;
-  std::shared_ptr<const http1::ServerTls> tls_;  // the certificates this connection was accepted with
-  std::string client_cert_;                      // the verified client certificate's subject
-  std::string_view tls_version_;                 // the negotiated protocol, on a TLS listener
+  std::shared_ptr<const http1::ServerTls>
+      tls_;                       // the certificates this connection was accepted with
+  std::string client_cert_;       // the verified client certificate's subject
+  std::string_view tls_version_;  // the negotiated protocol, on a TLS listener
   ClientStream client_;
   beast::flat_buffer buffer_;
   Exchange ex_;
   std::string peer_ip_;
   std::string client_ip_;  // per request (trusted proxies may change it)
   std::string scratch_;
-  std::string up_head_;    // the upstream request head being sent (kept for a retry)
-  std::string down_head_;  // the client response head being sent
-  std::string error_head_; // an error response's upstream head, kept while its body is read
-  Forwarding fw_;  // the request in progress's way through the upstream
+  std::string up_head_;     // the upstream request head being sent (kept for a retry)
+  std::string down_head_;   // the client response head being sent
+  std::string error_head_;  // an error response's upstream head, kept while its body is read
+  Forwarding fw_;           // the request in progress's way through the upstream
   std::vector<FieldSpan> req_fields_;
   std::vector<FieldSpan> res_fields_;
   std::vector<ratelimit::HeaderField> rl_fields_;
@@ -430,9 +439,10 @@ private:
   std::string_view request_host_;
   std::string_view query_;
   bool absolute_form_ = false;
-  const WorkerSnapshot* snapshot_ = nullptr;  // the snapshot of the request in progress (kept alive by run())
-  IdleClient idle_{client_};  // linked while waiting for the next request (drain closes it)
-  bool last_request_ = false;  // max_requests_per_connection reached with this request
+  const WorkerSnapshot* snapshot_ =
+      nullptr;                    // the snapshot of the request in progress (kept alive by run())
+  IdleClient idle_{client_};      // linked while waiting for the next request (drain closes it)
+  bool last_request_ = false;     // max_requests_per_connection reached with this request
   bool response_closes_ = false;  // the response sent for this request said Connection: close
   std::uint32_t served_ = 0;      // requests read on this connection
 };

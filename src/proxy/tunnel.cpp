@@ -23,25 +23,28 @@ using FlatBuffer = boost::beast::flat_buffer;
 /// One tunnel's state, shared by its two pumps (one per direction) and its watchdog, all on
 /// the worker's thread: no locks. It lives in run_tunnel's frame, which outlives both pumps.
 class TunnelRun {
-public:
+ public:
   using clock = std::chrono::steady_clock;
 
-  TunnelRun(http1::DeadlineSocket& client, http1::DeadlineSocket& upstream,
-            FlatBuffer& from_client, FlatBuffer& from_upstream, TunnelLimits limits,
-            TunnelLink& link)
-      : up_{&client, &upstream, &from_client, obs::TunnelClose::client_closed, obs::TunnelClose::upstream_closed},
-        down_{&upstream, &client, &from_upstream, obs::TunnelClose::upstream_closed, obs::TunnelClose::client_closed},
-        limits_(limits), link_(link), wake_(client.socket().get_executor()) {}
+  TunnelRun(http1::DeadlineSocket& client, http1::DeadlineSocket& upstream, FlatBuffer& from_client,
+            FlatBuffer& from_upstream, TunnelLimits limits, TunnelLink& link)
+      : up_{&client, &upstream, &from_client, obs::TunnelClose::client_closed,
+            obs::TunnelClose::upstream_closed},
+        down_{&upstream, &client, &from_upstream, obs::TunnelClose::upstream_closed,
+              obs::TunnelClose::client_closed},
+        limits_(limits),
+        link_(link),
+        wake_(client.socket().get_executor()) {}
 
   net::awaitable<TunnelResult> run();
 
-private:
+ private:
   struct Direction {
     http1::DeadlineSocket* from;
     http1::DeadlineSocket* to;
-    FlatBuffer* pending;            // bytes read from `from` before the tunnel began
-    obs::TunnelClose from_gone;       // the reason when reading `from` ends
-    obs::TunnelClose to_gone;         // the reason when writing `to` fails
+    FlatBuffer* pending;         // bytes read from `from` before the tunnel began
+    obs::TunnelClose from_gone;  // the reason when reading `from` ends
+    obs::TunnelClose to_gone;    // the reason when writing `to` fails
     std::uint64_t bytes = 0;
     clock::time_point write_since = clock::time_point::max();  // a write waits since then
   };
@@ -63,7 +66,8 @@ private:
   clock::time_point next_deadline() const {
     auto t = last_activity_ + limits_.idle_timeout;
     for (const Direction* d : {&up_, &down_})
-      if (d->write_since != clock::time_point::max()) t = std::min(t, d->write_since + limits_.write_timeout);
+      if (d->write_since != clock::time_point::max())
+        t = std::min(t, d->write_since + limits_.write_timeout);
     return t;
   }
 
@@ -154,7 +158,8 @@ net::awaitable<TunnelResult> TunnelRun::run() {
       stop(obs::TunnelClose::idle_timeout);
     } else {
       for (const Direction* d : {&up_, &down_})
-        if (d->write_since != clock::time_point::max() && now >= d->write_since + limits_.write_timeout)
+        if (d->write_since != clock::time_point::max() &&
+            now >= d->write_since + limits_.write_timeout)
           stop(obs::TunnelClose::write_timeout);
     }
   }
@@ -164,9 +169,10 @@ net::awaitable<TunnelResult> TunnelRun::run() {
 
 //------------------------------------------------------------------------------------------------
 
-net::awaitable<TunnelResult> run_tunnel(http1::DeadlineSocket& client, http1::DeadlineSocket& upstream,
-                                        FlatBuffer& from_client, FlatBuffer& from_upstream,
-                                        TunnelLimits limits, TunnelLink& link) {
+net::awaitable<TunnelResult> run_tunnel(http1::DeadlineSocket& client,
+                                        http1::DeadlineSocket& upstream, FlatBuffer& from_client,
+                                        FlatBuffer& from_upstream, TunnelLimits limits,
+                                        TunnelLink& link) {
   client.disarm();
   upstream.disarm();
   TunnelRun run(client, upstream, from_client, from_upstream, limits, link);

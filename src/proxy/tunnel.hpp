@@ -16,9 +16,9 @@ namespace problemgate::proxy {
 /// A running tunnel as its worker sees it: linked into the worker's list while the tunnel runs,
 /// so a drain can end it (request_stop) when limits.drain_timeout has passed. Linking and
 /// unlinking allocate nothing; a tunnel that ends unlinks itself.
-class TunnelLink
-    : public boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>> {
-public:
+class TunnelLink : public boost::intrusive::list_base_hook<
+                       boost::intrusive::link_mode<boost::intrusive::auto_unlink>> {
+ public:
   /// Ends the tunnel soon (reason `drain`): both sockets' pending operations are cancelled.
   /// Same thread as the tunnel only.
   void request_stop() noexcept {
@@ -27,7 +27,7 @@ public:
   }
   bool stop_requested() const noexcept { return stop_requested_; }
 
-private:
+ private:
   friend class TunnelRun;
   boost::asio::steady_timer* wake_ = nullptr;  // the running tunnel's watchdog timer
   bool stop_requested_ = false;

@@ -31,15 +31,16 @@ net::awaitable<Session::Outcome> Session::open_tunnel(const Runtime& rt, const h
   // max_connections) for as long as the tunnel runs: the session and this frame hold both.
   TunnelLink link;
   worker_.add_tunnel(link);
-  const TunnelResult r = co_await run_tunnel(client_, conn->stream, buffer_, conn->buffer,
-                                             TunnelLimits{cfg.limits.tunnel_idle_timeout, cfg.limits.write_timeout},
-                                             link);
+  const TunnelResult r = co_await run_tunnel(
+      client_, conn->stream, buffer_, conn->buffer,
+      TunnelLimits{cfg.limits.tunnel_idle_timeout, cfg.limits.write_timeout}, link);
   link.unlink();
   // A connection that was a tunnel speaks another protocol now: never back to the pool.
   pool.discard(std::move(conn));
   uc.open.store(pool.open_count(), std::memory_order_relaxed);
   uc.idle.store(pool.idle_count(), std::memory_order_relaxed);
-  rc.tunnels_open.store(rc.tunnels_open.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  rc.tunnels_open.store(rc.tunnels_open.load(std::memory_order_relaxed) - 1,
+                        std::memory_order_relaxed);
   obs::bump(rc.tunnels_closed[static_cast<std::size_t>(r.reason)]);
   ex_.tunnel_bytes_up = r.bytes_up;
   ex_.tunnel_bytes_down = r.bytes_down;

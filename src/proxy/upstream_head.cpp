@@ -4,7 +4,8 @@ namespace problemgate::proxy {
 
 // The upstream request head, written straight from the client's: its fields in order, minus
 // hop-by-hop ones and those this proxy sets.
-void Session::build_upstream_head(const Runtime& rt, const http1::HeadScan& scan, const http1::HeadView& req) {
+void Session::build_upstream_head(const Runtime& rt, const http1::HeadScan& scan,
+                                  const http1::HeadView& req) {
   const auto& route = *ex_.route;
   const auto& cfg = rt.config;
   const auto& up_cfg = cfg.upstreams[route.upstream_index];
@@ -15,15 +16,17 @@ void Session::build_upstream_head(const Runtime& rt, const http1::HeadScan& scan
   up_head_.append(req.bytes.substr(0, scan.method_len));
   up_head_.push_back(' ');
   // Origin-form, on the normalized path that was routed: the upstream sees what was matched.
-  if (route.strip_prefix && route.prefix != "/") routing::append_upstream_target(route, ex_.path, up_head_);
-  else up_head_.append(ex_.path);
+  if (route.strip_prefix && route.prefix != "/")
+    routing::append_upstream_target(route, ex_.path, up_head_);
+  else
+    up_head_.append(ex_.path);
   up_head_.append(query_);
   up_head_.append(" HTTP/1.1\r\n");
   skip_.clear();
   skip_.add_hop_by_hop(req);
-  for (std::string_view n : {std::string_view("expect"), std::string_view("content-length"),
-                             core::hdr::kForwardedFor, core::hdr::kForwardedProto,
-                             core::hdr::kForwardedHost})
+  for (std::string_view n :
+       {std::string_view("expect"), std::string_view("content-length"), core::hdr::kForwardedFor,
+        core::hdr::kForwardedProto, core::hdr::kForwardedHost})
     skip_.add(n);
   skip_.add(cfg.request_id.header);
   // Ours replaces the client's traceparent (our span becomes the parent); a tracestate goes on
@@ -56,7 +59,8 @@ void Session::build_upstream_head(const Runtime& rt, const http1::HeadScan& scan
   scratch_ += peer_ip_;
   http1::append_field(up_head_, core::hdr::kForwardedFor, scratch_);
   http1::append_field(up_head_, core::hdr::kForwardedProto, client_.is_tls() ? "https" : "http");
-  if (!original_host.empty()) http1::append_field(up_head_, core::hdr::kForwardedHost, original_host);
+  if (!original_host.empty())
+    http1::append_field(up_head_, core::hdr::kForwardedHost, original_host);
   http1::append_field(up_head_, cfg.request_id.header, ex_.request_id);
   if (ex_.has_trace) {
     char tp[55];
@@ -75,14 +79,16 @@ void Session::build_upstream_head(const Runtime& rt, const http1::HeadScan& scan
   } else if (scan.has_content_length) {
     char len[24];
     const auto r = std::to_chars(len, len + sizeof len, scan.content_length);
-    http1::append_field(up_head_, "Content-Length", std::string_view(len, static_cast<std::size_t>(r.ptr - len)));
+    http1::append_field(up_head_, "Content-Length",
+                        std::string_view(len, static_cast<std::size_t>(r.ptr - len)));
   }
   up_head_.append("\r\n", 2);
   skip_.clear();
 }
 
-void Session::build_response_head(const Runtime& rt, const http1::HeadView& res, const http1::HeadScan& rscan,
-                                  bool rewritten, bool chunk_out, bool keep_alive) {
+void Session::build_response_head(const Runtime& rt, const http1::HeadView& res,
+                                  const http1::HeadScan& rscan, bool rewritten, bool chunk_out,
+                                  bool keep_alive) {
   const auto& cfg = rt.config;
   rate_limit_fields(rt);
   down_head_.clear();
@@ -90,8 +96,10 @@ void Session::build_response_head(const Runtime& rt, const http1::HeadView& res,
   down_head_.append(res.bytes.substr(9, 3));  // the status code, as scanned
   down_head_.push_back(' ');
   const std::string_view reason = res.bytes.substr(rscan.reason_off, rscan.reason_len);
-  if (!reason.empty()) down_head_.append(reason);
-  else down_head_.append(http::obsolete_reason(static_cast<http::status>(rscan.status)));
+  if (!reason.empty())
+    down_head_.append(reason);
+  else
+    down_head_.append(http::obsolete_reason(static_cast<http::status>(rscan.status)));
   down_head_.append("\r\n", 2);
   skip_.clear();
   skip_.add_hop_by_hop(res);
@@ -99,9 +107,8 @@ void Session::build_response_head(const Runtime& rt, const http1::HeadView& res,
   skip_.add("content-length");  // framing is always written from what was scanned, below
   for (const auto& f : rl_fields_) skip_.add(f.name);
   if (rewritten) {
-    for (std::string_view n : {"content-type", "content-encoding", "etag",
-                               "last-modified", "content-md5", "digest", "content-digest",
-                               "repr-digest"})
+    for (std::string_view n : {"content-type", "content-encoding", "etag", "last-modified",
+                               "content-md5", "digest", "content-digest", "repr-digest"})
       skip_.add(n);
   }
   http1::append_fields_except(res, skip_, down_head_);
@@ -110,13 +117,15 @@ void Session::build_response_head(const Runtime& rt, const http1::HeadView& res,
     http1::append_field(down_head_, "Content-Type", ex_.normalized.content_type);
     char len[24];
     const auto r = std::to_chars(len, len + sizeof len, ex_.normalized.body.size());
-    http1::append_field(down_head_, "Content-Length", std::string_view(len, static_cast<std::size_t>(r.ptr - len)));
+    http1::append_field(down_head_, "Content-Length",
+                        std::string_view(len, static_cast<std::size_t>(r.ptr - len)));
   } else if (chunk_out) {
     http1::append_field(down_head_, "Transfer-Encoding", "chunked");
   } else if (rscan.has_content_length) {
     char len[24];
     const auto r = std::to_chars(len, len + sizeof len, rscan.content_length);
-    http1::append_field(down_head_, "Content-Length", std::string_view(len, static_cast<std::size_t>(r.ptr - len)));
+    http1::append_field(down_head_, "Content-Length",
+                        std::string_view(len, static_cast<std::size_t>(r.ptr - len)));
   }
   http1::append_field(down_head_, cfg.request_id.header, ex_.request_id);
   for (const auto& f : rl_fields_) http1::append_field(down_head_, f.name, f.value);
@@ -128,7 +137,8 @@ void Session::build_response_head(const Runtime& rt, const http1::HeadView& res,
   down_head_.append("\r\n", 2);
 }
 
-void Session::build_switching_head(const Runtime& rt, const http1::HeadView& res, const http1::HeadScan& rscan) {
+void Session::build_switching_head(const Runtime& rt, const http1::HeadView& res,
+                                   const http1::HeadScan& rscan) {
   const auto& cfg = rt.config;
   rate_limit_fields(rt);
   down_head_.assign("HTTP/1.1 101 ");
@@ -160,9 +170,9 @@ void Session::rate_limit_fields(const Runtime& rt) {
     const auto& policy = route->rate_limit;  // the effective policy (loader applied the default)
     if (policy) window_s = std::chrono::duration_cast<std::chrono::seconds>(policy->window).count();
   }
-  ratelimit::build_headers(gw, up, route ? std::string_view(route->name) : std::string_view("default"),
-                           window_s, rt.config.rate_limit_headers,
-                           worker_.shared().clock.now_ns() / 1'000'000'000, rl_fields_);
+  ratelimit::build_headers(
+      gw, up, route ? std::string_view(route->name) : std::string_view("default"), window_s,
+      rt.config.rate_limit_headers, worker_.shared().clock.now_ns() / 1'000'000'000, rl_fields_);
 }
 
 void Session::set_rate_limit_headers(const Runtime& rt, http::fields& f) {

@@ -14,12 +14,16 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 Worker::Worker(unsigned index, Shared& shared, std::shared_ptr<const Runtime> runtime)
-    : index_(index), shared_(shared), metrics_(shared.metrics.worker(index)),
-      snapshot_(WorkerSnapshot::make(std::move(runtime), nullptr, ioc_.get_executor(), metrics_, shared.store_health)),
+    : index_(index),
+      shared_(shared),
+      metrics_(shared.metrics.worker(index)),
+      snapshot_(WorkerSnapshot::make(std::move(runtime), nullptr, ioc_.get_executor(), metrics_,
+                                     shared.store_health)),
       ids_(shared.clock) {}
 
 void Worker::set_runtime(std::shared_ptr<const Runtime> rt) {
-  snapshot_ = WorkerSnapshot::make(std::move(rt), snapshot_.get(), ioc_.get_executor(), metrics_, shared_.store_health);
+  snapshot_ = WorkerSnapshot::make(std::move(rt), snapshot_.get(), ioc_.get_executor(), metrics_,
+                                   shared_.store_health);
 }
 
 void Worker::add_acceptor(tcp::acceptor acceptor, ListenerInfo info) {
@@ -101,7 +105,8 @@ void Worker::session_ended() {
 void Worker::release_store() {
   // The store's connections wait on their sockets forever; once no session can need them,
   // they go, so the worker's loop runs out of work and the drain ends.
-  if (draining_ && !accepting_ && sessions_ == 0 && snapshot_->store()) snapshot_->store()->shutdown();
+  if (draining_ && !accepting_ && sessions_ == 0 && snapshot_->store())
+    snapshot_->store()->shutdown();
 }
 
 void Worker::begin_drain(std::chrono::milliseconds deadline, std::chrono::milliseconds accept_for) {

@@ -23,7 +23,6 @@
 
 namespace problemgate::proxy {
 
-
 /// A client connection waiting for its next request. It is linked into its worker's idle list
 /// so a drain can close it; linking and unlinking allocate nothing, as they happen on every
 /// request, and a session that ends while idle unlinks itself.
@@ -55,7 +54,7 @@ struct Shared {
 /// scratch buffers. Nothing in a Worker is touched from another thread except through post(),
 /// so the request path takes no locks (thread-per-core, SO_REUSEPORT).
 class Worker {
-public:
+ public:
   Worker(unsigned index, Shared& shared, std::shared_ptr<const Runtime> runtime);
 
   boost::asio::io_context& context() noexcept { return ioc_; }
@@ -114,8 +113,9 @@ public:
     if (drain_deadline_passed_) t.request_stop();
   }
 
-private:
-  boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor, const ListenerInfo& info);
+ private:
+  boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor,
+                                           const ListenerInfo& info);
   void schedule_sweep();
   void stop_accepting();
   void close_idle_clients();

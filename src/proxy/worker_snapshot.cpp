@@ -34,8 +34,11 @@ std::shared_ptr<const WorkerSnapshot> WorkerSnapshot::make(std::shared_ptr<const
   for (std::size_t i = 0; i < cfg.upstreams.size(); ++i) {
     const auto& up = cfg.upstreams[i];
     auto balancer = reusable_balancer(previous, rt.clusters[i].get());
-    if (balancer) balancer->update(up);
-    else balancer = std::make_shared<upstream::Balancer>(ex, rt.clusters[i], up, 0x9e3779b97f4a7c15ULL + i);
+    if (balancer)
+      balancer->update(up);
+    else
+      balancer =
+          std::make_shared<upstream::Balancer>(ex, rt.clusters[i], up, 0x9e3779b97f4a7c15ULL + i);
     snap->balancers_.push_back(std::move(balancer));
     snap->upstream_counters_.push_back(&metrics.upstream(up.name));
   }
@@ -58,7 +61,9 @@ std::shared_ptr<const WorkerSnapshot> WorkerSnapshot::make(std::shared_ptr<const
     // on its pools, but nothing they hold may reach a request of this one (it may be the old
     // address).
     for (const auto& old : previous->balancers()) {
-      if (std::find(snap->balancers_.begin(), snap->balancers_.end(), old) == snap->balancers_.end()) old->retire();
+      if (std::find(snap->balancers_.begin(), snap->balancers_.end(), old) ==
+          snap->balancers_.end())
+        old->retire();
     }
   }
   return snap;

@@ -24,7 +24,7 @@ namespace problemgate::proxy {
 ///
 /// Not thread-safe, like the pools: made and used on its worker's thread only.
 class WorkerSnapshot {
-public:
+ public:
   /// The snapshot of `runtime` that follows `previous` (null for the first one). Balancers
   /// (with their per-endpoint pools) of `previous` whose upstream kept its Cluster (name,
   /// endpoints, outlier and health settings: see Runtime) are carried over (settings
@@ -50,9 +50,11 @@ public:
     return *upstream_counters_[upstream_index];
   }
   /// Indexed like runtime().config.upstreams (sweeps and drains go through these).
-  const std::vector<std::shared_ptr<upstream::Balancer>>& balancers() const noexcept { return balancers_; }
+  const std::vector<std::shared_ptr<upstream::Balancer>>& balancers() const noexcept {
+    return balancers_;
+  }
 
-private:
+ private:
   // Private: make() is the only way in, so a snapshot is always shared_ptr-held.
   explicit WorkerSnapshot(std::shared_ptr<const Runtime> runtime) : runtime_(std::move(runtime)) {}
 

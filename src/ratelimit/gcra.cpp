@@ -46,13 +46,15 @@ Decision Gcra::decide(bool allowed, std::int64_t now, std::int64_t tat) const no
   d.allowed = allowed;
   if (allowed) {
     const std::int64_t full_in = tat - now;
-    d.remaining = static_cast<std::uint64_t>(std::max<std::int64_t>(0, capacity - full_in) / interval);
+    d.remaining =
+        static_cast<std::uint64_t>(std::max<std::int64_t>(0, capacity - full_in) / interval);
     d.reset_after_s = ceil_div(full_in, per_second);
     d.reset_epoch_s = ceil_div(tat, per_second);
   } else {
     d.reset_after_s = ceil_div(tat - now, per_second);
     d.reset_epoch_s = ceil_div(tat, per_second);
-    d.retry_after_s = std::max<std::int64_t>(1, ceil_div(tat + interval - capacity - now, per_second));
+    d.retry_after_s =
+        std::max<std::int64_t>(1, ceil_div(tat + interval - capacity - now, per_second));
   }
   return d;
 }

@@ -11,8 +11,8 @@ namespace problemgate::ratelimit {
 
 namespace {
 
-constexpr std::uint64_t kEpochSecondsFloor = 1'000'000'000;     // 2001-09-09
-constexpr std::uint64_t kEpochMillisFloor = 100'000'000'000;    // 5138 AD in seconds
+constexpr std::uint64_t kEpochSecondsFloor = 1'000'000'000;   // 2001-09-09
+constexpr std::uint64_t kEpochMillisFloor = 100'000'000'000;  // 5138 AD in seconds
 
 std::string_view trim(std::string_view s) noexcept {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -38,8 +38,8 @@ std::optional<Number> parse_number(std::string_view s, bool allow_fraction) noex
     if (!allow_fraction) return std::nullopt;
     frac = s.substr(dot + 1);
     s = s.substr(0, dot);
-    if (frac.empty() || !std::all_of(frac.begin(), frac.end(),
-                                     [](char c) { return c >= '0' && c <= '9'; })) {
+    if (frac.empty() ||
+        !std::all_of(frac.begin(), frac.end(), [](char c) { return c >= '0' && c <= '9'; })) {
       return std::nullopt;
     }
   }
@@ -70,8 +70,8 @@ int two_digits(std::string_view s, std::size_t at) noexcept {
 // IMF-fixdate, RFC 9110 §5.6.7: "Sun, 06 Nov 1994 08:49:37 GMT".
 std::optional<std::int64_t> parse_imf_fixdate(std::string_view s) noexcept {
   s = trim(s);
-  if (s.size() != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' ||
-      s[16] != ' ' || s[19] != ':' || s[22] != ':' || s.substr(25) != " GMT") {
+  if (s.size() != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' || s[16] != ' ' ||
+      s[19] != ':' || s[22] != ':' || s.substr(25) != " GMT") {
     return std::nullopt;
   }
   constexpr std::string_view kMonths = "JanFebMarAprMayJunJulAugSepOctNovDec";
@@ -192,9 +192,9 @@ void build_headers(const Decision* gateway, const UpstreamLimit* upstream,
   const Shown* shown = gateway != nullptr ? &gw : &up;
   Shown merged;
   if (gateway != nullptr && upstream != nullptr && up.remaining) {
-    const bool upstream_stricter =
-        *up.remaining < *gw.remaining ||
-        (*up.remaining == *gw.remaining && (!up.reset_epoch_s || *up.reset_epoch_s >= *gw.reset_epoch_s));
+    const bool upstream_stricter = *up.remaining < *gw.remaining ||
+                                   (*up.remaining == *gw.remaining &&
+                                    (!up.reset_epoch_s || *up.reset_epoch_s >= *gw.reset_epoch_s));
     if (upstream_stricter) {
       merged = up;
       if (!merged.limit) merged.limit = gw.limit;

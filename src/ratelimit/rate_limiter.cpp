@@ -37,7 +37,9 @@ std::int64_t ceil_div(std::int64_t a, std::int64_t b) noexcept {
 // The digest is already a keyed hash, uniform over 128 bits: its low word is the bucket hash
 // as is. noexcept and cheap, so libstdc++ does not cache it in the node (the node stays 32 bytes).
 struct DigestHash {
-  std::size_t operator()(const KeyDigest& d) const noexcept { return static_cast<std::size_t>(d.lo); }
+  std::size_t operator()(const KeyDigest& d) const noexcept {
+    return static_cast<std::size_t>(d.lo);
+  }
 };
 
 using KeyMap = std::unordered_map<KeyDigest, std::int64_t, DigestHash>;
@@ -95,13 +97,13 @@ RateLimiter::RateLimiter(const config::RateLimitPolicy& policy, const core::Cloc
     const std::uint64_t w = static_cast<std::uint64_t>(window_ns_);
     interval_ns_ = static_cast<std::int64_t>(w / policy.limit + (w % policy.limit != 0));
     const auto max_units = static_cast<std::uint64_t>(kMaxSpanNs / interval_ns_);
-    capacity_ns_ = limit_ > max_units ? kMaxSpanNs
-                                      : static_cast<std::int64_t>(limit_) * interval_ns_;
+    capacity_ns_ =
+        limit_ > max_units ? kMaxSpanNs : static_cast<std::int64_t>(limit_) * interval_ns_;
   }
 
   max_keys = std::max<std::size_t>(max_keys, 1);
-  shard_count_ = std::clamp<std::size_t>(std::bit_floor(max_keys / kMinKeysPerShard), 1,
-                                         kMaxShards);
+  shard_count_ =
+      std::clamp<std::size_t>(std::bit_floor(max_keys / kMinKeysPerShard), 1, kMaxShards);
   shard_shift_ = 64u - static_cast<unsigned>(std::countr_zero(shard_count_));
   shard_cap_ = max_keys / shard_count_;
   shards_ = std::make_unique<Shard[]>(shard_count_);
@@ -197,10 +199,8 @@ LimitKey request_key(const config::RateLimitPolicy& policy, std::string_view cli
                      std::string_view header_value, std::string_view route_name) noexcept {
   using Key = config::RateLimitPolicy::Key;
   switch (policy.key) {
-    case Key::client_ip:
-      return {Key::client_ip, client_ip};
-    case Key::route:
-      return {Key::route, route_name};
+    case Key::client_ip: return {Key::client_ip, client_ip};
+    case Key::route: return {Key::route, route_name};
     case Key::header:
       if (header_value.empty()) return {Key::client_ip, client_ip};
       return {Key::header, header_value};

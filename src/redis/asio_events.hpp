@@ -16,14 +16,14 @@ namespace problemgate::redis {
 /// handlers hold the watcher by shared_ptr and check `ac` first, so a context freed while a
 /// wait is queued is never touched again.
 class AsioEvents : public std::enable_shared_from_this<AsioEvents> {
-public:
+ public:
   explicit AsioEvents(const boost::asio::any_io_executor& ex) : sd_(ex) {}
 
   /// Sets `ac`'s ev hooks to this watcher. Call right after redisAsyncConnect succeeded.
   /// Returns false (and leaves the hooks unset) if the descriptor cannot be watched.
   bool attach(redisAsyncContext* ac);
 
-private:
+ private:
   static void add_read(void* self);
   static void del_read(void* self);
   static void add_write(void* self);
@@ -36,7 +36,7 @@ private:
   redisAsyncContext* ac_ = nullptr;  // null once hiredis cleaned up
   bool want_read_ = false, want_write_ = false;
   bool reading_ = false, writing_ = false;  // an async_wait is queued
-  std::shared_ptr<AsioEvents> keep_;  // held while attached: hiredis's ev.data points here
+  std::shared_ptr<AsioEvents> keep_;        // held while attached: hiredis's ev.data points here
 };
 
 }  // namespace problemgate::redis

@@ -26,12 +26,12 @@ struct Connection::Op {
   Connection* conn;
   steady::time_point sent;
   steady::time_point deadline;
-  Handler handler;   // check only
-  bool done = false; // its handler ran (a timeout completes it before the reply comes)
+  Handler handler;    // check only
+  bool done = false;  // its handler ran (a timeout completes it before the reply comes)
 };
 
-Connection::Connection(const net::any_io_executor& ex, ConnectionEvents& owner, obs::StoreCounters& counters,
-                       std::chrono::milliseconds timeout)
+Connection::Connection(const net::any_io_executor& ex, ConnectionEvents& owner,
+                       obs::StoreCounters& counters, std::chrono::milliseconds timeout)
     : ex_(ex), owner_(owner), counters_(counters), timeout_(timeout), timer_(ex) {
   counters_.move(std::nullopt, gauge_of(state_));
 }
@@ -90,7 +90,8 @@ void Connection::open(const std::string& ip, std::uint16_t port, const Handshake
 void Connection::load_script() {
   if (ac_ == nullptr || failing_) return;
   const auto now = steady::now();
-  send(new Op{Op::Kind::script_load, this, now, now + timeout_, {}}, {"SCRIPT", "LOAD", kGcraScript});
+  send(new Op{Op::Kind::script_load, this, now, now + timeout_, {}},
+       {"SCRIPT", "LOAD", kGcraScript});
 }
 
 void Connection::close(bool timed_out) {
@@ -118,9 +119,11 @@ bool Connection::send(Op* op, const std::vector<std::string_view>& argv) {
     lens.push_back(a.size());
   }
   if (ac_ == nullptr ||
-      redisAsyncCommandArgv(ac_, &Connection::on_reply, op, static_cast<int>(argv.size()), ptrs.data(),
-                            lens.data()) != REDIS_OK) {
-    if (op->kind == Op::Kind::check) complete(*op, Outcome{false, GcraReply{GcraReply::Kind::error, false, 0, 0, {}, "not connected"}});
+      redisAsyncCommandArgv(ac_, &Connection::on_reply, op, static_cast<int>(argv.size()),
+                            ptrs.data(), lens.data()) != REDIS_OK) {
+    if (op->kind == Op::Kind::check)
+      complete(*op,
+               Outcome{false, GcraReply{GcraReply::Kind::error, false, 0, 0, {}, "not connected"}});
     delete op;
     return false;
   }
@@ -129,10 +132,12 @@ bool Connection::send(Op* op, const std::vector<std::string_view>& argv) {
   return true;
 }
 
-void Connection::send_check(const std::vector<std::string_view>& argv, steady::time_point deadline, Handler handler) {
+void Connection::send_check(const std::vector<std::string_view>& argv, steady::time_point deadline,
+                            Handler handler) {
   Op* op = new Op{Op::Kind::check, this, steady::now(), deadline, std::move(handler)};
   if (state_ == State::closed || failing_) {
-    complete(*op, Outcome{false, GcraReply{GcraReply::Kind::error, false, 0, 0, {}, "not connected"}});
+    complete(*op,
+             Outcome{false, GcraReply{GcraReply::Kind::error, false, 0, 0, {}, "not connected"}});
     delete op;
     return;
   }
@@ -143,7 +148,9 @@ void Connection::complete(Op& op, Outcome out) {
   op.done = true;
   // Posted, not called: the session resumes outside hiredis's callback, so whatever it does
   // next (another check, a reload dropping this connection) cannot re-enter the context.
-  net::post(ex_, [h = std::move(op.handler), out = std::move(out)]() mutable { std::move(h)(std::move(out)); });
+  net::post(ex_, [h = std::move(op.handler), out = std::move(out)]() mutable {
+    std::move(h)(std::move(out));
+  });
 }
 
 void Connection::arm_timer() {
@@ -205,8 +212,10 @@ void Connection::on_reply(redisAsyncContext*, void* r, void* privdata) {
   Connection* self = op->conn;
   const auto* reply = static_cast<const redisReply*>(r);
   auto& q = self->pending_;
-  if (!q.empty() && q.front() == op.get()) q.pop_front();
-  else if (auto it = std::find(q.begin(), q.end(), op.get()); it != q.end()) q.erase(it);
+  if (!q.empty() && q.front() == op.get())
+    q.pop_front();
+  else if (auto it = std::find(q.begin(), q.end(), op.get()); it != q.end())
+    q.erase(it);
 
   switch (op->kind) {
     case Op::Kind::check: {
@@ -215,7 +224,9 @@ void Connection::on_reply(redisAsyncContext*, void* r, void* privdata) {
       if (reply == nullptr && self->closing_timeout_) {
         out.timed_out = true;
       } else {
-        if (reply) self->counters_.round_trip.observe(std::chrono::duration<double>(steady::now() - op->sent).count());
+        if (reply)
+          self->counters_.round_trip.observe(
+              std::chrono::duration<double>(steady::now() - op->sent).count());
         out.reply = parse_gcra_reply(reply);
       }
       self->complete(*op, std::move(out));
@@ -224,9 +235,10 @@ void Connection::on_reply(redisAsyncContext*, void* r, void* privdata) {
     case Op::Kind::auth:
     case Op::Kind::select:
       if (reply != nullptr && reply->type == REDIS_REPLY_ERROR)
-        self->fail_later(std::string(op->kind == Op::Kind::auth ? "AUTH" : "SELECT") + " refused: " +
-                             std::string(reply->str, std::min<std::size_t>(reply->len, 200)),
-                         false);
+        self->fail_later(
+            std::string(op->kind == Op::Kind::auth ? "AUTH" : "SELECT") +
+                " refused: " + std::string(reply->str, std::min<std::size_t>(reply->len, 200)),
+            false);
       break;
     case Op::Kind::script_load:
       if (reply == nullptr) break;
@@ -238,7 +250,8 @@ void Connection::on_reply(redisAsyncContext*, void* r, void* privdata) {
         }
       } else {
         self->fail_later(reply->type == REDIS_REPLY_ERROR
-                             ? "SCRIPT LOAD refused: " + std::string(reply->str, std::min<std::size_t>(reply->len, 200))
+                             ? "SCRIPT LOAD refused: " +
+                                   std::string(reply->str, std::min<std::size_t>(reply->len, 200))
                              : std::string("SCRIPT LOAD: unexpected reply"),
                          false);
       }

@@ -35,12 +35,12 @@ struct Outcome {
 /// What a connection tells its owner. Called from the worker's thread, never from inside a
 /// hiredis callback that could still touch the context.
 class ConnectionEvents {
-public:
+ public:
   virtual void on_ready(std::string_view script_sha) = 0;
   /// The connection failed and closed; its pending commands completed (timeout or error).
   virtual void on_failed(std::string_view reason, bool timed_out) = 0;
 
-protected:
+ protected:
   ~ConnectionEvents() = default;
 };
 
@@ -50,12 +50,12 @@ struct Handshake {
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
-public:
+ public:
   enum class State { closed, connecting, ready };
   using Handler = boost::asio::any_completion_handler<void(Outcome)>;
 
-  Connection(const boost::asio::any_io_executor& ex, ConnectionEvents& owner, obs::StoreCounters& counters,
-             std::chrono::milliseconds timeout);
+  Connection(const boost::asio::any_io_executor& ex, ConnectionEvents& owner,
+             obs::StoreCounters& counters, std::chrono::milliseconds timeout);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -75,7 +75,8 @@ public:
 
   /// Sends one command (argv) and completes with its reply, or a timeout at `deadline`.
   template <class Token>
-  auto async_command(std::vector<std::string_view> argv, steady::time_point deadline, Token&& token) {
+  auto async_command(std::vector<std::string_view> argv, steady::time_point deadline,
+                     Token&& token) {
     return boost::asio::async_initiate<Token, void(Outcome)>(
         [this, argv = std::move(argv), deadline](auto handler) mutable {
           send_check(argv, deadline, Handler(std::move(handler)));
@@ -83,13 +84,14 @@ public:
         token);
   }
 
-private:
+ private:
   struct Op;
   static void on_reply(redisAsyncContext* ac, void* reply, void* privdata);
   static void on_connect(const redisAsyncContext* ac, int status);
   static void on_disconnect(const redisAsyncContext* ac, int status);
 
-  void send_check(const std::vector<std::string_view>& argv, steady::time_point deadline, Handler handler);
+  void send_check(const std::vector<std::string_view>& argv, steady::time_point deadline,
+                  Handler handler);
   bool send(Op* op, const std::vector<std::string_view>& argv);
   void complete(Op& op, Outcome out);
   void arm_timer();
@@ -104,10 +106,11 @@ private:
   redisAsyncContext* ac_ = nullptr;
   std::shared_ptr<AsioEvents> events_;
   State state_ = State::closed;
-  bool failing_ = false;     // a failure is being reported: send nothing more
-  std::uint64_t generation_ = 0;  // bumped by open(): a failure posted for an older context is stale
+  bool failing_ = false;  // a failure is being reported: send nothing more
+  std::uint64_t generation_ =
+      0;  // bumped by open(): a failure posted for an older context is stale
   bool closing_timeout_ = false;  // close() in progress after a stall: pending ops time out
-  std::deque<Op*> pending_;  // in send order: Redis answers in order
+  std::deque<Op*> pending_;       // in send order: Redis answers in order
   boost::asio::steady_timer timer_;
   bool timer_armed_ = false;
 };

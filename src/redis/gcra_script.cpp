@@ -65,7 +65,8 @@ GcraReply parse_gcra_reply(const redisReply* reply) {
     return out;
   }
   if ((first->integer != 0 && first->integer != 1) || reply->elements != 3 ||
-      reply->element[1]->type != REDIS_REPLY_INTEGER || reply->element[2]->type != REDIS_REPLY_INTEGER) {
+      reply->element[1]->type != REDIS_REPLY_INTEGER ||
+      reply->element[2]->type != REDIS_REPLY_INTEGER) {
     out.message = "unexpected reply: expected {0|1, now, tat}";
     return out;
   }

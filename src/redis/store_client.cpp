@@ -30,8 +30,9 @@ std::string hex(const std::array<std::uint8_t, 16>& bytes) {
 }
 
 std::string_view policy_name(config::RateLimitStore::OnError p) {
-  return p == config::RateLimitStore::OnError::allow ? "allow (requests are served without rate limits)"
-                                                     : "deny (limited routes answer 503)";
+  return p == config::RateLimitStore::OnError::allow
+             ? "allow (requests are served without rate limits)"
+             : "deny (limited routes answer 503)";
 }
 
 }  // namespace
@@ -62,8 +63,8 @@ std::optional<ratelimit::HashKey> secret_from_hex(std::string_view text) {
 void StoreHealth::went_down(std::string_view endpoint, std::string_view reason,
                             config::RateLimitStore::OnError policy) {
   if (down_.fetch_add(1, std::memory_order_relaxed) == 0)
-    spdlog::warn("rate_limit_store: redis {} unreachable ({}); on_error: {} until it is back", endpoint,
-                 reason, policy_name(policy));
+    spdlog::warn("rate_limit_store: redis {} unreachable ({}); on_error: {} until it is back",
+                 endpoint, reason, policy_name(policy));
 }
 
 void StoreHealth::came_back(std::string_view endpoint) {
@@ -74,23 +75,32 @@ void StoreHealth::came_back(std::string_view endpoint) {
 //------------------------------------------------------------------------------
 
 class StoreClient::Events final : public ConnectionEvents {
-public:
+ public:
   explicit Events(StoreClient& c) : client_(c) {}
   void on_ready(std::string_view sha) override { client_.connection_ready(sha); }
-  void on_failed(std::string_view reason, bool timed_out) override { client_.connection_failed(reason, timed_out); }
+  void on_failed(std::string_view reason, bool timed_out) override {
+    client_.connection_failed(reason, timed_out);
+  }
 
-private:
+ private:
   StoreClient& client_;
 };
 
 StoreClient::StoreClient(const net::any_io_executor& ex, const config::RateLimitStore& settings,
                          const ratelimit::HashKey& initial_secret, obs::StoreCounters& counters,
                          StoreHealth& health)
-    : ex_(ex), settings_(settings), secret_(initial_secret), secret_hex_(secret_to_hex(initial_secret)),
-      counters_(counters), health_(health), events_(std::make_unique<Events>(*this)),
-      retry_timer_(ex), resolver_(ex) {
+    : ex_(ex),
+      settings_(settings),
+      secret_(initial_secret),
+      secret_hex_(secret_to_hex(initial_secret)),
+      counters_(counters),
+      health_(health),
+      events_(std::make_unique<Events>(*this)),
+      retry_timer_(ex),
+      resolver_(ex) {
   const bool v6 = settings_.host.find(':') != std::string::npos;
-  endpoint_ = (v6 ? "[" + settings_.host + "]" : settings_.host) + ":" + std::to_string(settings_.port);
+  endpoint_ =
+      (v6 ? "[" + settings_.host + "]" : settings_.host) + ":" + std::to_string(settings_.port);
   for (std::uint32_t i = 0; i < settings_.pool_size; ++i)
     conns_.push_back(std::make_shared<Connection>(ex_, *events_, counters_, settings_.timeout));
 }
@@ -120,17 +130,19 @@ void StoreClient::resolve_and_open() {
     return;
   }
   // A name: Asio's resolver (getaddrinfo off the event loop), never hiredis's blocking lookup.
-  resolver_.async_resolve(settings_.host, std::to_string(settings_.port),
-                          [w = weak_from_this()](const boost::system::error_code& rec,
-                                                 const net::ip::tcp::resolver::results_type& results) {
-                            auto self = w.lock();
-                            if (!self || rec == net::error::operation_aborted) return;
-                            if (rec || results.empty()) {
-                              self->connection_failed("resolve: " + (rec ? rec.message() : std::string("no address")), false);
-                              return;
-                            }
-                            self->open_all(results.begin()->endpoint().address().to_string());
-                          });
+  resolver_.async_resolve(
+      settings_.host, std::to_string(settings_.port),
+      [w = weak_from_this()](const boost::system::error_code& rec,
+                             const net::ip::tcp::resolver::results_type& results) {
+        auto self = w.lock();
+        if (!self || rec == net::error::operation_aborted) return;
+        if (rec || results.empty()) {
+          self->connection_failed("resolve: " + (rec ? rec.message() : std::string("no address")),
+                                  false);
+          return;
+        }
+        self->open_all(results.begin()->endpoint().address().to_string());
+      });
 }
 
 void StoreClient::open_all(const std::string& ip) {
@@ -206,7 +218,8 @@ std::string StoreClient::bucket_key(std::string_view route, const ratelimit::Lim
   return out;
 }
 
-net::awaitable<StoreClient::Result> StoreClient::check(std::string_view route, const ratelimit::Gcra& gcra,
+net::awaitable<StoreClient::Result> StoreClient::check(std::string_view route,
+                                                       const ratelimit::Gcra& gcra,
                                                        std::chrono::milliseconds window,
                                                        ratelimit::LimitKey key,
                                                        std::optional<std::int64_t> now_us) {
@@ -227,8 +240,10 @@ net::awaitable<StoreClient::Result> StoreClient::check(std::string_view route, c
     std::vector<std::string_view> argv;
     argv.reserve(10);
     // Until a SCRIPT LOAD answered, the script travels whole (EVAL caches it as well).
-    if (sha_.empty()) argv.insert(argv.end(), {"EVAL", kGcraScript});
-    else argv.insert(argv.end(), {"EVALSHA", sha_});
+    if (sha_.empty())
+      argv.insert(argv.end(), {"EVAL", kGcraScript});
+    else
+      argv.insert(argv.end(), {"EVALSHA", sha_});
     argv.insert(argv.end(), {"2", bucket, secret_record, secret_hex_, interval, capacity, expiry});
     if (now_us) argv.push_back(now);
     // A retry (after a NOSCRIPT, or adopting the shared secret) is one more round trip with a
@@ -260,8 +275,7 @@ net::awaitable<StoreClient::Result> StoreClient::check(std::string_view route, c
         // right behind the SCRIPT LOAD on the same connection, so it finds the script.
         conn->load_script();
         continue;
-      case GcraReply::Kind::error:
-        break;
+      case GcraReply::Kind::error: break;
     }
     spdlog::debug("rate_limit_store: check failed: {}", out.reply.message);
     break;

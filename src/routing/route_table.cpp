@@ -51,7 +51,8 @@ RouteTable::RouteTable(const std::vector<config::Route>& routes) {
   });
 }
 
-const config::Route* RouteTable::match(std::string_view host_header, std::string_view target) const noexcept {
+const config::Route* RouteTable::match(std::string_view host_header,
+                                       std::string_view target) const noexcept {
   const std::string_view path = path_of(target);
   const std::string_view host = host_without_port(host_header);
   // A linear scan: route tables are tens of entries, and this touches no heap.
@@ -76,8 +77,10 @@ void strip_prefix(std::string_view prefix, std::string_view target, std::string&
 }
 
 void append_upstream_target(const config::Route& route, std::string_view target, std::string& out) {
-  if (route.strip_prefix) strip_prefix(route.prefix, target, out);
-  else out.append(target);
+  if (route.strip_prefix)
+    strip_prefix(route.prefix, target, out);
+  else
+    out.append(target);
 }
 
 }  // namespace problemgate::routing

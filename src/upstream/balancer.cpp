@@ -4,9 +4,12 @@
 
 namespace problemgate::upstream {
 
-Balancer::Balancer(boost::asio::any_io_executor ex, std::shared_ptr<Cluster> cluster, config::Upstream settings,
-                   std::uint64_t seed)
-    : ex_(std::move(ex)), cluster_(std::move(cluster)), settings_(std::move(settings)), rng_(seed | 1),
+Balancer::Balancer(boost::asio::any_io_executor ex, std::shared_ptr<Cluster> cluster,
+                   config::Upstream settings, std::uint64_t seed)
+    : ex_(std::move(ex)),
+      cluster_(std::move(cluster)),
+      settings_(std::move(settings)),
+      rng_(seed | 1),
       budget_(settings_.retries.budget_percent, settings_.retries.budget_reserve) {
   refresh();
 }
@@ -25,8 +28,11 @@ void Balancer::refresh() {
   std::vector<std::shared_ptr<UpstreamPool>> next;
   next.reserve(set->size());
   for (const auto& ep : *set) {
-    auto it = std::find_if(pools_.begin(), pools_.end(), [&](const auto& p) { return p->endpoint() == ep; });
-    next.push_back(it != pools_.end() ? *it : std::make_shared<UpstreamPool>(ex_, settings_, ep, cluster_->tls_context()));
+    auto it = std::find_if(pools_.begin(), pools_.end(),
+                           [&](const auto& p) { return p->endpoint() == ep; });
+    next.push_back(it != pools_.end() ? *it
+                                      : std::make_shared<UpstreamPool>(ex_, settings_, ep,
+                                                                       cluster_->tls_context()));
   }
   for (auto& old : pools_) {
     if (std::find(next.begin(), next.end(), old) == next.end()) old->retire();
@@ -35,14 +41,15 @@ void Balancer::refresh() {
   if (!pools_.empty()) next_ %= pools_.size();
 }
 
-bool Balancer::eligible(std::size_t i, std::int64_t now_ns, std::span<const EndpointState* const> tried,
-                        bool ignore_health) const {
+bool Balancer::eligible(std::size_t i, std::int64_t now_ns,
+                        std::span<const EndpointState* const> tried, bool ignore_health) const {
   const EndpointState* ep = pools_[i]->endpoint().get();
   if (std::find(tried.begin(), tried.end(), ep) != tried.end()) return false;
   return ignore_health || ep->available(now_ns);
 }
 
-const std::shared_ptr<UpstreamPool>* Balancer::pick(std::int64_t now_ns, std::span<const EndpointState* const> tried,
+const std::shared_ptr<UpstreamPool>* Balancer::pick(std::int64_t now_ns,
+                                                    std::span<const EndpointState* const> tried,
                                                     bool& panic) {
   refresh();
   panic = false;
@@ -61,12 +68,14 @@ const std::shared_ptr<UpstreamPool>* Balancer::pick(std::int64_t now_ns, std::sp
   return p;
 }
 
-const std::shared_ptr<UpstreamPool>* Balancer::choose(std::int64_t now_ns, std::span<const EndpointState* const> tried,
+const std::shared_ptr<UpstreamPool>* Balancer::choose(std::int64_t now_ns,
+                                                      std::span<const EndpointState* const> tried,
                                                       bool ignore_health) {
   const std::size_t n = pools_.size();
   if (settings_.lb == config::Upstream::Lb::least_request && n > 1) {
     std::size_t candidates = 0;
-    for (std::size_t i = 0; i < n; ++i) candidates += eligible(i, now_ns, tried, ignore_health) ? 1 : 0;
+    for (std::size_t i = 0; i < n; ++i)
+      candidates += eligible(i, now_ns, tried, ignore_health) ? 1 : 0;
     if (candidates > 1) {
       // Power of two choices: two distinct random candidates, the one with fewer requests in
       // flight on this worker wins (ties go to the first).

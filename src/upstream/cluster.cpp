@@ -23,15 +23,16 @@ std::string label_of(const tcp::endpoint& ep) {
 
 bool iequal(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
          });
 }
 
 /// Addresses `name` has in a hosts(5) file ("ADDRESS NAME [ALIAS...]", # comments). `found`
 /// false when the name is not in it (the system resolver answers then); false when the file
 /// cannot be read.
-bool lookup_hosts_file(const std::string& path, const std::string& name, std::vector<net::ip::address>& out,
-                       bool& found) {
+bool lookup_hosts_file(const std::string& path, const std::string& name,
+                       std::vector<net::ip::address>& out, bool& found) {
   std::ifstream in(path);
   found = false;
   if (!in) return false;
@@ -69,8 +70,11 @@ std::vector<config::UpstreamTarget> targets_of(const config::Upstream& u) {
 EndpointState::EndpointState(tcp::endpoint a, std::string auth)
     : address(a), label(label_of(a)), authority(std::move(auth)) {}
 
-Cluster::Cluster(config::Upstream settings, std::string hosts_file, std::shared_ptr<boost::asio::ssl::context> tls)
-    : settings_(std::move(settings)), hosts_file_(std::move(hosts_file)), tls_(std::move(tls)),
+Cluster::Cluster(config::Upstream settings, std::string hosts_file,
+                 std::shared_ptr<boost::asio::ssl::context> tls)
+    : settings_(std::move(settings)),
+      hosts_file_(std::move(hosts_file)),
+      tls_(std::move(tls)),
       endpoints_(std::make_shared<const EndpointList>()) {
   for (const auto& t : targets_of(settings_)) {
     boost::system::error_code ec;
@@ -116,7 +120,8 @@ bool Cluster::resolve(std::vector<ResolvedAddress>& out, std::string& error) con
     }
     for (const auto& r : results) {
       const auto ep = r.endpoint();
-      const bool dup = std::any_of(out.begin(), out.end(), [&](const auto& x) { return x.address == ep; });
+      const bool dup =
+          std::any_of(out.begin(), out.end(), [&](const auto& x) { return x.address == ep; });
       if (!dup) out.push_back({ep, authority});
     }
   }
@@ -130,8 +135,8 @@ void Cluster::refresh() {
     counters.resolve_failures.fetch_add(1, std::memory_order_relaxed);
     if (!resolve_failing_) {
       resolve_failing_ = true;
-      spdlog::warn("upstream {}: {}; keeping the last good endpoint set ({} endpoints)", name(), error,
-                   endpoints()->size());
+      spdlog::warn("upstream {}: {}; keeping the last good endpoint set ({} endpoints)", name(),
+                   error, endpoints()->size());
     }
     return;
   }
@@ -149,14 +154,17 @@ void Cluster::refresh() {
 bool Cluster::set_addresses(const std::vector<ResolvedAddress>& addresses) {
   std::lock_guard lock(mutex_);
   const auto& old = *endpoints_;
-  const bool same = old.size() == addresses.size() &&
-                    std::equal(old.begin(), old.end(), addresses.begin(),
-                               [](const auto& e, const auto& a) { return e->address == a.address; });
+  const bool same =
+      old.size() == addresses.size() &&
+      std::equal(old.begin(), old.end(), addresses.begin(),
+                 [](const auto& e, const auto& a) { return e->address == a.address; });
   if (same) return false;
   auto next = std::make_shared<EndpointList>();
   for (const auto& a : addresses) {
-    auto it = std::find_if(old.begin(), old.end(), [&](const auto& e) { return e->address == a.address; });
-    next->push_back(it != old.end() ? *it : std::make_shared<EndpointState>(a.address, a.authority));
+    auto it = std::find_if(old.begin(), old.end(),
+                           [&](const auto& e) { return e->address == a.address; });
+    next->push_back(it != old.end() ? *it
+                                    : std::make_shared<EndpointState>(a.address, a.authority));
   }
   endpoints_ = std::move(next);
   version_.fetch_add(1, std::memory_order_release);
@@ -190,15 +198,16 @@ bool Cluster::record_failure(EndpointState& e, std::int64_t now_ns) {
   e.ejected_until_ns.store(now_ns + time, std::memory_order_relaxed);
   e.consecutive_failures.store(0, std::memory_order_relaxed);
   counters.ejections.fetch_add(1, std::memory_order_relaxed);
-  spdlog::warn("upstream {}: endpoint {} ejected for {} ms after {} consecutive failures", name(), e.label,
-               time / 1'000'000, n);
+  spdlog::warn("upstream {}: endpoint {} ejected for {} ms after {} consecutive failures", name(),
+               e.label, time / 1'000'000, n);
   return true;
 }
 
 void Cluster::record_check(EndpointState& e, bool passed) {
   if (!settings_.health_check) return;
   const auto& hc = *settings_.health_check;
-  (passed ? counters.checks_passed : counters.checks_failed).fetch_add(1, std::memory_order_relaxed);
+  (passed ? counters.checks_passed : counters.checks_failed)
+      .fetch_add(1, std::memory_order_relaxed);
   const bool healthy = e.healthy.load(std::memory_order_relaxed);
   if (passed) {
     e.check_failures = 0;

@@ -24,7 +24,8 @@ constexpr auto kNoThrow = net::as_tuple(net::use_awaitable);
 
 /// One probe: GET path on a new connection, passed when the status is 2xx within `timeout`.
 /// An https:// upstream is checked over TLS with its own context and name checks.
-net::awaitable<bool> probe(const tcp::endpoint& address, const std::string& authority, const Cluster& cluster) {
+net::awaitable<bool> probe(const tcp::endpoint& address, const std::string& authority,
+                           const Cluster& cluster) {
   const config::HealthCheck& hc = *cluster.settings().health_check;
   http1::DeadlineSocket s(co_await net::this_coro::executor);
   s.arm(hc.timeout);
@@ -32,12 +33,14 @@ net::awaitable<bool> probe(const tcp::endpoint& address, const std::string& auth
   if (cec) co_return false;
   if (const auto& ctx = cluster.tls_context()) {
     auto& ts = s.start_tls(*ctx);
-    http1::prepare_client(ts, tls_server_name(cluster.settings(), authority), cluster.settings().tls.verify);
+    http1::prepare_client(ts, tls_server_name(cluster.settings(), authority),
+                          cluster.settings().tls.verify);
     auto [hec] = co_await ts.async_handshake(net::ssl::stream_base::client, kNoThrow);
     if (hec) co_return false;
   }
-  const std::string request = "GET " + hc.path + " HTTP/1.1\r\nHost: " + authority +
-                              "\r\nUser-Agent: problemgate-health-check\r\nConnection: close\r\n\r\n";
+  const std::string request =
+      "GET " + hc.path + " HTTP/1.1\r\nHost: " + authority +
+      "\r\nUser-Agent: problemgate-health-check\r\nConnection: close\r\n\r\n";
   auto [wec, wn] = co_await net::async_write(s, net::buffer(request), kNoThrow);
   if (wec) co_return false;
   std::string head;
@@ -55,7 +58,8 @@ net::awaitable<bool> probe(const tcp::endpoint& address, const std::string& auth
       std::isdigit(static_cast<unsigned char>(head[11]));
 }
 
-net::awaitable<void> check_endpoint(std::shared_ptr<Cluster> cluster, std::shared_ptr<EndpointState> ep) {
+net::awaitable<void> check_endpoint(std::shared_ptr<Cluster> cluster,
+                                    std::shared_ptr<EndpointState> ep) {
   const bool passed = co_await probe(ep->address, ep->authority, *cluster);
   cluster->record_check(*ep, passed);
 }

@@ -42,17 +42,23 @@ std::string tls_server_name(const config::Upstream& upstream, std::string_view a
   if (!upstream.tls.server_name.empty()) return upstream.tls.server_name;
   // The configured host of the target an address came from ("name:443", "[::1]:443").
   std::string_view a = authority;
-  if (!a.empty() && a.front() == '[') a = a.substr(1, a.find(']') - 1);
-  else if (const auto colon = a.rfind(':'); colon != std::string_view::npos) a = a.substr(0, colon);
+  if (!a.empty() && a.front() == '[')
+    a = a.substr(1, a.find(']') - 1);
+  else if (const auto colon = a.rfind(':'); colon != std::string_view::npos)
+    a = a.substr(0, colon);
   return a.empty() ? upstream.host : std::string(a);
 }
 
 UpstreamPool::UpstreamPool(net::any_io_executor ex, config::Upstream upstream)
     : ex_(std::move(ex)), upstream_(std::move(upstream)) {}
 
-UpstreamPool::UpstreamPool(net::any_io_executor ex, config::Upstream upstream, std::shared_ptr<EndpointState> endpoint,
+UpstreamPool::UpstreamPool(net::any_io_executor ex, config::Upstream upstream,
+                           std::shared_ptr<EndpointState> endpoint,
                            std::shared_ptr<net::ssl::context> tls)
-    : ex_(std::move(ex)), upstream_(std::move(upstream)), endpoint_(std::move(endpoint)), tls_(std::move(tls)) {
+    : ex_(std::move(ex)),
+      upstream_(std::move(upstream)),
+      endpoint_(std::move(endpoint)),
+      tls_(std::move(tls)) {
   endpoints_.push_back(endpoint_->address);
   if (tls_) {
     server_name_ = tls_server_name(upstream_, endpoint_->authority);
@@ -76,7 +82,8 @@ std::unique_ptr<Connection> UpstreamPool::take_idle(bool retryable) {
     // trying, and is retried on a new connection. Stray bytes still fail the response scan
     // (a 502), unless they form a whole response (an upstream answering twice). The check is
     // never skipped for a request that cannot be retried, or after HEAD/204/304.
-    const bool check = !retryable || conn->check_on_reuse || idle_for >= upstream_.reuse_check_after;
+    const bool check =
+        !retryable || conn->check_on_reuse || idle_for >= upstream_.reuse_check_after;
     if (idle_for > upstream_.idle_timeout || (check && !still_open(*conn))) {
       discard(std::move(conn));
       continue;
@@ -88,7 +95,8 @@ std::unique_ptr<Connection> UpstreamPool::take_idle(bool retryable) {
 }
 
 net::awaitable<Acquired> UpstreamPool::connect() {
-  if (open_ >= upstream_.max_connections) co_return Acquired{nullptr, AcquireError::exhausted, false};
+  if (open_ >= upstream_.max_connections)
+    co_return Acquired{nullptr, AcquireError::exhausted, false};
   ++open_;
   auto conn = std::make_unique<Connection>(ex_);
   if (endpoints_.empty()) {
@@ -125,7 +133,8 @@ net::awaitable<Acquired> UpstreamPool::connect() {
       --open_;
       if (conn->stream.timed_out()) co_return Acquired{nullptr, AcquireError::timeout, false};
       co_return Acquired{nullptr,
-                         http1::is_certificate_error(hec) ? AcquireError::tls_certificate : AcquireError::tls_protocol,
+                         http1::is_certificate_error(hec) ? AcquireError::tls_certificate
+                                                          : AcquireError::tls_protocol,
                          false};
     }
     if (SSL_session_reused(ts.native_handle())) ++tls_resumed_;
@@ -156,8 +165,10 @@ void UpstreamPool::keep_session(Connection& conn) {
   SSL* s = tls->native_handle();
   if (SSL_get0_session(s) == session_.get()) return;
   SSL_SESSION* sess = SSL_get1_session(s);
-  if (sess && SSL_SESSION_is_resumable(sess)) session_.reset(sess, SSL_SESSION_free);
-  else if (sess) SSL_SESSION_free(sess);
+  if (sess && SSL_SESSION_is_resumable(sess))
+    session_.reset(sess, SSL_SESSION_free);
+  else if (sess)
+    SSL_SESSION_free(sess);
 }
 
 void UpstreamPool::discard(std::unique_ptr<Connection> conn) {
@@ -166,7 +177,8 @@ void UpstreamPool::discard(std::unique_ptr<Connection> conn) {
   // Closing without a close_notify would make OpenSSL mark the session (ours too: it is the
   // same object) not resumable when the SSL is freed. The connection is given up on purpose,
   // not cut, so it is closed as if the shutdown had been exchanged.
-  if (auto* tls = conn->stream.tls()) SSL_set_shutdown(tls->native_handle(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+  if (auto* tls = conn->stream.tls())
+    SSL_set_shutdown(tls->native_handle(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
   boost::system::error_code ignored;
   conn->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   conn->stream.socket().close(ignored);

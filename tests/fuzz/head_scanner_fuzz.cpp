@@ -43,12 +43,13 @@ void check_head_bytes(std::string_view in, const HeadScan& s) {
 }
 
 template <bool isRequest>
-void check_with_beast(std::string_view in, const HeadScan& s, const std::vector<problemgate::http1::FieldSpan>& spans) {
+void check_with_beast(std::string_view in, const HeadScan& s,
+                      const std::vector<problemgate::http1::FieldSpan>& spans) {
   check_head_bytes(in, s);
   http::parser<isRequest, http::empty_body> p;
   p.header_limit(static_cast<std::uint32_t>(s.head_bytes + 1));
   p.eager(false);
-  p.body_limit(boost::none);  // as the session does: body limits are its own (413)
+  p.body_limit(boost::none);               // as the session does: body limits are its own (413)
   if constexpr (!isRequest) p.skip(true);  // only the head matters here
   boost::beast::error_code ec;
   const std::string_view head = in.substr(0, s.head_bytes);
@@ -87,7 +88,8 @@ void check_with_beast(std::string_view in, const HeadScan& s, const std::vector<
   std::vector<Line> theirs, ours;
   for (const auto& f : h) theirs.emplace_back(lower(f.name_string()), std::string(f.value()));
   for (const auto& sp : spans)
-    ours.emplace_back(lower(head.substr(sp.name_off, sp.name_len)), std::string(head.substr(sp.value_off, sp.value_len)));
+    ours.emplace_back(lower(head.substr(sp.name_off, sp.name_len)),
+                      std::string(head.substr(sp.value_off, sp.value_len)));
   auto by_name = [](const Line& a, const Line& b) { return a.first < b.first; };
   std::stable_sort(theirs.begin(), theirs.end(), by_name);
   std::stable_sort(ours.begin(), ours.end(), by_name);
@@ -107,7 +109,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const HeadScan rq = problemgate::http1::scan_request_head(in, limits, &spans);
     if (rq.verdict == HeadVerdict::ok) {
       check_with_beast<true>(in, rq, spans);
-      const HeadScan again = problemgate::http1::scan_request_head(in.substr(0, rq.head_bytes), limits);
+      const HeadScan again =
+          problemgate::http1::scan_request_head(in.substr(0, rq.head_bytes), limits);
       if (again.verdict != HeadVerdict::ok || again.head_bytes != rq.head_bytes)
         fail("request verdict depends on bytes after the head");
     }

@@ -9,8 +9,9 @@
 namespace pp = problemgate::problem;
 
 namespace {
-constexpr std::string_view kContentTypes[] = {"application/json", "application/problem+json", "text/html",
-                                              "text/plain", "application/xml", ""};
+constexpr std::string_view kContentTypes[] = {"application/json", "application/problem+json",
+                                              "text/html",        "text/plain",
+                                              "application/xml",  ""};
 constexpr std::string_view kEncodings[] = {"", "", "", "gzip", "deflate", "br"};
 }  // namespace
 

@@ -58,10 +58,10 @@ struct Limits {
   /// Access-log lines queued for stdout; past it lines are dropped and counted, never waited
   /// for (a stalled log reader must not stall requests).
   std::size_t access_log_buffer_bytes = 1024 * 1024;
-  Duration header_timeout{10'000};           ///< absolute deadline for the head -> 408
-  Duration body_idle_timeout{30'000};        ///< between body reads
-  Duration idle_timeout{60'000};             ///< keep-alive idle
-  Duration write_timeout{30'000};            ///< downstream write progress
+  Duration header_timeout{10'000};     ///< absolute deadline for the head -> 408
+  Duration body_idle_timeout{30'000};  ///< between body reads
+  Duration idle_timeout{60'000};       ///< keep-alive idle
+  Duration write_timeout{30'000};      ///< downstream write progress
   std::uint32_t max_requests_per_connection = 1000;
   std::uint32_t max_connections = 4096;
   Duration drain_timeout{30'000};
@@ -171,7 +171,7 @@ struct UpstreamTls {
 
 struct Upstream {
   std::string name;
-  std::string url;  ///< as written: http://host:port
+  std::string url;   ///< as written: http://host:port
   std::string host;  ///< name or IP literal; IPv6 without brackets
   std::uint16_t port = 80;
   Duration connect_timeout{2'000};
@@ -207,24 +207,24 @@ struct RateLimitPolicy {
 struct RateLimitStore {
   enum class Type { local, redis } type = Type::local;
   std::string url = "redis://127.0.0.1:6379/0";  ///< as written (a password in it is a secret)
-  std::string host = "127.0.0.1";  ///< name or IP literal; IPv6 without brackets
+  std::string host = "127.0.0.1";                ///< name or IP literal; IPv6 without brackets
   std::uint16_t port = 6379;
-  std::uint32_t db = 0;            ///< SELECTed after connecting when not 0
-  std::string username;            ///< AUTH username password (Redis 6 ACL) when set
-  std::string password;            ///< AUTH password when set; never dumped or logged
-  Duration timeout{50};            ///< per check, round trip included; past it on_error applies
+  std::uint32_t db = 0;  ///< SELECTed after connecting when not 0
+  std::string username;  ///< AUTH username password (Redis 6 ACL) when set
+  std::string password;  ///< AUTH password when set; never dumped or logged
+  Duration timeout{50};  ///< per check, round trip included; past it on_error applies
   /// A check that failed or timed out: allow = serve without rate-limit headers (fail open,
   /// counted and logged), deny = 503 gateway_unavailable.
   enum class OnError { allow, deny } on_error = OnError::allow;
   std::string key_prefix = "problemgate:";
-  std::uint32_t pool_size = 2;     ///< connections per worker thread
+  std::uint32_t pool_size = 2;  ///< connections per worker thread
 };
 
 struct Route {
   std::string name;
   std::string prefix = "/";
-  std::string host;  ///< lowercase, no port; empty = any host
-  std::string upstream;  ///< a name in Config::upstreams (validated)
+  std::string host;                ///< lowercase, no port; empty = any host
+  std::string upstream;            ///< a name in Config::upstreams (validated)
   std::size_t upstream_index = 0;  ///< into Config::upstreams, set by validation
   bool strip_prefix = false;
   enum class HostHeader { keep, upstream } host_header = HostHeader::keep;

@@ -15,11 +15,11 @@ namespace problemgate::config {
 /// known), sorted by line. Thrown once, after the whole file was checked, so an operator sees
 /// all of them together. what() is all of them joined by newlines.
 class ConfigError : public std::runtime_error {
-public:
+ public:
   explicit ConfigError(std::vector<std::string> problems);
   const std::vector<std::string>& problems() const noexcept { return problems_; }
 
-private:
+ private:
   std::vector<std::string> problems_;
 };
 
@@ -27,13 +27,13 @@ private:
 /// PROBLEMGATE_LISTEN, --upstream / PROBLEMGATE_UPSTREAM, --admin / PROBLEMGATE_ADMIN and
 /// --probes / PROBLEMGATE_PROBES onto these.
 struct Overrides {
-  std::optional<std::string> listen;    ///< HOST:PORT[,HOST:PORT...]; replaces `listen`
+  std::optional<std::string> listen;  ///< HOST:PORT[,HOST:PORT...]; replaces `listen`
   /// http://host:port: defines or re-points upstream "default" (its other settings from the
   /// file stay); adds route "default" for "/" when the file has no routes.
   std::optional<std::string> upstream;
-  std::optional<unsigned> threads;      ///< 0 = auto
-  std::optional<std::string> admin;     ///< HOST:PORT or off; replaces `admin.listen`
-  std::optional<std::string> probes;    ///< HOST:PORT or off; replaces `admin.probes_listen`
+  std::optional<unsigned> threads;    ///< 0 = auto
+  std::optional<std::string> admin;   ///< HOST:PORT or off; replaces `admin.listen`
+  std::optional<std::string> probes;  ///< HOST:PORT or off; replaces `admin.probes_listen`
 };
 
 /// Parses YAML (or JSON) text. `source` names the file in messages. Throws ConfigError.

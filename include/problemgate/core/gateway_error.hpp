@@ -24,7 +24,7 @@ enum class GatewayError {
 };
 
 struct GatewayErrorInfo {
-  std::string_view name;          ///< the access log's `error` (the enumerator's name)
+  std::string_view name;  ///< the access log's `error` (the enumerator's name)
   int status;
   std::string_view subcode;       ///< empty when the row has none
   std::string_view proxy_status;  ///< RFC 9209 error token for Proxy-Status

@@ -14,7 +14,7 @@ using IpBytes = std::array<std::uint8_t, 16>;
 /// An IPv4 or IPv6 network over the 16-byte form (an IPv4 /8 is a /104 here).
 struct Cidr {
   IpBytes addr{};
-  int prefix = 0;  ///< over the 128-bit form
+  int prefix = 0;    ///< over the 128-bit form
   std::string text;  ///< as written, for messages and /config
   bool contains(const IpBytes& a) const noexcept;
 };

@@ -14,7 +14,7 @@ bool is_valid_request_id(std::string_view id) noexcept;
 /// Generates `req_` + a 26-character ULID (48-bit ms timestamp, 80 random bits, Crockford
 /// base32). One generator per worker thread: not thread-safe, no shared state.
 class RequestIdGenerator {
-public:
+ public:
   explicit RequestIdGenerator(const Clock& clock);
   /// Writes a fresh id into `out` (replacing its contents).
   void next(std::string& out);
@@ -29,7 +29,7 @@ public:
     return s;
   }
 
-private:
+ private:
   const Clock& clock_;
   std::mt19937_64 rng_;
 };

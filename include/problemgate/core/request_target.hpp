@@ -25,9 +25,9 @@ bool is_valid_authority(std::string_view v) noexcept;
 
 enum class PathVerdict {
   ok,
-  bad_escape,      ///< a '%' not followed by two hex digits
-  bad_character,   ///< a raw backslash (not a URI character; some servers read it as '/')
-  above_root,      ///< a ".." segment with nothing left to remove
+  bad_escape,     ///< a '%' not followed by two hex digits
+  bad_character,  ///< a raw backslash (not a URI character; some servers read it as '/')
+  above_root,     ///< a ".." segment with nothing left to remove
 };
 
 /// The path as routed and forwarded, in normal form (RFC 3986 §6.2.2, Envoy's normalize_path

@@ -25,7 +25,7 @@ namespace problemgate::http1 {
 /// The deadline cancels the TCP socket, which cancels a TLS operation (handshake included)
 /// built on it.
 class DeadlineSocket {
-public:
+ public:
   using clock = std::chrono::steady_clock;
   using executor_type = boost::asio::any_io_executor;
   using tls_stream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>;
@@ -81,7 +81,8 @@ public:
     s.timed_out = false;
     s.deadline = clock::now() + d;
     if (s.waiting && s.timer.expiry() <= s.deadline) return;  // that wait re-waits when it fires
-    s.timer.expires_at(s.deadline);  // cancels an outstanding wait (its handler sees a new generation)
+    s.timer.expires_at(
+        s.deadline);  // cancels an outstanding wait (its handler sees a new generation)
     wait(s_);
   }
   /// No deadline until the next arm(). The timer is left alone (it finds nothing to do).
@@ -93,7 +94,7 @@ public:
     s_->socket.cancel(ignored);
   }
 
-private:
+ private:
   struct State {
     explicit State(boost::asio::ip::tcp::socket s)
         : socket(std::move(s)), timer(socket.get_executor()) {}

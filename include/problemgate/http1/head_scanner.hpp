@@ -11,12 +11,12 @@ namespace problemgate::http1 {
 /// safety"); it also records where each field is, so heads are forwarded without a copy into
 /// a field container.
 enum class HeadVerdict {
-  incomplete,         ///< no CRLFCRLF yet and no limit crossed: read more
-  ok,                 ///< a complete, unambiguous head of `head_bytes` bytes
-  malformed,          ///< 400: syntax, bare LF, obs-fold, CL+TE, bad/duplicate CL, Host rules
-  uri_too_long,       ///< 414: request line over max_line
-  too_large,          ///< 431: head over max_bytes or more than max_fields fields
-  not_implemented,    ///< 501: a transfer coding we do not implement
+  incomplete,       ///< no CRLFCRLF yet and no limit crossed: read more
+  ok,               ///< a complete, unambiguous head of `head_bytes` bytes
+  malformed,        ///< 400: syntax, bare LF, obs-fold, CL+TE, bad/duplicate CL, Host rules
+  uri_too_long,     ///< 414: request line over max_line
+  too_large,        ///< 431: head over max_bytes or more than max_fields fields
+  not_implemented,  ///< 501: a transfer coding we do not implement
 };
 
 struct HeadLimits {

@@ -40,8 +40,12 @@ struct HeadView {
   std::string_view bytes;
   std::span<const FieldSpan> fields;
 
-  std::string_view name(const FieldSpan& f) const noexcept { return bytes.substr(f.name_off, f.name_len); }
-  std::string_view value(const FieldSpan& f) const noexcept { return bytes.substr(f.value_off, f.value_len); }
+  std::string_view name(const FieldSpan& f) const noexcept {
+    return bytes.substr(f.name_off, f.name_len);
+  }
+  std::string_view value(const FieldSpan& f) const noexcept {
+    return bytes.substr(f.value_off, f.value_len);
+  }
 
   /// The first field called `name` (its value may be empty), or nullptr.
   const FieldSpan* find(std::string_view name) const noexcept {
@@ -74,15 +78,15 @@ struct HeadView {
 /// Field names a message must not carry past this proxy, beyond the ones it sets itself:
 /// the hop-by-hop fields (RFC 9110 §7.6.1) and every name listed in Connection.
 class NameSet {
-public:
+ public:
   void clear() noexcept { names_.clear(); }
   void add(std::string_view n) { names_.push_back(n); }
   /// The fixed hop-by-hop names plus those a head's Connection fields list.
   void add_hop_by_hop(const HeadView& head) {
-    for (std::string_view n : {std::string_view("connection"), std::string_view("keep-alive"),
-                               std::string_view("proxy-connection"), std::string_view("te"),
-                               std::string_view("trailer"), std::string_view("transfer-encoding"),
-                               std::string_view("upgrade")})
+    for (std::string_view n :
+         {std::string_view("connection"), std::string_view("keep-alive"),
+          std::string_view("proxy-connection"), std::string_view("te"), std::string_view("trailer"),
+          std::string_view("transfer-encoding"), std::string_view("upgrade")})
       names_.push_back(n);
     for (const auto& f : head.fields)
       if (f.name_len == 10 && iequals(head.name(f), "connection"))
@@ -102,7 +106,7 @@ public:
     return false;
   }
 
-private:
+ private:
   std::vector<std::string_view> names_;
 };
 

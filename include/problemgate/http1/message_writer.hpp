@@ -39,7 +39,7 @@ void append_fields_except(const HeadView& head, const NameSet& skip, std::string
 /// close); `chunked` frames each non-empty piece and ends with the last chunk (no trailers);
 /// `none` sends the head only (HEAD responses, 204, 304) and ignores pieces.
 class MessageWriter {
-public:
+ public:
   enum class Framing { length, chunked, none };
 
   /// `head` must stay alive and unchanged until the writer is done with it.
@@ -48,12 +48,13 @@ public:
 
   /// The buffers to write for the next body piece (`last`: nothing follows). Empty when there is
   /// nothing to send (an empty, non-final piece after the head went out).
-  std::span<const boost::asio::const_buffer> next(const char* data, std::size_t size, bool last) noexcept;
+  std::span<const boost::asio::const_buffer> next(const char* data, std::size_t size,
+                                                  bool last) noexcept;
 
   bool head_sent() const noexcept { return head_sent_; }
   bool done() const noexcept { return done_; }
 
-private:
+ private:
   const std::string& head_;
   Framing framing_;
   bool head_sent_ = false;

@@ -13,7 +13,7 @@ namespace problemgate::http1 {
 /// A pipe for splice(2): the kernel moves a body from one socket to the other through it, and
 /// the bytes never pass through user space (no copy in, no copy out).
 class Pipe {
-public:
+ public:
   /// A new pipe of about `capacity` bytes (the kernel's default when it refuses the size), or
   /// an invalid one when no pipe can be made (out of descriptors): callers then copy instead.
   static Pipe open(std::size_t capacity) noexcept;
@@ -32,7 +32,7 @@ public:
   /// Bytes spliced in and not yet out. A pipe that still holds some is never reused.
   std::size_t held = 0;
 
-private:
+ private:
   void close() noexcept;
   int read_fd_ = -1;
   int write_fd_ = -1;
@@ -42,7 +42,7 @@ private:
 /// Empty pipes kept for reuse by one worker (not thread-safe, like everything a worker owns),
 /// so a large response costs no pipe2/close of its own.
 class PipePool {
-public:
+ public:
   static constexpr std::size_t kCapacity = 256 * 1024;
   static constexpr std::size_t kMaxIdle = 16;
 
@@ -51,7 +51,7 @@ public:
   void give(Pipe p) noexcept;
   std::size_t idle() const noexcept { return idle_.size(); }
 
-private:
+ private:
   std::vector<Pipe> idle_;
 };
 
@@ -68,7 +68,7 @@ struct SpliceOutcome {
 boost::asio::awaitable<SpliceOutcome> splice_body(DeadlineSocket& from,
                                                   std::chrono::milliseconds read_timeout,
                                                   DeadlineSocket& to,
-                                                  std::chrono::milliseconds write_timeout, Pipe& pipe,
-                                                  std::uint64_t& left);
+                                                  std::chrono::milliseconds write_timeout,
+                                                  Pipe& pipe, std::uint64_t& left);
 
 }  // namespace problemgate::http1

@@ -31,7 +31,7 @@ struct ServerTlsSettings {
 /// shared by every worker (an SSL_CTX is safe to create connections from on several threads);
 /// a reload makes a new one, and connections keep the one they were accepted with.
 class ServerTls {
-public:
+ public:
   /// Reads every file now. Throws std::runtime_error naming the file and the reason
   /// ("/etc/tls/a.pem: cannot load the certificate chain: no start line").
   static std::shared_ptr<const ServerTls> make(const ServerTlsSettings& settings);
@@ -43,7 +43,7 @@ public:
   ServerTls& operator=(const ServerTls&) = delete;
   ~ServerTls();
 
-private:
+ private:
   ServerTls() = default;
   struct Entry {
     std::unique_ptr<boost::asio::ssl::context> ctx;
@@ -58,7 +58,7 @@ private:
 struct ClientTlsSettings {
   std::string ca_file;  ///< empty = the system's trust store
   bool verify = true;
-  std::string cert;     ///< client certificate (mTLS), with key
+  std::string cert;  ///< client certificate (mTLS), with key
   std::string key;
 };
 
@@ -67,7 +67,8 @@ std::shared_ptr<boost::asio::ssl::context> make_client_context(const ClientTlsSe
 
 /// Sets SNI (unless `server_name` is an IP literal) and, with `verify`, the name the
 /// certificate must carry (a DNS name, or an IP address in its subjectAltName).
-void prepare_client(DeadlineSocket::tls_stream& stream, const std::string& server_name, bool verify);
+void prepare_client(DeadlineSocket::tls_stream& stream, const std::string& server_name,
+                    bool verify);
 
 /// Why a handshake failed, as a metric label: "timeout", "closed", "http_request" (plain HTTP
 /// to a TLS port), "no_client_certificate", "bad_certificate" (the peer's did not verify),

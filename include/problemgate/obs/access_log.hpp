@@ -14,7 +14,7 @@ struct AccessRecord {
   std::string_view request_id;
   std::string_view trace_id;  ///< W3C trace id (32 hex), "" when none
   std::string_view method;
-  std::string_view host;      ///< the authority routed on (Host, or an absolute-form target's)
+  std::string_view host;  ///< the authority routed on (Host, or an absolute-form target's)
   std::string_view path;
   std::string_view query;     ///< without '?', already redacted (redact_query)
   std::string_view protocol;  ///< "HTTP/1.1" / "HTTP/1.0"; "" when the head was not understood
@@ -47,7 +47,8 @@ struct AccessRecord {
   std::string_view upgrade;
   /// A TLS client's verified certificate subject (listen tls.client_ca); empty: none.
   std::string_view client_cert;
-  std::string_view tls_version;  ///< "TLSv1.3", "TLSv1.2" on a TLS listener (OpenSSL's static names)
+  std::string_view
+      tls_version;  ///< "TLSv1.3", "TLSv1.2" on a TLS listener (OpenSSL's static names)
   std::uint64_t tunnel_bytes_up = 0;    ///< client -> upstream
   std::uint64_t tunnel_bytes_down = 0;  ///< upstream -> client
   double tunnel_ms = 0;
@@ -62,7 +63,7 @@ struct AccessRecord {
 /// the proxy keeps serving and the log never holds a torn line. Client-supplied values are
 /// escaped and capped (kMaxFieldBytes), so they can never break or bloat a line. Thread-safe.
 class AccessLog {
-public:
+ public:
   static constexpr std::size_t kMaxFieldBytes = 2048;
   static constexpr std::size_t kDefaultQueueBytes = 1024 * 1024;
 
@@ -90,9 +91,10 @@ public:
 
   static constexpr std::chrono::milliseconds kCloseWait{2000};
 
-private:
+ private:
   struct Queue;
-  std::shared_ptr<Queue> queue_;  // shared with the writer thread, which may outlive a stalled close
+  std::shared_ptr<Queue>
+      queue_;  // shared with the writer thread, which may outlive a stalled close
 };
 
 /// `query` (with or without its leading '?') into `out` (replacing it), without the '?', each

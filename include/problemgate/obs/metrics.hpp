@@ -22,14 +22,15 @@ namespace problemgate::obs {
 /// observe() is lock-free; counts are relaxed atomics written by one worker thread and read by
 /// the scraper.
 class Histogram {
-public:
-  static constexpr std::array<double, 16> kBounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                                  0.25,   0.5,   1.0,    2.5,   5.0,  10.0,  30.0, 60.0};
+ public:
+  static constexpr std::array<double, 16> kBounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                  0.05,   0.1,   0.25,   0.5,   1.0,  2.5,
+                                                  5.0,    10.0,  30.0,   60.0};
   void observe(double seconds) noexcept;
   std::array<std::uint64_t, kBounds.size() + 1> counts() const noexcept;
   std::uint64_t sum_us() const noexcept { return sum_us_.load(std::memory_order_relaxed); }
 
-private:
+ private:
   std::array<std::atomic<std::uint64_t>, kBounds.size() + 1> buckets_{};
   std::atomic<std::uint64_t> sum_us_{0};
 };
@@ -44,7 +45,14 @@ std::string_view method_label_name(MethodLabel m) noexcept;
 MethodLabel method_label(std::string_view method) noexcept;
 
 /// Why a WebSocket tunnel ended (problemgate_tunnels_closed_total's `reason`).
-enum class TunnelClose : std::uint8_t { client_closed, upstream_closed, idle_timeout, write_timeout, drain, count };
+enum class TunnelClose : std::uint8_t {
+  client_closed,
+  upstream_closed,
+  idle_timeout,
+  write_timeout,
+  drain,
+  count
+};
 std::string_view tunnel_close_name(TunnelClose r) noexcept;
 
 /// Statuses 100..599 as indexes 0..499 (problemgate_requests_total's `code`).
@@ -59,7 +67,8 @@ struct RouteCounters {
   explicit RouteCounters(std::string r) : route(std::move(r)) {}
   std::string route;
   /// [method][status 100..599 -> 0..499]
-  std::array<std::array<std::atomic<std::uint64_t>, kStatusCodes>, static_cast<std::size_t>(MethodLabel::count)>
+  std::array<std::array<std::atomic<std::uint64_t>, kStatusCodes>,
+             static_cast<std::size_t>(MethodLabel::count)>
       requests{};
   /// By the status class of the response (index status_class_index).
   std::array<Histogram, 5> duration;
@@ -77,18 +86,27 @@ struct RouteCounters {
   std::atomic<std::uint64_t> oversized_errors{0};
   std::atomic<std::uint64_t> tunnels_opened{0};
   std::atomic<std::uint64_t> tunnels_open{0};  ///< gauge
-  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(TunnelClose::count)> tunnels_closed{};
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(TunnelClose::count)>
+      tunnels_closed{};
   std::atomic<std::uint64_t> upgrades_refused{0};  ///< websocket: false
 };
 
-enum class UpstreamFailure : std::uint8_t { refused, timeout, reset, bad_response, exhausted, count };
+enum class UpstreamFailure : std::uint8_t {
+  refused,
+  timeout,
+  reset,
+  bad_response,
+  exhausted,
+  count
+};
 std::string_view upstream_failure_name(UpstreamFailure f) noexcept;
 
 /// Counters and gauges of one upstream pool on one worker.
 struct UpstreamCounters {
   explicit UpstreamCounters(std::string u) : upstream(std::move(u)) {}
   std::string upstream;
-  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(UpstreamFailure::count)> failures{};
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(UpstreamFailure::count)>
+      failures{};
   std::atomic<std::uint64_t> connects{0};
   std::atomic<std::uint64_t> reuses{0};
   std::atomic<std::uint64_t> open{0};  ///< gauge
@@ -107,7 +125,8 @@ std::string_view store_conn_state_name(StoreConnState s) noexcept;
 struct StoreCounters {
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(StoreCheck::count)> checks{};
   Histogram round_trip;
-  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(StoreConnState::count)> connections{};
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(StoreConnState::count)>
+      connections{};
   std::atomic<std::uint64_t> script_loads{0};
   void move(std::optional<StoreConnState> from, std::optional<StoreConnState> to) noexcept {
     if (from) connections[static_cast<std::size_t>(*from)].fetch_sub(1, std::memory_order_relaxed);
@@ -120,7 +139,7 @@ struct StoreCounters {
 /// pointers to them and count with relaxed atomics: nothing on the request path takes a lock
 /// except the first sighting of a rewritten-error label set.
 class WorkerMetrics {
-public:
+ public:
   RouteCounters& route(std::string_view name);
   UpstreamCounters& upstream(std::string_view name);
   /// Rewritten upstream errors by (route, dialect, code, subcode). Label sets are capped
@@ -132,7 +151,7 @@ public:
 
   StoreCounters& store() noexcept { return store_; }
 
-private:
+ private:
   StoreCounters store_;
   friend class Metrics;
   mutable std::mutex mutex_;
@@ -140,7 +159,9 @@ private:
   std::deque<UpstreamCounters> upstreams_;
   struct KeyHash {
     using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
   };
   /// Key: route \0 dialect \0 code \0 subcode. Heterogeneous lookup: no allocation for a
   /// label set seen before.
@@ -150,7 +171,7 @@ private:
 
 /// All workers' metrics plus process-wide ones; renders the Prometheus text exposition.
 class Metrics {
-public:
+ public:
   explicit Metrics(std::size_t workers);
   WorkerMetrics& worker(std::size_t i) { return *workers_[i]; }
 
@@ -170,7 +191,7 @@ public:
   /// the server).
   std::string render(std::uint64_t active_connections, std::uint64_t access_log_dropped = 0) const;
 
-private:
+ private:
   void render_store(std::string& out) const;
   std::vector<std::unique_ptr<WorkerMetrics>> workers_;
 };

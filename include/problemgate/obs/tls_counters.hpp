@@ -11,7 +11,7 @@ namespace problemgate::obs {
 /// upstreams by upstream and reason. Process-wide and thread-safe: a handshake costs far more
 /// than the lock, and plain connections never come here.
 class TlsCounters {
-public:
+ public:
   void handshake_ok(std::string_view listener, bool resumed);
   void handshake_failed(std::string_view listener, std::string_view reason);
   void upstream_failed(std::string_view upstream, std::string_view reason);
@@ -21,11 +21,11 @@ public:
   /// Appends the Prometheus text of every series (the caller writes the rest).
   void render(std::string& out) const;
 
-private:
+ private:
   mutable std::mutex mutex_;
-  std::map<std::string, std::uint64_t, std::less<>> handshakes_;       // listener
-  std::map<std::string, std::uint64_t, std::less<>> resumed_;          // listener
-  std::map<std::string, std::uint64_t, std::less<>> failures_;         // listener \0 reason
+  std::map<std::string, std::uint64_t, std::less<>> handshakes_;         // listener
+  std::map<std::string, std::uint64_t, std::less<>> resumed_;            // listener
+  std::map<std::string, std::uint64_t, std::less<>> failures_;           // listener \0 reason
   std::map<std::string, std::uint64_t, std::less<>> upstream_failures_;  // upstream \0 reason
 };
 

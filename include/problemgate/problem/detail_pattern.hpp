@@ -20,7 +20,7 @@ namespace problemgate::problem {
 /// A cheap-to-copy value: copies share one immutable compiled regex, which RE2 allows several
 /// threads to search at once.
 class DetailPattern {
-public:
+ public:
   /// Compiles `pattern`. On failure returns nullopt and sets `error` to why, in RE2's words plus a
   /// hint for the Perl features RE2 lacks.
   static std::optional<DetailPattern> compile(std::string_view pattern, std::string& error);
@@ -33,7 +33,7 @@ public:
   /// The pattern as configured, for messages.
   const std::string& pattern() const noexcept;
 
-private:
+ private:
   explicit DetailPattern(std::shared_ptr<const re2::RE2> re) : re_(std::move(re)) {}
 
   std::shared_ptr<const re2::RE2> re_;  // never null

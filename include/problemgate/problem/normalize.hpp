@@ -14,15 +14,17 @@ namespace problemgate::problem {
 /// One upstream error response, as the proxy saw it. Views only; nothing is kept after the call.
 struct Input {
   int status = 500;
-  std::string_view content_type;        ///< upstream Content-Type ("" if none)
-  std::string_view content_encoding;    ///< "", "identity", "gzip"/"x-gzip", "deflate"; else pass-through
-  std::string_view amzn_error_type;     ///< X-Amzn-ErrorType header or ""
-  std::string_view body;                ///< raw bytes as received (maybe compressed)
-  std::string_view instance;            ///< request path without query
+  std::string_view content_type;  ///< upstream Content-Type ("" if none)
+  std::string_view
+      content_encoding;  ///< "", "identity", "gzip"/"x-gzip", "deflate"; else pass-through
+  std::string_view amzn_error_type;  ///< X-Amzn-ErrorType header or ""
+  std::string_view body;             ///< raw bytes as received (maybe compressed)
+  std::string_view instance;         ///< request path without query
   std::string_view request_id;
-  std::string_view trace_id;            ///< W3C trace id ("" if none): the body's `traceId`
-  std::string_view accept;              ///< request Accept, for content negotiation
-  std::string_view retry_after_header;  ///< upstream Retry-After ("" if none); used when delta-seconds
+  std::string_view trace_id;  ///< W3C trace id ("" if none): the body's `traceId`
+  std::string_view accept;    ///< request Accept, for content negotiation
+  std::string_view
+      retry_after_header;  ///< upstream Retry-After ("" if none); used when delta-seconds
 };
 
 /// Rate-limit members of a flat-dialect body (spec §4.3, §6), as the upstream gave them.
@@ -36,16 +38,17 @@ struct UpstreamRateLimit {
 /// dialect `oversize` (spec §1).
 struct Output {
   bool rewritten = false;
-  std::string body;                      ///< canonical problem+json bytes (empty when !rewritten)
-  std::string_view content_type;         ///< negotiate_content_type(accept); static storage
-  Dialect dialect = Dialect::empty;      ///< the dialect that matched
-  std::string code, subcode;             ///< as written in body (subcode "" when absent)
-  std::optional<std::string> hidden_detail;  ///< upstream detail hidden from a 5xx client (log only)
-  UpstreamRateLimit rate_limit;          ///< flat dialect's retry_after/limit/remaining/reset
-  std::optional<std::int64_t> retry_after;   ///< what went into retryAfter
-  bool body_undecodable = false;         ///< gzip/deflate body corrupt: status-only problem
-  std::string upstream_code;             ///< the upstream's own code as written ("" when none)
-  bool code_mapped = false;              ///< the legacy table or a rule decided code or subcode
+  std::string body;                  ///< canonical problem+json bytes (empty when !rewritten)
+  std::string_view content_type;     ///< negotiate_content_type(accept); static storage
+  Dialect dialect = Dialect::empty;  ///< the dialect that matched
+  std::string code, subcode;         ///< as written in body (subcode "" when absent)
+  std::optional<std::string>
+      hidden_detail;                        ///< upstream detail hidden from a 5xx client (log only)
+  UpstreamRateLimit rate_limit;             ///< flat dialect's retry_after/limit/remaining/reset
+  std::optional<std::int64_t> retry_after;  ///< what went into retryAfter
+  bool body_undecodable = false;            ///< gzip/deflate body corrupt: status-only problem
+  std::string upstream_code;                ///< the upstream's own code as written ("" when none)
+  bool code_mapped = false;                 ///< the legacy table or a rule decided code or subcode
 };
 
 Output oversize_problem(const Input& in, const Options& opts, const RouteOptions& route) noexcept;
@@ -71,7 +74,8 @@ class Normalizer {
 
  private:
   struct Impl;
-  friend Output oversize_problem(const Input& in, const Options& opts, const RouteOptions& route) noexcept;
+  friend Output oversize_problem(const Input& in, const Options& opts,
+                                 const RouteOptions& route) noexcept;
   std::unique_ptr<Impl> impl_;
 };
 

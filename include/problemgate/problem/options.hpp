@@ -12,7 +12,20 @@ namespace problemgate::problem {
 
 /// Upstream error dialects in detection order (spec §4). `automatic` = detect. `oversize` is
 /// not detected: it marks a body over max_error_body, answered from the status alone (spec §1).
-enum class Dialect { automatic, problem, nested, flat, detail, fieldmap, json, xml, html, text, empty, oversize };
+enum class Dialect {
+  automatic,
+  problem,
+  nested,
+  flat,
+  detail,
+  fieldmap,
+  json,
+  xml,
+  html,
+  text,
+  empty,
+  oversize
+};
 
 /// "problem", "nested", ... ("auto" for automatic).
 std::string_view dialect_name(Dialect d) noexcept;
@@ -38,8 +51,8 @@ struct Rule {
     std::optional<int> status;        ///< exact status
     std::optional<int> status_class;  ///< 4 for "4xx", 5 for "5xx"
     std::optional<Dialect> dialect;
-    std::optional<std::string> upstream_code;  ///< exact or glob (* and ?), matched against
-                                               ///< the upstream's raw and normalized code
+    std::optional<std::string> upstream_code;     ///< exact or glob (* and ?), matched against
+                                                  ///< the upstream's raw and normalized code
     std::optional<DetailPattern> detail_matches;  ///< searched in the whole detail
   } when;
   struct Set {

@@ -13,7 +13,7 @@ namespace problemgate::proxy {
 /// The gateway: worker threads (one io_context each, SO_REUSEPORT listeners), the shared
 /// config snapshot and the signal handling. Beast and Asio stay behind the pimpl.
 class Server {
-public:
+ public:
   explicit Server(config::Config config);
   ~Server();
   Server(const Server&) = delete;
@@ -51,7 +51,7 @@ public:
   /// The addresses actually bound (port 0 resolved), after start().
   std::vector<std::string> bound_addresses() const;
 
-private:
+ private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

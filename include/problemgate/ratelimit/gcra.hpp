@@ -12,11 +12,11 @@ namespace problemgate::ratelimit {
 /// ~104 days of ns since the epoch). Same arithmetic as RateLimiter::check, so the headers mean
 /// the same whichever store made the decision.
 struct Gcra {
-  std::uint64_t limit = 0;     ///< limit + burst, saturated
-  std::int64_t interval = 1;   ///< T: one request's worth of time (ceil(window / limit))
-  std::int64_t capacity = 0;   ///< limit * T: how far the TAT may run ahead of now
+  std::uint64_t limit = 0;    ///< limit + burst, saturated
+  std::int64_t interval = 1;  ///< T: one request's worth of time (ceil(window / limit))
+  std::int64_t capacity = 0;  ///< limit * T: how far the TAT may run ahead of now
   std::int64_t window = 1;
-  std::int64_t per_second = 1; ///< units per second
+  std::int64_t per_second = 1;  ///< units per second
 
   /// `units_per_ms`: 1000 for µs. Spans are capped at `max_span` units.
   static Gcra of(const config::RateLimitPolicy& policy, std::int64_t units_per_ms,

@@ -30,7 +30,7 @@ struct KeyDigest {
 /// github.com/veorq/SipHash), fed in pieces so a key's parts need not be copied together first.
 /// A keyed PRF: without the key, outputs cannot be predicted, hence collisions cannot be chosen.
 class SipHash128 {
-public:
+ public:
   explicit SipHash128(const HashKey& key) noexcept;
 
   void update(std::string_view bytes) noexcept;
@@ -40,14 +40,14 @@ public:
   /// The reference implementation's 16 output bytes: `lo` then `hi`, each little-endian.
   static std::array<std::uint8_t, 16> to_bytes(const KeyDigest& digest) noexcept;
 
-private:
+ private:
   void compress(std::uint64_t word) noexcept;
   void rounds(int n) noexcept;
 
   std::uint64_t v0_, v1_, v2_, v3_;
-  std::uint64_t pending_ = 0;         // the bytes of an unfinished word, little-endian
-  unsigned pending_len_ = 0;          // 0..7
-  std::uint64_t total_len_ = 0;       // only its low byte enters the digest, per the algorithm
+  std::uint64_t pending_ = 0;    // the bytes of an unfinished word, little-endian
+  unsigned pending_len_ = 0;     // 0..7
+  std::uint64_t total_len_ = 0;  // only its low byte enters the digest, per the algorithm
 };
 
 /// One-shot SipHash-2-4-128 of `bytes`.

@@ -14,9 +14,9 @@ namespace problemgate::ratelimit {
 /// or unparseable.
 struct UpstreamLimit {
   std::optional<std::uint64_t> limit;
-  std::optional<std::uint64_t> remaining;      ///< negative upstream values clamp to 0
-  std::optional<std::int64_t> reset_epoch_s;   ///< always normalized to Unix seconds
-  std::optional<std::int64_t> retry_after_s;   ///< seconds from now, >= 0
+  std::optional<std::uint64_t> remaining;     ///< negative upstream values clamp to 0
+  std::optional<std::int64_t> reset_epoch_s;  ///< always normalized to Unix seconds
+  std::optional<std::int64_t> retry_after_s;  ///< seconds from now, >= 0
   bool any() const noexcept { return limit || remaining || reset_epoch_s || retry_after_s; }
 };
 

@@ -17,7 +17,8 @@ struct Decision {
   std::uint64_t remaining = 0;     ///< requests admissible right now after this one; never negative
   std::int64_t reset_epoch_s = 0;  ///< Unix seconds (ceil) when the quota is full again
   std::int64_t reset_after_s = 0;  ///< seconds from now (ceil) until the quota is full again
-  std::int64_t retry_after_s = 0;  ///< denied: seconds (ceil, >= 1) until one request is admitted; else 0
+  std::int64_t retry_after_s =
+      0;  ///< denied: seconds (ceil, >= 1) until one request is admitted; else 0
 };
 
 /// What one request is limited by: the kind of key and its text (an ip address, a header value,
@@ -52,7 +53,7 @@ struct LimitKey {
 /// A policy with `limit == 0` denies everything (config validation rejects it; this is only
 /// the defined behaviour if one slips through).
 class RateLimiter {
-public:
+ public:
   static constexpr std::size_t kDefaultMaxKeys = 1'000'000;
 
   /// What the table stores of a key: a fixed-size digest, whatever the key's length.
@@ -81,19 +82,19 @@ public:
   /// The upper bound on `tracked_keys()` (<= the `max_keys` given to the constructor).
   std::size_t capacity() const noexcept { return shard_cap_ * shard_count_; }
 
-private:
+ private:
   struct Shard;
 
   Shard& shard_for(const StoredKey& key) const noexcept;
 
   const core::Clock& clock_;
   HashKey hash_key_;
-  std::uint64_t limit_;          // limit + burst, saturated
-  std::int64_t interval_ns_;     // T: one request's worth of time
-  std::int64_t capacity_ns_;     // limit_ * T: the TAT may run at most this far ahead of now
+  std::uint64_t limit_;       // limit + burst, saturated
+  std::int64_t interval_ns_;  // T: one request's worth of time
+  std::int64_t capacity_ns_;  // limit_ * T: the TAT may run at most this far ahead of now
   std::int64_t window_ns_;
-  std::size_t shard_count_;      // power of two
-  unsigned shard_shift_;         // 64 - log2(shard_count_)
+  std::size_t shard_count_;  // power of two
+  unsigned shard_shift_;     // 64 - log2(shard_count_)
   std::size_t shard_cap_;
   std::unique_ptr<Shard[]> shards_;
 };

@@ -24,10 +24,10 @@ extern const std::string_view kGcraScript;
 /// A parsed reply of the script (or of the server, when it refused to run it).
 struct GcraReply {
   enum class Kind {
-    decided,     ///< allowed/now/tat are set
-    other_key,   ///< the store holds another hashing secret: `key_hex`
-    noscript,    ///< EVALSHA of a script the server does not have (restart, SCRIPT FLUSH)
-    error,       ///< an error reply or a reply of the wrong shape: `message`
+    decided,    ///< allowed/now/tat are set
+    other_key,  ///< the store holds another hashing secret: `key_hex`
+    noscript,   ///< EVALSHA of a script the server does not have (restart, SCRIPT FLUSH)
+    error,      ///< an error reply or a reply of the wrong shape: `message`
   };
   Kind kind = Kind::error;
   bool allowed = false;

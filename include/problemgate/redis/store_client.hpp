@@ -26,15 +26,16 @@ class Connection;
 /// down or comes back reports here; the process logs the change once (the first client down,
 /// the last one back), not per request or per worker. Thread-safe.
 class StoreHealth {
-public:
-  void went_down(std::string_view endpoint, std::string_view reason, config::RateLimitStore::OnError policy);
+ public:
+  void went_down(std::string_view endpoint, std::string_view reason,
+                 config::RateLimitStore::OnError policy);
   void came_back(std::string_view endpoint);
   /// A client that was down is gone (a reload replaced it, or the worker stopped): no log.
   void forget() noexcept { down_.fetch_sub(1, std::memory_order_relaxed); }
   /// Some worker cannot reach the store right now.
   bool degraded() const noexcept { return down_.load(std::memory_order_relaxed) != 0; }
 
-private:
+ private:
   std::atomic<unsigned> down_{0};
 };
 
@@ -50,14 +51,15 @@ private:
 /// Not thread-safe: created, used and destroyed on its worker's thread. Held by shared_ptr
 /// (worker snapshots share it across reloads that keep the store settings).
 class StoreClient : public std::enable_shared_from_this<StoreClient> {
-public:
+ public:
   struct Result {
     enum class Status { decided, error, timeout } status = Status::error;
     ratelimit::Decision decision;  ///< when decided
   };
 
   StoreClient(const boost::asio::any_io_executor& ex, const config::RateLimitStore& settings,
-              const ratelimit::HashKey& initial_secret, obs::StoreCounters& counters, StoreHealth& health);
+              const ratelimit::HashKey& initial_secret, obs::StoreCounters& counters,
+              StoreHealth& health);
   ~StoreClient();
   StoreClient(const StoreClient&) = delete;
   StoreClient& operator=(const StoreClient&) = delete;
@@ -87,7 +89,7 @@ public:
   /// The key holding the hashing secret every gateway sharing the store uses.
   std::string secret_key() const { return settings_.key_prefix + "{hash_key}"; }
 
-private:
+ private:
   class Events;
   friend class Events;
   enum class State { starting, up, down, probing, stopped };

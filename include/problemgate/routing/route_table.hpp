@@ -16,7 +16,7 @@ namespace problemgate::routing {
 /// immutable Config snapshot owns both). Immutable after construction, so safe to share
 /// between threads; match() does not allocate.
 class RouteTable {
-public:
+ public:
   explicit RouteTable(const std::vector<config::Route>& routes);
 
   /// `host_header` is the request's Host as sent (case and `:port` are ignored); `target` is
@@ -24,7 +24,7 @@ public:
   /// route matches (the proxy answers 404 route_not_found).
   const config::Route* match(std::string_view host_header, std::string_view target) const noexcept;
 
-private:
+ private:
   struct Entry {
     std::string_view prefix;
     std::string_view host;  // lowercase (config guarantees it); empty = any host

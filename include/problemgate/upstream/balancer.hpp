@@ -21,9 +21,9 @@ namespace problemgate::upstream {
 /// cluster's set changes (DNS), the next pick() rebuilds the pool list: pools of endpoints
 /// still present are kept, the others retired (requests on them finish; see UpstreamPool).
 class Balancer {
-public:
-  Balancer(boost::asio::any_io_executor ex, std::shared_ptr<Cluster> cluster, config::Upstream settings,
-           std::uint64_t seed = 0x9e3779b97f4a7c15ULL);
+ public:
+  Balancer(boost::asio::any_io_executor ex, std::shared_ptr<Cluster> cluster,
+           config::Upstream settings, std::uint64_t seed = 0x9e3779b97f4a7c15ULL);
 
   Cluster& cluster() const noexcept { return *cluster_; }
   const std::shared_ptr<Cluster>& cluster_ptr() const noexcept { return cluster_; }
@@ -32,7 +32,8 @@ public:
   /// The pool of the endpoint for the next try, skipping endpoints in `tried`; null when none
   /// is left. When no endpoint at all is available (ejected or unhealthy), every endpoint is
   /// eligible again and `panic` is set (Envoy's panic routing: some traffic beats none).
-  const std::shared_ptr<UpstreamPool>* pick(std::int64_t now_ns, std::span<const EndpointState* const> tried,
+  const std::shared_ptr<UpstreamPool>* pick(std::int64_t now_ns,
+                                            std::span<const EndpointState* const> tried,
                                             bool& panic);
 
   RetryBudget& budget() noexcept { return budget_; }
@@ -59,9 +60,10 @@ public:
   void close_idle();
   void retire();
 
-private:
+ private:
   void refresh();
-  const std::shared_ptr<UpstreamPool>* choose(std::int64_t now_ns, std::span<const EndpointState* const> tried,
+  const std::shared_ptr<UpstreamPool>* choose(std::int64_t now_ns,
+                                              std::span<const EndpointState* const> tried,
                                               bool ignore_health);
   bool eligible(std::size_t i, std::int64_t now_ns, std::span<const EndpointState* const> tried,
                 bool ignore_health) const;

@@ -21,7 +21,7 @@ struct ClusterCounters {
   std::atomic<std::uint64_t> retries_connect{0};
   std::atomic<std::uint64_t> retries_reset{0};
   std::atomic<std::uint64_t> budget_exhausted{0};
-  std::atomic<std::uint64_t> panic_requests{0};     ///< routed while no endpoint was available
+  std::atomic<std::uint64_t> panic_requests{0};  ///< routed while no endpoint was available
   std::atomic<std::uint64_t> resolve_failures{0};
   std::atomic<std::uint64_t> checks_failed{0};
   std::atomic<std::uint64_t> checks_passed{0};
@@ -33,7 +33,7 @@ struct ClusterCounters {
 ///
 /// Time is passed in (steady ns), so tests drive ejections with a hand-moved clock.
 class Cluster {
-public:
+ public:
   /// Resolves the targets once now: literal addresses at once, names through `hosts_file` (when
   /// not empty) and the system resolver. Blocking: called at start-up and on reload, never on
   /// a worker. A name that does not resolve leaves the set without it (and says so).
@@ -84,7 +84,7 @@ public:
   ClusterCounters counters;
   static constexpr std::int64_t kMaxEjectionNs = 300'000'000'000;  // 5 minutes, as Envoy's default
 
-private:
+ private:
   config::Upstream settings_;
   std::string hosts_file_;
   std::shared_ptr<boost::asio::ssl::context> tls_;

@@ -18,7 +18,7 @@ namespace problemgate::upstream {
 /// once). Clusters are held weakly: one dropped by a reload stops being resolved and checked.
 /// Thread-safe.
 class ClusterManager {
-public:
+ public:
   ClusterManager();
   ~ClusterManager();
   ClusterManager(const ClusterManager&) = delete;
@@ -27,7 +27,7 @@ public:
   /// Starts resolving and checking `cluster` (as its settings say; nothing when neither applies).
   void watch(const std::shared_ptr<Cluster>& cluster);
 
-private:
+ private:
   void resolve_loop();
 
   struct Watched {
@@ -39,7 +39,8 @@ private:
   bool stopping_ = false;
   std::vector<Watched> resolving_;  // guarded by mutex_
   boost::asio::io_context checks_{1};
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{checks_.get_executor()};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{
+      checks_.get_executor()};
   std::thread resolver_;
   std::thread checker_;
 };

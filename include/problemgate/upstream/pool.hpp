@@ -51,14 +51,15 @@ struct Acquired {
 /// Keep-alive pool for one upstream on one worker thread. Not thread-safe by design: each
 /// worker owns its pools, so a connection never crosses threads and needs no lock.
 class UpstreamPool {
-public:
+ public:
   /// A pool for the upstream's host:port, resolved at the first connect.
   UpstreamPool(boost::asio::any_io_executor ex, config::Upstream upstream);
   /// A pool for one endpoint of the upstream (the balancer's), connecting to its address only.
   /// With `tls` (an https:// upstream), each new connection makes a TLS handshake within
   /// connect_timeout: SNI and the verified name are tls.server_name or the endpoint's host,
   /// and the pool's last session is offered for resumption.
-  UpstreamPool(boost::asio::any_io_executor ex, config::Upstream upstream, std::shared_ptr<EndpointState> endpoint,
+  UpstreamPool(boost::asio::any_io_executor ex, config::Upstream upstream,
+               std::shared_ptr<EndpointState> endpoint,
                std::shared_ptr<boost::asio::ssl::context> tls = nullptr);
   ~UpstreamPool();
 
@@ -105,17 +106,18 @@ public:
   /// up between requests (called periodically by the worker).
   void sweep();
 
-private:
+ private:
   void keep_session(Connection& conn);
 
   boost::asio::any_io_executor ex_;
   config::Upstream upstream_;
   std::vector<std::unique_ptr<Connection>> idle_;
   std::shared_ptr<EndpointState> endpoint_;
-  std::vector<boost::asio::ip::tcp::endpoint> endpoints_;  // resolved once (or the endpoint's), then reused
+  std::vector<boost::asio::ip::tcp::endpoint>
+      endpoints_;  // resolved once (or the endpoint's), then reused
   std::shared_ptr<boost::asio::ssl::context> tls_;
-  std::string server_name_;                 // SNI and the name verified (TLS only)
-  std::shared_ptr<SSL_SESSION> session_;    // the last resumable session (TLS only)
+  std::string server_name_;               // SNI and the name verified (TLS only)
+  std::shared_ptr<SSL_SESSION> session_;  // the last resumable session (TLS only)
   std::size_t open_ = 0;
   std::uint64_t tls_resumed_ = 0;
   std::uint64_t connects_ = 0;

@@ -11,7 +11,7 @@ namespace problemgate::upstream {
 /// costs at most that many extra requests, never a multiple of the load.
 /// Not thread-safe: one per worker and upstream.
 class RetryBudget {
-public:
+ public:
   RetryBudget(std::uint32_t percent, std::uint32_t reserve) { configure(percent, reserve); }
 
   /// New settings (hot reload); the balance is capped, not refilled.
@@ -31,7 +31,7 @@ public:
   }
   std::uint64_t balance_hundredths() const noexcept { return balance_; }
 
-private:
+ private:
   static constexpr std::uint64_t kRetry = 100;
   std::uint64_t balance_ = 0;
   std::uint64_t cap_ = kRetry;

@@ -32,7 +32,8 @@ bool read_flat(JsonObject root, const DialectInput& in, Extract& out) {
   ex.rate_limit.remaining = int_member(root, "remaining");
   ex.rate_limit.reset = int_member(root, "reset");
   ex.rate_limit.retry_after = int_member(root, "retry_after");
-  if (ex.rate_limit.retry_after && *ex.rate_limit.retry_after >= 0) ex.retry_after = ex.rate_limit.retry_after;
+  if (ex.rate_limit.retry_after && *ex.rate_limit.retry_after >= 0)
+    ex.retry_after = ex.rate_limit.retry_after;
 
   DefaultFieldCode field_code{ex.upstream_code};
   if (auto details = member(root, "details")) {

@@ -28,8 +28,8 @@ bool skips_content(std::string_view tag) noexcept {
 
 /// Inline elements do not end a run of text: "<b>Message</b> Invalid character" is one sentence.
 bool is_inline(std::string_view tag) noexcept {
-  for (std::string_view s : {"a", "abbr", "b", "code", "em", "font", "i", "kbd", "small", "span", "strong",
-                             "sub", "sup", "tt", "u", "var", "samp", "q", "cite"})
+  for (std::string_view s : {"a", "abbr", "b", "code", "em", "font", "i", "kbd", "small", "span",
+                             "strong", "sub", "sup", "tt", "u", "var", "samp", "q", "cite"})
     if (iequals(tag, s)) return true;
   return false;
 }
@@ -38,9 +38,10 @@ void append_entity(std::string_view& rest, std::string& text) {
   struct Entity {
     std::string_view name, value;
   };
-  static constexpr std::array kEntities{Entity{"&amp;", "&"}, Entity{"&lt;", "<"}, Entity{"&gt;", ">"},
-                                        Entity{"&quot;", "\""}, Entity{"&#39;", "'"}, Entity{"&apos;", "'"},
-                                        Entity{"&nbsp;", " "}, Entity{"&ndash;", "-"}, Entity{"&mdash;", "-"}};
+  static constexpr std::array kEntities{
+      Entity{"&amp;", "&"},   Entity{"&lt;", "<"},    Entity{"&gt;", ">"},
+      Entity{"&quot;", "\""}, Entity{"&#39;", "'"},   Entity{"&apos;", "'"},
+      Entity{"&nbsp;", " "},  Entity{"&ndash;", "-"}, Entity{"&mdash;", "-"}};
   for (const auto& e : kEntities) {
     if (istarts_with(rest, e.name)) {
       text.append(e.value);

@@ -47,7 +47,8 @@ bool read_json(JsonObject root, const DialectInput& in, Extract& out) {
   collect_field_errors(root, field_code, ex.errors);
   if (k8s_status) {
     if (auto details = object_member(root, "details")) {
-      if (auto causes = array_member(*details, "causes")) errors_from_array(*causes, field_code, ex.errors);
+      if (auto causes = array_member(*details, "causes"))
+        errors_from_array(*causes, field_code, ex.errors);
     }
   }
   out = std::move(ex);

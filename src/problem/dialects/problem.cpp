@@ -16,7 +16,8 @@ namespace {
 
 // Members the canonical body writes itself; never copied as extensions.
 constexpr std::array<std::string_view, 10> kKnownMembers{
-    "type", "title", "status", "detail", "instance", "code", "subcode", "requestId", "errors", "retryAfter"};
+    "type", "title",   "status",    "detail", "instance",
+    "code", "subcode", "requestId", "errors", "retryAfter"};
 
 bool is_known(std::string_view key) noexcept {
   for (auto k : kKnownMembers)
@@ -64,7 +65,8 @@ bool read_problem(JsonObject root, const DialectInput& in, Extract& out) {
   const bool numeric_status = status && is_number(*status);
   bool fits = numeric_status && (type || title);
   if (!fits && is_problem_media_type(in.content_type))
-    fits = type || title || text_member(root, "detail") || numeric_status || code_member(root, "code");
+    fits =
+        type || title || text_member(root, "detail") || numeric_status || code_member(root, "code");
   if (!fits) return false;
 
   Extract ex;
@@ -92,7 +94,8 @@ bool read_problem(JsonObject root, const DialectInput& in, Extract& out) {
     }
   }
   // RFC 7807's example extension, [{name, reason}]; it also stays as an extension member.
-  if (auto params = array_member(root, "invalid-params")) errors_from_array(*params, field_code, ex.errors);
+  if (auto params = array_member(root, "invalid-params"))
+    errors_from_array(*params, field_code, ex.errors);
 
   append_extension_members(root, ex.extensions, nullptr, in.own_trace_id);
   out = std::move(ex);

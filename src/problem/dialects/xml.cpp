@@ -109,7 +109,8 @@ bool read_xml(std::string_view body, const DialectInput& in, Extract& out) {
   if (!root || iequals(local_name(root), "html")) return false;
 
   Extract ex;
-  if (!read_problem_xml(root, ex) && !read_soap_fault(root, ex) && !read_code_message(root, ex)) return false;
+  if (!read_problem_xml(root, ex) && !read_soap_fault(root, ex) && !read_code_message(root, ex))
+    return false;
   // Element text keeps the document's line breaks and indentation (Azure Storage puts
   // "\nRequestId:...\nTime:..." inside <Message>): collapse them as the html dialect does.
   // pugixml decodes "&lt;" and CDATA is raw: text meant as text must not become a tag.

@@ -20,18 +20,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
-
 bool contains(const std::string& haystack, std::string_view needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
 /// A file in a fresh temporary directory, removed with the object.
 class TempFile {
-public:
+ public:
   explicit TempFile(std::string_view content) {
     static std::atomic<int> counter{0};
-    dir_ = fs::temp_directory_path() /
-           ("pg-admin-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1)));
+    dir_ = fs::temp_directory_path() / ("pg-admin-test-" + std::to_string(::getpid()) + "-" +
+                                        std::to_string(counter.fetch_add(1)));
     fs::create_directories(dir_);
     path_ = (dir_ / "token").string();
     std::ofstream(path_, std::ios::binary) << content;
@@ -45,7 +44,7 @@ public:
   const std::string& path() const { return path_; }
   std::string dir() const { return dir_.string(); }
 
-private:
+ private:
   fs::path dir_;
   std::string path_;
 };
@@ -70,22 +69,27 @@ TEST_SUITE("config.admin") {
     CHECK(c.admin.probes_listen->to_string() == "0.0.0.0:9902");
     c = load_config_text(with("admin: { probes_listen: off }\n"), "t");
     CHECK_FALSE(c.admin.probes_listen);
-    CHECK(contains(error_of(with("admin: { probes_listen: 9902 }\n")), "/admin/probes_listen: expected off or HOST:PORT"));
-    CHECK(contains(error_of(with("admin: { probes_listen: nowhere }\n")), "/admin/probes_listen: \"nowhere\": missing port"));
-    CHECK(contains(error_of(with("admin: { probes: 1.2.3.4:5 }\n")), "/admin/probes: unknown key \"probes\""));
+    CHECK(contains(error_of(with("admin: { probes_listen: 9902 }\n")),
+                   "/admin/probes_listen: expected off or HOST:PORT"));
+    CHECK(contains(error_of(with("admin: { probes_listen: nowhere }\n")),
+                   "/admin/probes_listen: \"nowhere\": missing port"));
+    CHECK(contains(error_of(with("admin: { probes: 1.2.3.4:5 }\n")),
+                   "/admin/probes: unknown key \"probes\""));
   }
 
   TEST_CASE("probes_listen may not share an address with listen or admin.listen") {
     CHECK(contains(error_of(with("listen: 0.0.0.0:9902\nadmin: { probes_listen: 0.0.0.0:9902 }\n")),
                    "/admin/probes_listen: 0.0.0.0:9902 is also in listen"));
-    CHECK(contains(error_of(with("admin: { listen: 127.0.0.1:9901, probes_listen: 127.0.0.1:9901 }\n")),
-                   "/admin/probes_listen: 127.0.0.1:9901 is also admin.listen"));
+    CHECK(contains(
+        error_of(with("admin: { listen: 127.0.0.1:9901, probes_listen: 127.0.0.1:9901 }\n")),
+        "/admin/probes_listen: 127.0.0.1:9901 is also admin.listen"));
     // Port 0 is "any free port": never a clash.
     CHECK(errors_of(with("admin: { listen: 127.0.0.1:0, probes_listen: 127.0.0.1:0 }\n")).empty());
   }
 
   TEST_CASE("controls on a non-loopback address need a token") {
-    for (const char* host : {"0.0.0.0:9901", "\"[::]:9901\"", "10.1.2.3:9901", "localhost:9901", "\"[::ffff:10.0.0.1]:1\""}) {
+    for (const char* host : {"0.0.0.0:9901", "\"[::]:9901\"", "10.1.2.3:9901", "localhost:9901",
+                             "\"[::ffff:10.0.0.1]:1\""}) {
       CAPTURE(host);
       const std::string e = error_of(with(std::string("admin: { listen: ") + host + " }\n"));
       CHECK(contains(e, "/admin/listen: "));
@@ -93,7 +97,8 @@ TEST_SUITE("config.admin") {
       CHECK(contains(e, "admin.token_file"));
       CHECK(contains(e, "admin.probes_listen"));
     }
-    for (const char* host : {"127.0.0.1:9901", "127.1.2.3:0", "\"[::1]:9901\"", "\"[::ffff:127.0.0.1]:9901\""}) {
+    for (const char* host :
+         {"127.0.0.1:9901", "127.1.2.3:0", "\"[::1]:9901\"", "\"[::ffff:127.0.0.1]:9901\""}) {
       CAPTURE(host);
       CHECK(errors_of(with(std::string("admin: { listen: ") + host + " }\n")).empty());
     }
@@ -102,13 +107,17 @@ TEST_SUITE("config.admin") {
     // check-config says it too (same loader), so a bad file never reaches a bind.
   }
 
-  TEST_CASE("token_file: the trimmed content is the token; non-loopback controls are then allowed") {
+  TEST_CASE(
+      "token_file: the trimmed content is the token; non-loopback controls are then allowed") {
     TempFile f(std::string("  ") + std::string(kToken) + "\r\n\n");
-    const Config c = load_config_text(with("admin: { listen: 0.0.0.0:9901, token_file: \"" + f.path() + "\" }\n"), "t");
+    const Config c = load_config_text(
+        with("admin: { listen: 0.0.0.0:9901, token_file: \"" + f.path() + "\" }\n"), "t");
     CHECK(c.admin.token == kToken);
     CHECK(c.admin.token_file == f.path());
     // A token on loopback is fine too: the controls then require it there as well.
-    CHECK(load_config_text(with("admin: { token_file: \"" + f.path() + "\" }\n"), "t").admin.token == kToken);
+    CHECK(
+        load_config_text(with("admin: { token_file: \"" + f.path() + "\" }\n"), "t").admin.token ==
+        kToken);
   }
 
   TEST_CASE("token_file problems are config errors naming the key") {
@@ -118,7 +127,8 @@ TEST_SUITE("config.admin") {
     }
     SUBCASE("a directory") {
       TempFile f(kToken);
-      CHECK(contains(error_of(with("admin: { token_file: \"" + f.dir() + "\" }\n")), "not a regular file"));
+      CHECK(contains(error_of(with("admin: { token_file: \"" + f.dir() + "\" }\n")),
+                     "not a regular file"));
     }
     SUBCASE("empty, or only whitespace") {
       TempFile f(" \n\t\n");
@@ -131,17 +141,21 @@ TEST_SUITE("config.admin") {
     }
     SUBCASE("two words") {
       TempFile f("0123456789abcdef 0123456789abcdef\n");
-      CHECK(contains(error_of(with("admin: { token_file: \"" + f.path() + "\" }\n")), "one word of visible ASCII"));
+      CHECK(contains(error_of(with("admin: { token_file: \"" + f.path() + "\" }\n")),
+                     "one word of visible ASCII"));
     }
     SUBCASE("too large") {
       TempFile f(std::string(5000, 'a'));
-      CHECK(contains(error_of(with("admin: { token_file: \"" + f.path() + "\" }\n")), "larger than 4096 bytes"));
+      CHECK(contains(error_of(with("admin: { token_file: \"" + f.path() + "\" }\n")),
+                     "larger than 4096 bytes"));
     }
     SUBCASE("not a string") {
-      CHECK(contains(error_of(with("admin: { token_file: 42 }\n")), "/admin/token_file: expected a non-empty string"));
+      CHECK(contains(error_of(with("admin: { token_file: 42 }\n")),
+                     "/admin/token_file: expected a non-empty string"));
     }
     SUBCASE("a broken token_file leaves non-loopback controls refused as well") {
-      const auto errors = errors_of(with("admin: { listen: 0.0.0.0:9901, token_file: /nonexistent/pg-token }\n"));
+      const auto errors =
+          errors_of(with("admin: { listen: 0.0.0.0:9901, token_file: /nonexistent/pg-token }\n"));
       REQUIRE(errors.size() == 2);
     }
   }
@@ -193,7 +207,9 @@ TEST_SUITE("config.admin") {
   TEST_CASE("the dump shows both addresses and the token's file, never the token") {
     TempFile f(kToken);
     const Config c = load_config_text(
-        with("admin: { listen: 0.0.0.0:9901, probes_listen: 0.0.0.0:9902, token_file: \"" + f.path() + "\" }\n"), "t");
+        with("admin: { listen: 0.0.0.0:9901, probes_listen: 0.0.0.0:9902, token_file: \"" +
+             f.path() + "\" }\n"),
+        "t");
     const std::string text = dump_json(c);
     CHECK_FALSE(contains(text, kToken));
     const auto j = nlohmann::json::parse(text);

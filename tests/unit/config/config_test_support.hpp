@@ -19,7 +19,9 @@ routes:
 )";
 
 /// A minimal valid document with `extra` appended (YAML at top level).
-inline std::string with(std::string_view extra) { return std::string(kMinimal) + std::string(extra); }
+inline std::string with(std::string_view extra) {
+  return std::string(kMinimal) + std::string(extra);
+}
 
 /// Every problem loading `text` (as file `source`) reports; empty when it loads.
 inline std::vector<std::string> errors_of(std::string_view text, const Overrides& o = {},

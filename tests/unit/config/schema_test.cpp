@@ -43,7 +43,7 @@ std::vector<std::string> tokens(const std::string& pointer) {
 }
 
 class SchemaWalker {
-public:
+ public:
   explicit SchemaWalker(const Json& schema) : schema_(schema) {}
 
   const Json& deref(const Json& n) const {
@@ -71,7 +71,8 @@ public:
   // The schema of the member or item `token` of a value described by `n`; null when none.
   const Json* step(const Json& n, const std::string& token) const {
     for (const Json* b : branches(n)) {
-      if (b->contains("properties") && (*b)["properties"].contains(token)) return &(*b)["properties"][token];
+      if (b->contains("properties") && (*b)["properties"].contains(token))
+        return &(*b)["properties"][token];
       if (b->contains("patternProperties")) {
         for (const auto& [pattern, sub] : (*b)["patternProperties"].items()) {
           if (std::regex_search(token, std::regex(pattern))) return &sub;
@@ -80,7 +81,8 @@ public:
       if (b->contains("additionalProperties") && (*b)["additionalProperties"].is_object()) {
         return &(*b)["additionalProperties"];
       }
-      if (b->contains("items") && !token.empty() && token.find_first_not_of("0123456789") == std::string::npos) {
+      if (b->contains("items") && !token.empty() &&
+          token.find_first_not_of("0123456789") == std::string::npos) {
         return &(*b)["items"];
       }
     }
@@ -100,7 +102,7 @@ public:
     return nullptr;
   }
 
-private:
+ private:
   const Json& schema_;
 };
 
@@ -152,17 +154,20 @@ TEST_SUITE("config.schema") {
       visited.insert(node);
       const std::set<std::string> parser(ks.keys.begin(), ks.keys.end());
       const std::set<std::string> declared = keys_of((*node)["properties"]);
-      CHECK_MESSAGE(parser == declared, "parser: " << joined(parser) << "\nschema: " << joined(declared));
+      CHECK_MESSAGE(parser == declared,
+                    "parser: " << joined(parser) << "\nschema: " << joined(declared));
       CHECK((*node)["additionalProperties"] == false);
-      for (const auto& [k, v] : doc.at(Json::json_pointer(ks.pointer)).items()) written[node].insert(k);
+      for (const auto& [k, v] : doc.at(Json::json_pointer(ks.pointer)).items())
+        written[node].insert(k);
     }
 
     std::set<const Json*> all;
     collect_objects(schema, all);
     for (const Json* n : all) {
       CHECK_MESSAGE(visited.count(n) == 1,
-                    "schema object with keys " << joined(keys_of((*n)["properties"]))
-                                               << " is not one the parser reads in example-full.yaml");
+                    "schema object with keys "
+                        << joined(keys_of((*n)["properties"]))
+                        << " is not one the parser reads in example-full.yaml");
     }
     // example-full.yaml promises every key: each accepted key is written at least once.
     for (const Json* n : visited) {

@@ -10,7 +10,9 @@ using namespace problemgate::config;
 using namespace problemgate::config::test;
 
 namespace {
-bool contains(const std::string& s, std::string_view part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, std::string_view part) {
+  return s.find(part) != std::string::npos;
+}
 }  // namespace
 
 TEST_SUITE("config.telemetry") {
@@ -27,13 +29,16 @@ telemetry:
   subcode_labels: [user_not_found, quota_exceeded]
   redact_query: [token, api_key]
   max_logged_detail: 4KiB
-)"), "t.yaml");
+)"),
+                                      "t.yaml");
     REQUIRE(c.telemetry.subcode_labels.has_value());
-    CHECK(*c.telemetry.subcode_labels == std::vector<std::string>{"user_not_found", "quota_exceeded"});
+    CHECK(*c.telemetry.subcode_labels ==
+          std::vector<std::string>{"user_not_found", "quota_exceeded"});
     CHECK(c.telemetry.redact_query == std::vector<std::string>{"token", "api_key"});
     CHECK(c.telemetry.max_logged_detail == 4096);
     const auto dump = nlohmann::json::parse(dump_json(c));
-    CHECK(dump["telemetry"]["subcode_labels"] == nlohmann::json({"user_not_found", "quota_exceeded"}));
+    CHECK(dump["telemetry"]["subcode_labels"] ==
+          nlohmann::json({"user_not_found", "quota_exceeded"}));
     CHECK(dump["telemetry"]["redact_query"] == nlohmann::json({"token", "api_key"}));
     CHECK(dump["telemetry"]["max_logged_detail"] == 4096);
     const auto defaults = nlohmann::json::parse(dump_json(load_config_text(kMinimal, "t.yaml")));
@@ -53,7 +58,9 @@ telemetry:
                    "/telemetry/redact_query/0: expected a non-empty string"));
     CHECK(contains(error_of(with("telemetry: { max_logged_detail: 1MiB }\n")),
                    "/telemetry/max_logged_detail: must be at most 65536 bytes"));
-    CHECK(contains(error_of(with("telemetry: { max_logged_detail: 2KB }\n")), "/telemetry/max_logged_detail: invalid size"));
-    CHECK(contains(error_of(with("telemetry: { redact: [token] }\n")), "/telemetry/redact: unknown key \"redact\""));
+    CHECK(contains(error_of(with("telemetry: { max_logged_detail: 2KB }\n")),
+                   "/telemetry/max_logged_detail: invalid size"));
+    CHECK(contains(error_of(with("telemetry: { redact: [token] }\n")),
+                   "/telemetry/redact: unknown key \"redact\""));
   }
 }

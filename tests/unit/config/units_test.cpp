@@ -11,14 +11,14 @@ TEST_SUITE("config.units") {
     CHECK(parse_duration("10s") == Duration{10'000});
     CHECK(parse_duration("5m") == Duration{300'000});
     CHECK(parse_duration("1h") == Duration{3'600'000});
-    CHECK(parse_duration("0s") == Duration{0});        // well-formed; "> 0" is the parser's call
-    CHECK(parse_duration("0") == Duration{0});         // the one number that needs no unit
+    CHECK(parse_duration("0s") == Duration{0});  // well-formed; "> 0" is the parser's call
+    CHECK(parse_duration("0") == Duration{0});   // the one number that needs no unit
   }
 
   TEST_CASE("malformed durations") {
     // A bare number has no unit: 1500 was once read as milliseconds, a trap for `window: 60`.
-    for (auto bad : {"", "s", "10", "1500", "-1s", "+1s", "1.5s", "10 s", "10sec", "10S", "1d", "ms10", " 1s",
-                     "1s ", "99999999999999999999s", "9999999999999999h"}) {
+    for (auto bad : {"", "s", "10", "1500", "-1s", "+1s", "1.5s", "10 s", "10sec", "10S", "1d",
+                     "ms10", " 1s", "1s ", "99999999999999999999s", "9999999999999999h"}) {
       CAPTURE(bad);
       CHECK_FALSE(parse_duration(bad).has_value());
     }
@@ -35,8 +35,8 @@ TEST_SUITE("config.units") {
   }
 
   TEST_CASE("malformed sizes") {
-    for (auto bad : {"", "KiB", "64KB", "64kb", "64 KiB", "1.5MiB", "-1", "1MB", "1TiB", "18446744073709551616",
-                     "17179869184GiB"}) {
+    for (auto bad : {"", "KiB", "64KB", "64kb", "64 KiB", "1.5MiB", "-1", "1MB", "1TiB",
+                     "18446744073709551616", "17179869184GiB"}) {
       CAPTURE(bad);
       CHECK_FALSE(parse_size(bad).has_value());
     }

@@ -44,7 +44,8 @@ TEST_SUITE("core.ip_address") {
     CHECK(parse_cidr("fd00::/8")->prefix == 8);
     CHECK(parse_cidr("::/0")->prefix == 0);
     CHECK(parse_cidr("10.9.9.9/8")->addr == parse_cidr("10.0.0.0/8")->addr);  // host bits cleared
-    for (auto bad : {"10.0.0.0/33", "fd00::/129", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/8x", "nope/8", "/8"}) {
+    for (auto bad :
+         {"10.0.0.0/33", "fd00::/129", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/8x", "nope/8", "/8"}) {
       CAPTURE(bad);
       CHECK_FALSE(parse_cidr(bad));
     }

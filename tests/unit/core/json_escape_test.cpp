@@ -26,22 +26,22 @@ TEST_SUITE("core.json_escape") {
   }
   TEST_CASE("valid multi-byte UTF-8 is kept; U+2028 escaped") {
     CHECK(quoted("caf\xC3\xA9") == "\"caf\xC3\xA9\"");
-    CHECK(quoted("a\xE2\x80\xA8" "b") == "\"a\\u2028b\"");
+    CHECK(quoted("a\xE2\x80\xA8"
+                 "b") == "\"a\\u2028b\"");
   }
   TEST_CASE("NUL bytes and overlong encodings never pass raw") {
     std::string s = quoted(std::string_view("a\0b\xC0\x80", 5));
     CHECK(s.find('\0') == std::string::npos);
     CHECK(nlohmann::json::accept(s));
   }
-  TEST_CASE("max_bytes caps the input") {
-    CHECK(quoted("abcdef", 3) == "\"abc\"");
-  }
+  TEST_CASE("max_bytes caps the input") { CHECK(quoted("abcdef", 3) == "\"abc\""); }
 }
 
 TEST_SUITE("core.json_escape.runs") {
   TEST_CASE("a special byte at any position of a long string is escaped (16-byte steps and tail)") {
     // Lengths around the 16-byte steps: the tail is checked as an overlapping last 16 bytes.
-    const std::vector<std::string_view> specials{"\"", "\\", "\n", std::string_view("\0", 1), "\x7f", "\xc3\xa9", "\xff"};
+    const std::vector<std::string_view> specials{
+        "\"", "\\", "\n", std::string_view("\0", 1), "\x7f", "\xc3\xa9", "\xff"};
     for (const std::size_t len : {1, 15, 16, 17, 31, 32, 33, 47, 53}) {
       const std::string plain(len, 'p');
       for (std::size_t at = 0; at < len; ++at) {

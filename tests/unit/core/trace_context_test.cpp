@@ -5,8 +5,8 @@
 #include "problemgate/core/clock.hpp"
 #include "problemgate/core/request_id.hpp"
 
-using problemgate::core::TraceParent;
 using problemgate::core::parse_traceparent;
+using problemgate::core::TraceParent;
 
 TEST_SUITE("core.trace_context") {
   TEST_CASE("a valid version-00 traceparent is parsed") {
@@ -21,20 +21,21 @@ TEST_SUITE("core.trace_context") {
 
   TEST_CASE("invalid traceparents are refused") {
     TraceParent tp;
-    for (const char* v : {
-             "",
-             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",             // no flags
-             "00-00000000000000000000000000000000-00f067aa0ba902b7-01",          // zero trace id
-             "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",          // zero parent id
-             "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",          // uppercase
-             "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",          // version ff
-             "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",          // not hex
-             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",    // 00 has no more fields
-             "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",          // separator
-             "00-4bf92f3577b34da6a3ce929d0e0e473-600f067aa0ba902b7-01",          // misplaced dash
-             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0x",          // flags not hex
-             "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",         // future: no '-' after
-         }) {
+    for (
+        const char* v : {
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",           // no flags
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",        // zero trace id
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",        // zero parent id
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",        // uppercase
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",        // version ff
+            "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",        // not hex
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",  // 00 has no more fields
+            "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",        // separator
+            "00-4bf92f3577b34da6a3ce929d0e0e473-600f067aa0ba902b7-01",        // misplaced dash
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0x",        // flags not hex
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",  // future: no '-' after
+        }) {
       CAPTURE(v);
       CHECK_FALSE(parse_traceparent(v, tp));
     }
@@ -42,13 +43,15 @@ TEST_SUITE("core.trace_context") {
 
   TEST_CASE("a future version is read by its version-00 prefix") {
     TraceParent tp;
-    CHECK(parse_traceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-ever", tp));
+    CHECK(
+        parse_traceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-ever", tp));
     CHECK(parse_traceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", tp));
   }
 
   TEST_CASE("format_traceparent round-trips") {
     std::string out;
-    problemgate::core::format_traceparent("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", 1, out);
+    problemgate::core::format_traceparent("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", 1,
+                                          out);
     CHECK(out == "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
     TraceParent tp;
     CHECK(parse_traceparent(out, tp));

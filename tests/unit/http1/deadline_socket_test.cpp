@@ -34,8 +34,8 @@ struct Pair {
     ds.emplace(std::move(client));
   }
   void start_read() {
-    ds->socket().async_read_some(net::buffer(&byte, 1),
-                                 [this](const boost::system::error_code& ec, std::size_t) { result = ec; });
+    ds->socket().async_read_some(net::buffer(&byte, 1), [this](const boost::system::error_code& ec,
+                                                               std::size_t) { result = ec; });
   }
   /// Runs until the read completed or `limit` passed.
   void run_until_done(std::chrono::steady_clock::duration limit) {

@@ -39,36 +39,56 @@ TEST_SUITE("http1.head_scanner") {
   }
   TEST_CASE("smuggling shapes are rejected (README framing rules)") {
     SUBCASE("CL + TE in both orders") {
-      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n") == HeadVerdict::malformed);
-      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(
+          req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n") ==
+          HeadVerdict::malformed);
+      CHECK(
+          req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n") ==
+          HeadVerdict::malformed);
     }
     SUBCASE("TE not exactly chunked") {
-      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n") == HeadVerdict::malformed);
-      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n") == HeadVerdict::not_implemented);
-      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n") == HeadVerdict::malformed);
-      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n") == HeadVerdict::malformed);
-      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n") == HeadVerdict::malformed);
-      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,chunked\r\n\r\n") == HeadVerdict::malformed);
-      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\tchunked \r\n\r\n") == HeadVerdict::ok);
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n") ==
+            HeadVerdict::malformed);
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n") ==
+            HeadVerdict::not_implemented);
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n") ==
+            HeadVerdict::malformed);
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n") ==
+            HeadVerdict::malformed);
+      CHECK(
+          req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n") ==
+          HeadVerdict::malformed);
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,chunked\r\n\r\n") ==
+            HeadVerdict::malformed);
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\tchunked \r\n\r\n") ==
+            HeadVerdict::ok);
     }
     SUBCASE("chunked on HTTP/1.0") {
       CHECK(req("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n") == HeadVerdict::malformed);
     }
     SUBCASE("Content-Length duplicates and junk") {
-      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n") == HeadVerdict::malformed);
-      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n") == HeadVerdict::malformed);
-      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n") == HeadVerdict::malformed);
-      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n") == HeadVerdict::malformed);
-      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n") == HeadVerdict::malformed);
-      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n") == HeadVerdict::malformed);
-      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n") == HeadVerdict::malformed);
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n") ==
+            HeadVerdict::malformed);
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n") ==
+            HeadVerdict::malformed);
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n") ==
+            HeadVerdict::malformed);
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n") ==
+            HeadVerdict::malformed);
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n") ==
+            HeadVerdict::malformed);
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n") ==
+            HeadVerdict::malformed);
+      CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n") ==
+            HeadVerdict::malformed);
     }
     SUBCASE("obs-fold, bare LF, bare CR, NUL, space before colon") {
       CHECK(req("GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n 2\r\n\r\n") == HeadVerdict::malformed);
       CHECK(req("GET / HTTP/1.1\nHost: a\r\n\r\n") == HeadVerdict::malformed);
       CHECK(req("GET / HTTP/1.1\r\nHost: a\n\n") == HeadVerdict::malformed);
       CHECK(req("GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n") == HeadVerdict::malformed);
-      CHECK(req(std::string_view("GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n", 29)) == HeadVerdict::malformed);
+      CHECK(req(std::string_view("GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n", 29)) ==
+            HeadVerdict::malformed);
       CHECK(req("GET / HTTP/1.1\r\nHost : a\r\n\r\n") == HeadVerdict::malformed);
       CHECK(req("GET / HTTP/1.1\r\nHo st: a\r\n\r\n") == HeadVerdict::malformed);
       CHECK(req("GET / HTTP/1.1\r\n: a\r\n\r\n") == HeadVerdict::malformed);
@@ -92,11 +112,15 @@ TEST_SUITE("http1.head_scanner") {
   }
   TEST_CASE("limits: request line 414, header bytes and field count 431") {
     HeadLimits limits{64, 256, 4};
-    CHECK(req("GET /" + std::string(100, 'a') + " HTTP/1.1\r\nHost: a\r\n\r\n", limits) == HeadVerdict::uri_too_long);
+    CHECK(req("GET /" + std::string(100, 'a') + " HTTP/1.1\r\nHost: a\r\n\r\n", limits) ==
+          HeadVerdict::uri_too_long);
     CHECK(req("GET /" + std::string(100, 'a'), limits) == HeadVerdict::uri_too_long);
-    CHECK(req("GET / HTTP/1.1\r\nHost: a\r\nX: " + std::string(300, 'a') + "\r\n\r\n", limits) == HeadVerdict::too_large);
-    CHECK(req("GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\n\r\n", limits) == HeadVerdict::ok);
-    CHECK(req("GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\n\r\n", limits) == HeadVerdict::too_large);
+    CHECK(req("GET / HTTP/1.1\r\nHost: a\r\nX: " + std::string(300, 'a') + "\r\n\r\n", limits) ==
+          HeadVerdict::too_large);
+    CHECK(req("GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\n\r\n", limits) ==
+          HeadVerdict::ok);
+    CHECK(req("GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\n\r\n", limits) ==
+          HeadVerdict::too_large);
     // A head that never ends is cut off once it is over the limits.
     CHECK(req("GET / HTTP/1.1\r\n" + std::string(400, 'a'), limits) == HeadVerdict::too_large);
   }
@@ -116,10 +140,13 @@ TEST_SUITE("http1.head_scanner") {
     // The SP after the code is required: Beast rejects "HTTP/1.1 201" (found by the fuzzer:
     // the scanner said ok, then Beast said "bad status").
     CHECK(res("HTTP/1.1 201\r\n\r\n") == HeadVerdict::malformed);
-    CHECK(res("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n") == HeadVerdict::malformed);
-    CHECK(res("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n") == HeadVerdict::malformed);
+    CHECK(res("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n") ==
+          HeadVerdict::malformed);
+    CHECK(res("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n") ==
+          HeadVerdict::malformed);
     CHECK(res("HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n") == HeadVerdict::malformed);
-    CHECK(res("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n") == HeadVerdict::malformed);
+    CHECK(res("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n") ==
+          HeadVerdict::malformed);
     CHECK(res("HTTP/1.1 20 OK\r\n\r\n") == HeadVerdict::malformed);
     CHECK(res("HTTP/1.1 200OK\r\n\r\n") == HeadVerdict::malformed);
     CHECK(res("ICY 200 OK\r\n\r\n") == HeadVerdict::malformed);
@@ -128,14 +155,17 @@ TEST_SUITE("http1.head_scanner") {
   }
   TEST_CASE("battery findings: Connection token lists, field length cap") {
     // Fuzzer: Beast rejects a Connection/Proxy-Connection value that is not a token list.
-    CHECK(req("GET / HTTP/1.1\r\nHost: x\r\nConnection: 0<<<<close\r\n\r\n") == HeadVerdict::malformed);
-    CHECK(req("GET / HTTP/1.1\r\nHost: x\r\nProxy-Connection: a b\r\n\r\n") == HeadVerdict::malformed);
+    CHECK(req("GET / HTTP/1.1\r\nHost: x\r\nConnection: 0<<<<close\r\n\r\n") ==
+          HeadVerdict::malformed);
+    CHECK(req("GET / HTTP/1.1\r\nHost: x\r\nProxy-Connection: a b\r\n\r\n") ==
+          HeadVerdict::malformed);
     CHECK(req("GET / HTTP/1.1\r\nHost: x\r\nConnection: close, , X-Y\r\n\r\n") == HeadVerdict::ok);
     // H5: Beast throws on a field value of 64 KiB (16-bit lengths): 431 instead.
     HeadLimits big{8 * 1024, 256 * 1024, 100};
     const std::string ok_line = "X: " + std::string(65535 - 2 - 64 - 3, 'v');
     CHECK(req("GET / HTTP/1.1\r\nHost: x\r\n" + ok_line + "\r\n\r\n", big) == HeadVerdict::ok);
-    CHECK(req("GET / HTTP/1.1\r\nHost: x\r\n" + ok_line + "v\r\n\r\n", big) == HeadVerdict::too_large);
+    CHECK(req("GET / HTTP/1.1\r\nHost: x\r\n" + ok_line + "v\r\n\r\n", big) ==
+          HeadVerdict::too_large);
   }
 }
 
@@ -159,17 +189,20 @@ TEST_SUITE("http1.head_scanner.values") {
       high[at] = '\xff';  // obs-text is allowed
       for (const auto& v : {tabbed, high}) {
         const std::string raw = "GET / HTTP/1.1\r\nHost: a\r\nX-V: " + v + "\r\n\r\n";
-        CHECK(problemgate::http1::scan_request_head(raw, {}).verdict == problemgate::http1::HeadVerdict::ok);
+        CHECK(problemgate::http1::scan_request_head(raw, {}).verdict ==
+              problemgate::http1::HeadVerdict::ok);
       }
     }
   }
   TEST_CASE("only 100-599 are status codes") {
     for (const char* code : {"000", "099", "600", "999"})
       CHECK_MESSAGE(res(std::string("HTTP/1.1 ") + code + " X\r\nContent-Length: 0\r\n\r\n") ==
-                        HeadVerdict::malformed, code);
+                        HeadVerdict::malformed,
+                    code);
     for (const char* code : {"100", "200", "599"})
       CHECK_MESSAGE(res(std::string("HTTP/1.1 ") + code + " X\r\nContent-Length: 0\r\n\r\n") ==
-                        HeadVerdict::ok, code);
+                        HeadVerdict::ok,
+                    code);
   }
 
   TEST_CASE("a request target has no fragment") {
@@ -184,6 +217,7 @@ TEST_SUITE("http1.head_scanner.values") {
     CHECK(req("GET / HTTP/1.1\r\nHost: h:x\r\n\r\n") == HeadVerdict::malformed);
     CHECK(req("GET / HTTP/1.0\r\nHost: h/x\r\n\r\n") == HeadVerdict::malformed);
     CHECK(req("GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n") == HeadVerdict::ok);
-    CHECK(req("GET / HTTP/1.1\r\nHost: \r\n\r\n") == HeadVerdict::ok);  // RFC 9112 3.2: may be empty
+    CHECK(req("GET / HTTP/1.1\r\nHost: \r\n\r\n") ==
+          HeadVerdict::ok);  // RFC 9112 3.2: may be empty
   }
 }

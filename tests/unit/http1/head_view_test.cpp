@@ -29,7 +29,8 @@ Scanned request(std::string raw) {
 
 TEST_SUITE("http1.head_view") {
   TEST_CASE("the scanner records the start line and every field, values trimmed") {
-    const auto s = request("PATCH /a/b?c=1 HTTP/1.1\r\nHost: x\r\nX-A:  spaced \t\r\nX-Empty:\r\n\r\n");
+    const auto s =
+        request("PATCH /a/b?c=1 HTTP/1.1\r\nHost: x\r\nX-A:  spaced \t\r\nX-Empty:\r\n\r\n");
     CHECK(s.bytes.substr(0, s.scan.method_len) == "PATCH");
     CHECK(s.bytes.substr(s.scan.target_off, s.scan.target_len) == "/a/b?c=1");
     const HeadView v = s.view();
@@ -59,12 +60,14 @@ TEST_SUITE("http1.head_view") {
     const auto s = request("GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive ,  Close\r\n\r\n");
     CHECK(s.view().has_token("connection", "close"));
     CHECK_FALSE(s.view().has_token("connection", "upgrade"));
-    const auto t = request("GET / HTTP/1.1\r\nHost: x\r\nConnection: a\r\nconnection: b, close\r\n\r\n");
+    const auto t =
+        request("GET / HTTP/1.1\r\nHost: x\r\nConnection: a\r\nconnection: b, close\r\n\r\n");
     CHECK(t.view().has_token("Connection", "close"));
   }
 
   TEST_CASE("count: the lines of a name, in any case, empty values included") {
-    const auto s = request("GET / HTTP/1.1\r\nHost: x\r\nX-Api-Key: a\r\nx-api-key:\r\nX-Api-Keys: b\r\n\r\n");
+    const auto s =
+        request("GET / HTTP/1.1\r\nHost: x\r\nX-Api-Key: a\r\nx-api-key:\r\nX-Api-Keys: b\r\n\r\n");
     CHECK(s.view().count("X-API-KEY") == 2);
     CHECK(s.view().count("host") == 1);
     CHECK(s.view().count("x-api") == 0);

@@ -16,11 +16,11 @@
 #include <string>
 #include <thread>
 
+using problemgate::http1::DeadlineSocket;
 using problemgate::http1::Pipe;
 using problemgate::http1::PipePool;
 using problemgate::http1::splice_body;
 using problemgate::http1::SpliceOutcome;
-using problemgate::http1::DeadlineSocket;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using namespace std::chrono_literals;
@@ -51,9 +51,12 @@ struct Relay {
   SpliceOutcome run(Pipe& pipe, std::uint64_t& left, std::chrono::milliseconds read_timeout = 10s,
                     std::chrono::milliseconds write_timeout = 10s) {
     std::optional<SpliceOutcome> out;
-    net::co_spawn(ioc, [&]() -> net::awaitable<void> {
-      out = co_await splice_body(*from, read_timeout, *to, write_timeout, pipe, left);
-    }, net::detached);
+    net::co_spawn(
+        ioc,
+        [&]() -> net::awaitable<void> {
+          out = co_await splice_body(*from, read_timeout, *to, write_timeout, pipe, left);
+        },
+        net::detached);
     ioc.run();
     REQUIRE(out.has_value());
     return *out;

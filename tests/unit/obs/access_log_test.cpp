@@ -64,7 +64,8 @@ TEST_SUITE("obs.access_log") {
     CHECK(j["upstream_status"] == 500);
     CHECK(j["upstream_ms"] == doctest::Approx(12.25));
     CHECK(j["x_forwarded_for"] == "203.0.113.7, 10.0.0.1");
-    CHECK(j["upstream_detail"].get<std::string>().size() == 2500);  // its own cap, not kMaxFieldBytes
+    CHECK(j["upstream_detail"].get<std::string>().size() ==
+          2500);  // its own cap, not kMaxFieldBytes
   }
   TEST_CASE("a local reply says no upstream was contacted, without upstream facts") {
     AccessRecord r;
@@ -197,7 +198,8 @@ std::vector<nlohmann::json> lines_of(const std::string& text) {
   std::vector<nlohmann::json> out;
   std::istringstream in(text);
   std::string line;
-  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));  // throws on a torn line
+  while (std::getline(in, line))
+    out.push_back(nlohmann::json::parse(line));  // throws on a torn line
   return out;
 }
 
@@ -212,7 +214,8 @@ TEST_SUITE("obs.access_log.writer") {
     CHECK(log.flush(std::chrono::seconds(5)));
     const auto lines = lines_of(p.drain());
     REQUIRE(lines.size() == 100);
-    for (int i = 0; i < 100; ++i) CHECK(lines[static_cast<std::size_t>(i)]["requestId"] == "req_" + std::to_string(i));
+    for (int i = 0; i < 100; ++i)
+      CHECK(lines[static_cast<std::size_t>(i)]["requestId"] == "req_" + std::to_string(i));
     CHECK(log.dropped_lines() == 0);
   }
 

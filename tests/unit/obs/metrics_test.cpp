@@ -10,19 +10,41 @@ TEST_SUITE("obs.metrics") {
   TEST_CASE("per-worker counters are merged on render") {
     Metrics m(2);
     bump(m.worker(0).route("api").requests[static_cast<std::size_t>(MethodLabel::get)][200 - 100]);
-    bump(m.worker(1).route("api").requests[static_cast<std::size_t>(MethodLabel::get)][200 - 100], 2);
+    bump(m.worker(1).route("api").requests[static_cast<std::size_t>(MethodLabel::get)][200 - 100],
+         2);
     bump(m.worker(1).route("api").requests[static_cast<std::size_t>(MethodLabel::post)][429 - 100]);
     m.worker(0).route("api").duration[status_class_index(200)].observe(0.003);
     m.worker(1).count_rewrite("api", "flat", "resource_not_found", "agent_not_found");
     m.worker(0).count_rewrite("api", "flat", "resource_not_found", "agent_not_found");
     const std::string text = m.render(7);
-    CHECK(text.find("problemgate_requests_total{route=\"api\",method=\"GET\",code=\"200\",status_class=\"2xx\"} 3\n") != std::string::npos);
-    CHECK(text.find("problemgate_requests_total{route=\"api\",method=\"POST\",code=\"429\",status_class=\"4xx\"} 1\n") != std::string::npos);
-    CHECK(text.find("problemgate_request_duration_seconds_bucket{route=\"api\",status_class=\"2xx\",le=\"0.005\"} 1\n") != std::string::npos);
-    CHECK(text.find("problemgate_request_duration_seconds_bucket{route=\"api\",status_class=\"2xx\",le=\"0.0025\"} 0\n") != std::string::npos);
-    CHECK(text.find("problemgate_request_duration_seconds_bucket{route=\"api\",status_class=\"2xx\",le=\"60\"} 1\n") != std::string::npos);
-    CHECK(text.find("problemgate_request_duration_seconds_count{route=\"api\",status_class=\"2xx\"} 1\n") != std::string::npos);
-    CHECK(text.find("problemgate_rewritten_errors_total{route=\"api\",dialect=\"flat\",code=\"resource_not_found\",subcode=\"agent_not_found\"} 2\n") != std::string::npos);
+    CHECK(
+        text.find(
+            "problemgate_requests_total{route=\"api\",method=\"GET\",code=\"200\",status_class=\"2xx\"} 3\n") !=
+        std::string::npos);
+    CHECK(
+        text.find(
+            "problemgate_requests_total{route=\"api\",method=\"POST\",code=\"429\",status_class=\"4xx\"} 1\n") !=
+        std::string::npos);
+    CHECK(
+        text.find(
+            "problemgate_request_duration_seconds_bucket{route=\"api\",status_class=\"2xx\",le=\"0.005\"} 1\n") !=
+        std::string::npos);
+    CHECK(
+        text.find(
+            "problemgate_request_duration_seconds_bucket{route=\"api\",status_class=\"2xx\",le=\"0.0025\"} 0\n") !=
+        std::string::npos);
+    CHECK(
+        text.find(
+            "problemgate_request_duration_seconds_bucket{route=\"api\",status_class=\"2xx\",le=\"60\"} 1\n") !=
+        std::string::npos);
+    CHECK(
+        text.find(
+            "problemgate_request_duration_seconds_count{route=\"api\",status_class=\"2xx\"} 1\n") !=
+        std::string::npos);
+    CHECK(
+        text.find(
+            "problemgate_rewritten_errors_total{route=\"api\",dialect=\"flat\",code=\"resource_not_found\",subcode=\"agent_not_found\"} 2\n") !=
+        std::string::npos);
     CHECK(text.find("problemgate_client_connections 7\n") != std::string::npos);
   }
   TEST_CASE("tunnel series: open gauge, opened and closed by reason, summed over workers") {
@@ -38,9 +60,13 @@ TEST_SUITE("obs.metrics") {
     const std::string text = m.render(0);
     CHECK(text.find("problemgate_tunnels_open{route=\"ws\"} 1\n") != std::string::npos);
     CHECK(text.find("problemgate_tunnels_total{route=\"ws\"} 3\n") != std::string::npos);
-    CHECK(text.find("problemgate_tunnels_closed_total{route=\"ws\",reason=\"idle_timeout\"} 1\n") != std::string::npos);
-    CHECK(text.find("problemgate_tunnels_closed_total{route=\"ws\",reason=\"drain\"} 1\n") != std::string::npos);
-    CHECK(text.find("problemgate_tunnels_closed_total{route=\"ws\",reason=\"client_closed\"} 0\n") != std::string::npos);
+    CHECK(text.find("problemgate_tunnels_closed_total{route=\"ws\",reason=\"idle_timeout\"} 1\n") !=
+          std::string::npos);
+    CHECK(text.find("problemgate_tunnels_closed_total{route=\"ws\",reason=\"drain\"} 1\n") !=
+          std::string::npos);
+    CHECK(
+        text.find("problemgate_tunnels_closed_total{route=\"ws\",reason=\"client_closed\"} 0\n") !=
+        std::string::npos);
     CHECK(text.find("problemgate_upgrades_refused_total{route=\"ws\"} 1\n") != std::string::npos);
   }
   TEST_CASE("label values are escaped") {
@@ -57,13 +83,14 @@ TEST_SUITE("obs.metrics") {
   }
   TEST_CASE("latency buckets reach past the default upstream timeout (30 s) to 60 s") {
     CHECK(Histogram::kBounds.back() == 60.0);
-    CHECK(std::find(Histogram::kBounds.begin(), Histogram::kBounds.end(), 30.0) != Histogram::kBounds.end());
+    CHECK(std::find(Histogram::kBounds.begin(), Histogram::kBounds.end(), 30.0) !=
+          Histogram::kBounds.end());
     Histogram h;
     h.observe(31.0);
     h.observe(61.0);
     const auto c = h.counts();
     CHECK(c[Histogram::kBounds.size() - 1] == 1);  // (30, 60]
-    CHECK(c.back() == 1);                           // +Inf
+    CHECK(c.back() == 1);                          // +Inf
   }
   TEST_CASE("build info, reload state, bytes, connect latency and process metrics are exposed") {
     Metrics m(1);
@@ -75,15 +102,24 @@ TEST_SUITE("obs.metrics") {
     m.worker(0).upstream("legacy").connect_duration.observe(0.0004);
     m.worker(0).route("api").upstream_response_head[status_class_index(503)].observe(0.2);
     const std::string text = m.render(0);
-    CHECK(text.find("problemgate_build_info{version=\"1.2.3\",commit=\"abc1234\"} 1\n") != std::string::npos);
+    CHECK(text.find("problemgate_build_info{version=\"1.2.3\",commit=\"abc1234\"} 1\n") !=
+          std::string::npos);
     CHECK(text.find("problemgate_config_last_reload_successful 1\n") != std::string::npos);
-    CHECK(text.find("problemgate_config_last_reload_success_timestamp_seconds 1700000000\n") != std::string::npos);
+    CHECK(text.find("problemgate_config_last_reload_success_timestamp_seconds 1700000000\n") !=
+          std::string::npos);
     CHECK(text.find("problemgate_request_bytes_total{route=\"api\"} 120\n") != std::string::npos);
     CHECK(text.find("problemgate_response_bytes_total{route=\"api\"} 480\n") != std::string::npos);
-    CHECK(text.find("problemgate_upstream_connect_duration_seconds_bucket{upstream=\"legacy\",le=\"0.0005\"} 1\n") != std::string::npos);
-    CHECK(text.find("problemgate_upstream_response_head_duration_seconds_count{route=\"api\",status_class=\"5xx\"} 1\n") != std::string::npos);
-    for (const char* name : {"process_cpu_seconds_total ", "process_resident_memory_bytes ", "process_open_fds ",
-                             "process_max_fds ", "process_start_time_seconds ", "process_virtual_memory_bytes "}) {
+    CHECK(
+        text.find(
+            "problemgate_upstream_connect_duration_seconds_bucket{upstream=\"legacy\",le=\"0.0005\"} 1\n") !=
+        std::string::npos);
+    CHECK(
+        text.find(
+            "problemgate_upstream_response_head_duration_seconds_count{route=\"api\",status_class=\"5xx\"} 1\n") !=
+        std::string::npos);
+    for (const char* name :
+         {"process_cpu_seconds_total ", "process_resident_memory_bytes ", "process_open_fds ",
+          "process_max_fds ", "process_start_time_seconds ", "process_virtual_memory_bytes "}) {
       CAPTURE(name);
       CHECK(text.find(std::string("\n") + name) != std::string::npos);
     }

@@ -20,7 +20,8 @@ constexpr std::size_t kMaxBytesPerBodyByte = 10;
 constexpr std::size_t kLongKey = 30000;
 
 /// Runs `body` as a 400 and checks the rewritten body against the linear bound.
-pgtest::Result run_bounded(const std::string& body, std::string_view content_type = "application/json") {
+pgtest::Result run_bounded(const std::string& body,
+                           std::string_view content_type = "application/json") {
   REQUIRE(body.size() <= pgtest::pp::Options{}.max_error_body);
   auto r = pgtest::run(400, content_type, body);
   MESSAGE(body.size() << " body bytes -> " << r.out.body.size() << " rewritten bytes");
@@ -88,7 +89,8 @@ TEST_SUITE("problem.amplification") {
     const std::string key(kLongKey, 'e');
     const std::string map = "{\"" + key + "\":[" + repeated("\"\"", 9900) + "]}";
     for (const std::string& body :
-         {R"({"message":"m","errors":)" + map + "}", R"({"error":{"code":"bad","errors":)" + map + "}}",
+         {R"({"message":"m","errors":)" + map + "}",
+          R"({"error":{"code":"bad","errors":)" + map + "}}",
           R"({"error":"bad","details":)" + map + "}", R"({"detail":"d","fields":)" + map + "}",
           R"({"type":"about:blank","title":"t","status":400,"errors":)" + map + "}"}) {
       CAPTURE(body.substr(0, 40));
@@ -99,7 +101,8 @@ TEST_SUITE("problem.amplification") {
   TEST_CASE("the body's code repeated on thousands of one-byte entries") {
     // Codes are at most 64 characters, but each empty message still became ~100 bytes (33x).
     const std::string code(60, 'c');
-    const std::string body = R"({"error":{"code":")" + code + R"(","details":{"f":[)" + repeated("\"\"", 19000) + "]}}}";
+    const std::string body =
+        R"({"error":{"code":")" + code + R"(","details":{"f":[)" + repeated("\"\"", 19000) + "]}}}";
     auto r = run_bounded(body);
     CHECK(r.out.dialect == pgtest::pp::Dialect::nested);
     CHECK(r.body["errors"][0]["code"] == code);
@@ -107,7 +110,8 @@ TEST_SUITE("problem.amplification") {
 
   TEST_CASE("FastAPI loc: a long element in every entry, and numbers that print longer") {
     const std::string segment(200, 'f');
-    const std::string entry = R"({"loc":["body",")" + segment + R"("],"msg":"m","type":"value_error"})";
+    const std::string entry =
+        R"({"loc":["body",")" + segment + R"("],"msg":"m","type":"value_error"})";
     run_bounded(R"({"detail":[)" + repeated(entry, 250) + "]}");
     // 1e18 is written 1000000000000000000: four times the bytes in the path.
     auto r = run_bounded(R"({"detail":[{"loc":[)" + repeated("1e18", 12000) + R"(],"msg":"m"}]})");
@@ -117,9 +121,12 @@ TEST_SUITE("problem.amplification") {
   TEST_CASE("GraphQL path and JSON:API pointer: a long element in every entry") {
     const std::string segment(200, 'g');
     run_bounded(R"({"errors":[)" +
-                repeated(R"({"message":"","path":[")" + segment + R"(",0,"x"],"extensions":{"code":"BAD"}})", 200) +
+                repeated(R"({"message":"","path":[")" + segment +
+                             R"(",0,"x"],"extensions":{"code":"BAD"}})",
+                         200) +
                 "]}");
-    run_bounded(R"({"errors":[)" + repeated(R"({"detail":"","source":{"pointer":"/data/)" + segment + R"("}})", 200) +
+    run_bounded(R"({"errors":[)" +
+                repeated(R"({"detail":"","source":{"pointer":"/data/)" + segment + R"("}})", 200) +
                 "]}");
   }
 
@@ -134,8 +141,8 @@ TEST_SUITE("problem.amplification") {
     REQUIRE(r.body["errors"].size() == 100);
     for (int i = 0; i < 100; ++i) {
       CHECK(r.body["errors"][i] == pgtest::json{{"path", "field" + std::to_string(i)},
-                                               {"code", "invalid"},
-                                               {"message", "This field is required."}});
+                                                {"code", "invalid"},
+                                                {"message", "This field is required."}});
     }
   }
 
@@ -147,7 +154,8 @@ TEST_SUITE("problem.amplification") {
     CHECK(r.body["errors"][999]["path"] == "items.999.email");
   }
 
-  TEST_CASE("the budget keeps the first entries that fit and nothing after the first that does not") {
+  TEST_CASE(
+      "the budget keeps the first entries that fit and nothing after the first that does not") {
     // {"path":"a","code":"invalid"} is 29 bytes, each later entry 30 with its comma.
     pi::FieldErrors errors(29 + 30 + 10);
     errors.add("a", "invalid", std::nullopt);

@@ -12,13 +12,16 @@ TEST_SUITE("problem.code_case") {
     struct Row {
       std::string_view in, out;
     };
-    for (const auto& r : {Row{"CHANNEL_NOT_FOUND", "channel_not_found"}, Row{"invalidGrant", "invalid_grant"},
-                          Row{"auth-missing", "auth_missing"},
-                          Row{"ResourceNotFoundException", "resource_not_found_exception"},
-                          Row{"HTTPServerError", "http_server_error"}, Row{"value_error.missing", "value_error_missing"},
-                          Row{"__leading__and__doubled__", "leading_and_doubled"}, Row{"Agent not found", "agent_not_found"},
-                          Row{"oauth2Token", "oauth2_token"}, Row{"caf\xC3\xA9 bar", "caf_bar"}, Row{"---", ""},
-                          Row{"", ""}, Row{"already_snake", "already_snake"}, Row{"NotFound", "not_found"}}) {
+    for (const auto& r :
+         {Row{"CHANNEL_NOT_FOUND", "channel_not_found"}, Row{"invalidGrant", "invalid_grant"},
+          Row{"auth-missing", "auth_missing"},
+          Row{"ResourceNotFoundException", "resource_not_found_exception"},
+          Row{"HTTPServerError", "http_server_error"},
+          Row{"value_error.missing", "value_error_missing"},
+          Row{"__leading__and__doubled__", "leading_and_doubled"},
+          Row{"Agent not found", "agent_not_found"}, Row{"oauth2Token", "oauth2_token"},
+          Row{"caf\xC3\xA9 bar", "caf_bar"}, Row{"---", ""}, Row{"", ""},
+          Row{"already_snake", "already_snake"}, Row{"NotFound", "not_found"}}) {
       CAPTURE(r.in);
       CHECK(to_snake_case(r.in) == r.out);
     }
@@ -53,11 +56,13 @@ TEST_SUITE("problem.code_case") {
     CHECK(in::aws_error_name("a.b#Bar:http://x") == "Bar");
     CHECK(in::type_uri_code("https://example.com/probs/out-of-credit") == "out-of-credit");
     CHECK(in::type_uri_code("https://example.com/probs/out-of-credit/") == "out-of-credit");
-    CHECK(in::type_uri_code("https://example.com/docs/ERRORS.md#dependency_cycle") == "dependency_cycle");
+    CHECK(in::type_uri_code("https://example.com/docs/ERRORS.md#dependency_cycle") ==
+          "dependency_cycle");
     CHECK(in::type_uri_code("https://example.com/errors/quota.html?x=1") == "quota");
     CHECK(in::type_uri_code("about:blank").empty());
     CHECK(in::type_uri_code("https://tools.ietf.org/html/rfc7231#section-6.5.1").empty());
-    CHECK(in::type_uri_code("https://www.rfc-editor.org/rfc/rfc9110.html#name-404-not-found").empty());
+    CHECK(in::type_uri_code("https://www.rfc-editor.org/rfc/rfc9110.html#name-404-not-found")
+              .empty());
     CHECK(in::type_uri_code("https://www.iana.org/assignments/http-problem-types#date").empty());
   }
 }

@@ -31,8 +31,9 @@ std::vector<std::string> corpus_files() {
 std::string upstream_header(const json& up, std::string_view name) {
   if (!up.contains("headers")) return {};
   for (const auto& [k, v] : up["headers"].items()) {
-    if (k.size() == name.size() &&
-        std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) { return std::tolower(a) == std::tolower(b); }))
+    if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+          return std::tolower(a) == std::tolower(b);
+        }))
       return v.get<std::string>();
   }
   return {};
@@ -47,7 +48,8 @@ std::vector<std::string> upstream_texts(const std::string& body) {
     while (!stack.empty()) {
       const json* v = stack.back();
       stack.pop_back();
-      if (v->is_string() && v->get<std::string>().size() >= 8) texts.push_back(v->get<std::string>());
+      if (v->is_string() && v->get<std::string>().size() >= 8)
+        texts.push_back(v->get<std::string>());
       if (v->is_structured())
         for (const auto& c : *v) stack.push_back(&c);
     }
@@ -64,14 +66,17 @@ std::vector<std::string> upstream_texts(const std::string& body) {
   return texts;
 }
 
-std::string header_value(const std::optional<std::int64_t>& v) { return v ? std::to_string(*v) : "<none>"; }
+std::string header_value(const std::optional<std::int64_t>& v) {
+  return v ? std::to_string(*v) : "<none>";
+}
 
 }  // namespace
 
 TEST_SUITE("problem.corpus") {
   TEST_CASE("tests/corpus/*.json: every case") {
     INFO("corpus: " << kCorpusDir);
-    REQUIRE_MESSAGE(std::filesystem::is_directory(kCorpusDir), "corpus not found at " << kCorpusDir);
+    REQUIRE_MESSAGE(std::filesystem::is_directory(kCorpusDir),
+                    "corpus not found at " << kCorpusDir);
     json corpus = json::array();
     for (const auto& file : corpus_files()) {
       const json part = json::parse(pgtest::read_file(file));
@@ -151,10 +156,12 @@ TEST_SUITE("problem.corpus") {
       }
       if (ex.contains("headers")) {
         const auto& h = ex["headers"];
-        if (h.contains("X-RateLimit-Limit")) CHECK(header_value(out.rate_limit.limit) == h["X-RateLimit-Limit"]);
+        if (h.contains("X-RateLimit-Limit"))
+          CHECK(header_value(out.rate_limit.limit) == h["X-RateLimit-Limit"]);
         if (h.contains("X-RateLimit-Remaining"))
           CHECK(header_value(out.rate_limit.remaining) == h["X-RateLimit-Remaining"]);
-        if (h.contains("X-RateLimit-Reset")) CHECK(header_value(out.rate_limit.reset) == h["X-RateLimit-Reset"]);
+        if (h.contains("X-RateLimit-Reset"))
+          CHECK(header_value(out.rate_limit.reset) == h["X-RateLimit-Reset"]);
         if (h.contains("Retry-After")) CHECK(header_value(out.retry_after) == h["Retry-After"]);
       }
       ++n;

@@ -43,14 +43,15 @@ TEST_SUITE("problem.decoded_markup") {
   }
 
   TEST_CASE("every way an html entity can spell a tag opener is neutralized") {
-    for (std::string_view body : {
-             "<p>bad &lt;script&gt;alert(1)&lt;/script&gt; value</p>",
-             "<p>bad &LT;svg onload=alert(1)&GT; value</p>",
-             "<p>bad &lt;!-- x --&gt; and &lt;?php ?&gt; value</p>",
-             "<p>bad &lt;<b>img</b> src=x onerror=alert(1)&gt; value</p>",  // an inline tag in between
-             "<p>bad &lt;&lt;img src=x&gt; value</p>",
-             "<pre>bad &lt;IMG SRC=x&gt;\n&lt;/pre&gt; value</pre>",
-         }) {
+    for (
+        std::string_view body : {
+            "<p>bad &lt;script&gt;alert(1)&lt;/script&gt; value</p>",
+            "<p>bad &LT;svg onload=alert(1)&GT; value</p>",
+            "<p>bad &lt;!-- x --&gt; and &lt;?php ?&gt; value</p>",
+            "<p>bad &lt;<b>img</b> src=x onerror=alert(1)&gt; value</p>",  // an inline tag in between
+            "<p>bad &lt;&lt;img src=x&gt; value</p>",
+            "<pre>bad &lt;IMG SRC=x&gt;\n&lt;/pre&gt; value</pre>",
+        }) {
       CAPTURE(body);
       const std::string detail = detail_of(400, "text/html", body);
       CHECK_FALSE(has_tag_opener(detail));
@@ -61,16 +62,21 @@ TEST_SUITE("problem.decoded_markup") {
   TEST_CASE("a '<' that opens no tag is still decoded") {
     CHECK(detail_of(400, "text/html", "<p>limit &lt; 5 and &lt;= 10 &amp; &quot;ok&quot;</p>") ==
           "limit < 5 and <= 10 & \"ok\"");
-    CHECK(detail_of(400, "text/html", "<p>need &lt;5 items, got &gt;9</p>") == "need <5 items, got >9");
+    CHECK(detail_of(400, "text/html", "<p>need &lt;5 items, got &gt;9</p>") ==
+          "need <5 items, got >9");
   }
 
   TEST_CASE("xml: pugixml's decoded entities and CDATA do not make tags either") {
-    CHECK(detail_of(400, "application/xml",
-                    "<Error><Code>InvalidInput</Code><Message>Your input &lt;img src=x onerror=...&gt; is "
-                    "invalid</Message></Error>") == "Your input \u2039img src=x onerror=...> is invalid");
-    CHECK(detail_of(400, "application/xml",
-                    "<Error><Code>X</Code><Message><![CDATA[<script>alert(1)</script>]]></Message></Error>") ==
-          "\u2039script>alert(1)\u2039/script>");
+    CHECK(
+        detail_of(
+            400, "application/xml",
+            "<Error><Code>InvalidInput</Code><Message>Your input &lt;img src=x onerror=...&gt; is "
+            "invalid</Message></Error>") == "Your input \u2039img src=x onerror=...> is invalid");
+    CHECK(
+        detail_of(
+            400, "application/xml",
+            "<Error><Code>X</Code><Message><![CDATA[<script>alert(1)</script>]]></Message></Error>") ==
+        "\u2039script>alert(1)\u2039/script>");
     auto r = pgtest::run(400, "application/problem+xml",
                          "<problem xmlns=\"urn:ietf:rfc:7807\"><title>Bad &lt;b&gt;input</title>"
                          "<detail>see &lt;a href=x&gt;</detail></problem>");
@@ -81,7 +87,8 @@ TEST_SUITE("problem.decoded_markup") {
   TEST_CASE("text and json bodies are passed through as written: they decode no entities") {
     CHECK(detail_of(400, "text/plain", "Your input &lt;img src=x onerror=...&gt; is invalid") ==
           "Your input &lt;img src=x onerror=...&gt; is invalid");
-    CHECK(detail_of(400, "application/json", R"({"message":"Your input &lt;img src=x&gt; is invalid"})") ==
+    CHECK(detail_of(400, "application/json",
+                    R"({"message":"Your input &lt;img src=x&gt; is invalid"})") ==
           "Your input &lt;img src=x&gt; is invalid");
   }
 

@@ -15,9 +15,12 @@ using nlohmann::json;
 namespace pp = problemgate::problem;
 using pp::Dialect;
 
-std::string gzip(std::string_view data, int window_bits = 16 + MAX_WBITS) { return pgtest::compress(data, window_bits); }
+std::string gzip(std::string_view data, int window_bits = 16 + MAX_WBITS) {
+  return pgtest::compress(data, window_bits);
+}
 
-pgtest::Result run_body(int status, std::string_view body, std::string_view ct = "application/json") {
+pgtest::Result run_body(int status, std::string_view body,
+                        std::string_view ct = "application/json") {
   return pgtest::run(status, ct, body);
 }
 
@@ -25,7 +28,8 @@ pgtest::Result run_body(int status, std::string_view body, std::string_view ct =
 
 TEST_SUITE("problem.hostile") {
   TEST_CASE("truncated JSON falls to text") {
-    for (std::string_view body : {R"({"error": "Invalid JSON", "details": )", R"({"error":)", "{", R"({"a":"\u12)"}) {
+    for (std::string_view body :
+         {R"({"error": "Invalid JSON", "details": )", R"({"error":)", "{", R"({"a":"\u12)"}) {
       CAPTURE(body);
       auto r = run_body(400, body);
       CHECK(r.out.dialect == Dialect::text);
@@ -102,7 +106,8 @@ TEST_SUITE("problem.hostile") {
   }
 
   TEST_CASE("duplicate keys: the first wins") {
-    auto r = run_body(400, R"({"error":"first_code","error":"second_code","details":"one","details":"two"})");
+    auto r = run_body(
+        400, R"({"error":"first_code","error":"second_code","details":"one","details":"two"})");
     CHECK(r.body["subcode"] == "first_code");
     CHECK(r.body["detail"] == "one");
     auto p = run_body(400, R"({"type":"about:blank","title":"t","status":400,"x":1,"x":2})");
@@ -123,14 +128,16 @@ TEST_SUITE("problem.hostile") {
       std::string_view body;
       Dialect dialect;
     };
-    for (const auto& row : {Row{R"({"error":42})", Dialect::json}, Row{R"({"error":null,"detail":7})", Dialect::json},
-                            Row{R"({"error":["a"]})", Dialect::fieldmap},
-                            Row{R"({"error":{"code":{"x":1},"message":["m"]}})", Dialect::nested},
-                            Row{R"({"type":7,"title":false,"status":"400"})", Dialect::json},
-                            Row{R"({"type":"about:blank","status":400,"errors":"nope","detail":{}})", Dialect::problem},
-                            Row{R"({"detail":[1,"x",{"loc":"notalist","msg":5}]})", Dialect::detail},
-                            Row{R"({"error":"x","retry_after":"soon","limit":1.5,"remaining":-1})", Dialect::flat},
-                            Row{R"({"errors":[null,1,"s",{"path":[{}],"code":5}]})", Dialect::json}}) {
+    for (const auto& row :
+         {Row{R"({"error":42})", Dialect::json}, Row{R"({"error":null,"detail":7})", Dialect::json},
+          Row{R"({"error":["a"]})", Dialect::fieldmap},
+          Row{R"({"error":{"code":{"x":1},"message":["m"]}})", Dialect::nested},
+          Row{R"({"type":7,"title":false,"status":"400"})", Dialect::json},
+          Row{R"({"type":"about:blank","status":400,"errors":"nope","detail":{}})",
+              Dialect::problem},
+          Row{R"({"detail":[1,"x",{"loc":"notalist","msg":5}]})", Dialect::detail},
+          Row{R"({"error":"x","retry_after":"soon","limit":1.5,"remaining":-1})", Dialect::flat},
+          Row{R"({"errors":[null,1,"s",{"path":[{}],"code":5}]})", Dialect::json}}) {
       CAPTURE(row.body);
       auto r = run_body(429, row.body);
       CHECK(pp::dialect_name(r.out.dialect) == pp::dialect_name(row.dialect));
@@ -138,15 +145,18 @@ TEST_SUITE("problem.hostile") {
   }
 
   TEST_CASE("problem extensions with odd content are re-serialized validly") {
-    auto r = run_body(400, R"({"type":"about:blank","title":"t","status":400,"k\"ey":"v\u2028\n","n":1e3,"o":{"a":[true,null]}})");
+    auto r = run_body(
+        400,
+        R"({"type":"about:blank","title":"t","status":400,"k\"ey":"v\u2028\n","n":1e3,"o":{"a":[true,null]}})");
     CHECK(r.body["k\"ey"] == "v\u2028\n");
     CHECK(r.body["o"] == json::parse(R"({"a":[true,null]})"));
   }
 
   TEST_CASE("gzip and deflate bodies are decoded") {
     const std::string body = R"({"error":"Invalid JSON","details":"Unexpected token"})";
-    for (auto [encoding, bits] : {std::pair{"gzip", 16 + MAX_WBITS}, std::pair{"x-gzip", 16 + MAX_WBITS},
-                                  std::pair{"deflate", MAX_WBITS}, std::pair{"deflate", -MAX_WBITS}}) {
+    for (auto [encoding, bits] :
+         {std::pair{"gzip", 16 + MAX_WBITS}, std::pair{"x-gzip", 16 + MAX_WBITS},
+          std::pair{"deflate", MAX_WBITS}, std::pair{"deflate", -MAX_WBITS}}) {
       CAPTURE(encoding);
       CAPTURE(bits);
       const std::string z = gzip(body, bits);
@@ -173,7 +183,8 @@ TEST_SUITE("problem.hostile") {
     in.status = 413;
     in.body = z;
     in.content_encoding = "gzip";
-    const auto out = n.normalize(in, problemgate::problem::Options{}, problemgate::problem::RouteOptions{});
+    const auto out =
+        n.normalize(in, problemgate::problem::Options{}, problemgate::problem::RouteOptions{});
     // Over the cap once inflated: the status-only problem (spec §1), none of the inflated bytes.
     CHECK(out.rewritten);
     CHECK(out.dialect == problemgate::problem::Dialect::oversize);

@@ -16,7 +16,8 @@ TEST_SUITE("problem.legacy_codes") {
     CHECK(q->code.empty());
     CHECK(in::find_legacy_code("INTERNAL", opts)->subcode == "internal_error");
     CHECK(in::find_legacy_code("INVALID_SKILL_NAME", opts)->subcode == "invalid_skill_name");
-    CHECK(in::find_legacy_code("REDEMPTION_CODE_EXPIRED", opts)->subcode == "redemption_code_expired");
+    CHECK(in::find_legacy_code("REDEMPTION_CODE_EXPIRED", opts)->subcode ==
+          "redemption_code_expired");
     CHECK_FALSE(in::find_legacy_code("quota_exceeded", opts));  // case-sensitive, as written
     CHECK_FALSE(in::find_legacy_code("SOMETHING_ELSE", opts));
   }
@@ -36,7 +37,8 @@ TEST_SUITE("problem.legacy_codes") {
   }
 
   TEST_CASE("through normalize: config moves the parent code, default does not") {
-    const std::string_view body = R"({"error":{"code":"QUOTA_EXCEEDED","message":"quota reached"}})";
+    const std::string_view body =
+        R"({"error":{"code":"QUOTA_EXCEEDED","message":"quota reached"}})";
     auto plain = pgtest::run(403, "application/json", body);
     CHECK(plain.body["code"] == "permission_denied");
     CHECK(plain.body["subcode"] == "quota_exceeded");

@@ -133,7 +133,8 @@ TEST_SUITE("problem.rules") {
     CHECK_FALSE(pattern("a(?i)b").search("AB"));
     CHECK(pattern("caf.$").search("café"));  // UTF-8: '.' is one code point
     CHECK(pattern("(?i)ÉCHEC").search("échec"));
-    CHECK(pattern("x").search(std::string("\xff\xfe x", 4)));  // invalid UTF-8 is searched, not refused
+    CHECK(pattern("x").search(
+        std::string("\xff\xfe x", 4)));  // invalid UTF-8 is searched, not refused
     CHECK(pattern("(?i)time ?out").pattern() == "(?i)time ?out");
   }
 
@@ -145,8 +146,10 @@ TEST_SUITE("problem.rules") {
     };
     CHECK(error_of("(") == "missing ): (");
     CHECK(error_of("(a)\\1").find("backreferences are not supported") != std::string::npos);
-    CHECK(error_of("a(?=b)").find("lookahead and lookbehind are not supported") != std::string::npos);
-    CHECK(error_of("(?<!a)b").find("lookahead and lookbehind are not supported") != std::string::npos);
+    CHECK(error_of("a(?=b)").find("lookahead and lookbehind are not supported") !=
+          std::string::npos);
+    CHECK(error_of("(?<!a)b").find("lookahead and lookbehind are not supported") !=
+          std::string::npos);
     CHECK(error_of("\\pL{1000}").find("pattern too large") != std::string::npos);
   }
 

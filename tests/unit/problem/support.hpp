@@ -35,7 +35,8 @@ inline json check_valid(const pp::Output& out, int status) {
     CHECK_MESSAGE(j.contains(m), "missing " << m << " in " << out.body);
     if (j.contains(m)) CHECK(j[m].is_string());
   }
-  for (auto it = j.begin(); it != j.end(); ++it) CHECK_MESSAGE(!it->is_null(), "null member " << it.key());
+  for (auto it = j.begin(); it != j.end(); ++it)
+    CHECK_MESSAGE(!it->is_null(), "null member " << it.key());
   if (j.contains("subcode")) CHECK(j["subcode"] != j["code"]);
   return j;
 }
@@ -90,7 +91,8 @@ inline std::string fixture(std::string_view name) {
 /// zlib-compresses `data`: window_bits 16+MAX_WBITS = gzip, MAX_WBITS = zlib, -MAX_WBITS = raw.
 inline std::string compress(std::string_view data, int window_bits = 16 + MAX_WBITS) {
   z_stream zs{};
-  REQUIRE(deflateInit2(&zs, Z_BEST_COMPRESSION, Z_DEFLATED, window_bits, 9, Z_DEFAULT_STRATEGY) == Z_OK);
+  REQUIRE(deflateInit2(&zs, Z_BEST_COMPRESSION, Z_DEFLATED, window_bits, 9, Z_DEFAULT_STRATEGY) ==
+          Z_OK);
   std::string out(deflateBound(&zs, static_cast<uLong>(data.size())), '\0');
   zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
   zs.avail_in = static_cast<uInt>(data.size());

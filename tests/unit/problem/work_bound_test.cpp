@@ -74,7 +74,8 @@ TEST_SUITE("problem.work_bound") {
     const std::size_t n = 20000;
     for (std::size_t i = 0; i < n; ++i) storage.push_back(std::to_string(n - i));
     for (std::size_t i = 0; i < n; ++i) storage.push_back("same");
-    for (std::size_t i = 0; i < n; ++i) storage.push_back(std::string(64, 'p') + std::to_string(i % 97));
+    for (std::size_t i = 0; i < n; ++i)
+      storage.push_back(std::string(64, 'p') + std::to_string(i % 97));
     std::vector<std::string_view> names(storage.begin(), storage.end());
     std::mt19937 shuffle_seed(24);  // fixed: the count is deterministic
     auto shuffled = names;
@@ -82,7 +83,8 @@ TEST_SUITE("problem.work_bound") {
     std::size_t shuffled_comparisons = 0;
     const auto shuffled_first = pi::first_of_each_name(shuffled, &shuffled_comparisons);
     CHECK(static_cast<double>(shuffled_comparisons) <= n_log_n_bound(shuffled.size()));
-    CHECK(std::count(shuffled_first.begin(), shuffled_first.end(), true) == static_cast<long>(n + 1 + 97));
+    CHECK(std::count(shuffled_first.begin(), shuffled_first.end(), true) ==
+          static_cast<long>(n + 1 + 97));
 
     std::size_t comparisons = 0;
     const auto first = pi::first_of_each_name(names, &comparisons);
@@ -96,7 +98,8 @@ TEST_SUITE("problem.work_bound") {
     auto r = pgtest::run(400, "application/problem+json", body);
     CHECK(r.out.dialect == pgtest::pp::Dialect::problem);
     std::size_t members = 0;
-    for (auto it = r.body.begin(); it != r.body.end(); ++it) members += it.key().starts_with('m') ? 1 : 0;
+    for (auto it = r.body.begin(); it != r.body.end(); ++it)
+      members += it.key().starts_with('m') ? 1 : 0;
     CHECK(members == 6000);
     CHECK(r.body["m5999"] == 1);
   }

@@ -9,7 +9,8 @@ TEST_SUITE("proxy.admin") {
   TEST_CASE("check_bearer: Authorization: Bearer <token>") {
     constexpr std::string_view token = "0123456789abcdef-token";
     CHECK(check_bearer("Bearer 0123456789abcdef-token", token) == BearerCheck::ok);
-    CHECK(check_bearer("bearer 0123456789abcdef-token", token) == BearerCheck::ok);   // scheme: any case
+    CHECK(check_bearer("bearer 0123456789abcdef-token", token) ==
+          BearerCheck::ok);  // scheme: any case
     CHECK(check_bearer("BEARER   0123456789abcdef-token  ", token) == BearerCheck::ok);
     CHECK(check_bearer(" Bearer\t0123456789abcdef-token", token) == BearerCheck::ok);
 
@@ -22,10 +23,12 @@ TEST_SUITE("proxy.admin") {
 
     CHECK(check_bearer("Bearer 0123456789abcdef-toke", token) == BearerCheck::wrong);    // a prefix
     CHECK(check_bearer("Bearer 0123456789abcdef-tokenX", token) == BearerCheck::wrong);  // longer
-    CHECK(check_bearer("Bearer 0123456789abcdef-tokeN", token) == BearerCheck::wrong);   // last byte
+    CHECK(check_bearer("Bearer 0123456789abcdef-tokeN", token) == BearerCheck::wrong);  // last byte
     CHECK(check_bearer("Bearer x", token) == BearerCheck::wrong);
-    CHECK(check_bearer("Bearer 0123456789abcdef-token 0123456789abcdef-token", token) == BearerCheck::wrong);
-    CHECK(check_bearer(std::string_view("Bearer 0123456789abcdef-token\0", 30), token) == BearerCheck::wrong);
+    CHECK(check_bearer("Bearer 0123456789abcdef-token 0123456789abcdef-token", token) ==
+          BearerCheck::wrong);
+    CHECK(check_bearer(std::string_view("Bearer 0123456789abcdef-token\0", 30), token) ==
+          BearerCheck::wrong);
   }
 
   TEST_CASE("check_bearer: no token configured accepts anything") {

@@ -40,12 +40,14 @@ TEST_CASE("a reset moves the request elsewhere only for listed methods without a
   CHECK(can_retry_reset(reset, true, methods, retry_method_bit("GET")));
   CHECK(can_retry_reset(reset, true, methods, retry_method_bit("HEAD")));
   CHECK(can_retry_reset(reset, true, methods, retry_method_bit("OPTIONS")));
-  CHECK_FALSE(can_retry_reset(reset, false, methods, retry_method_bit("GET")));  // retries.on lacks it
-  CHECK_FALSE(can_retry_reset(reset, true, methods, retry_method_bit("PUT")));   // opt-in only
+  CHECK_FALSE(
+      can_retry_reset(reset, false, methods, retry_method_bit("GET")));  // retries.on lacks it
+  CHECK_FALSE(can_retry_reset(reset, true, methods, retry_method_bit("PUT")));  // opt-in only
   CHECK(can_retry_reset(reset, true, methods | config::kRetryPut, retry_method_bit("PUT")));
-  CHECK_FALSE(can_retry_reset(reset, true, 0xff, retry_method_bit("POST")));     // never
+  CHECK_FALSE(can_retry_reset(reset, true, 0xff, retry_method_bit("POST")));  // never
   CHECK_FALSE(can_retry_reset(reset, true, 0xff, retry_method_bit("PATCH")));
-  CHECK_FALSE(can_retry_reset(reset, true, 0xff, retry_method_bit("get")));      // methods are case-sensitive
+  CHECK_FALSE(
+      can_retry_reset(reset, true, 0xff, retry_method_bit("get")));  // methods are case-sensitive
   auto f = reset;
   f.got_any_byte = true;
   CHECK_FALSE(can_retry_reset(f, true, methods, retry_method_bit("GET")));

@@ -41,7 +41,8 @@ TEST_SUITE("listener") {
     CHECK(second.local_endpoint() == ep);
     // A new group on the same address (a second gateway) is refused, naming the address.
     CHECK(failure_of(ctx, ep, ListenerKind::first_of_group) ==
-          "listen " + endpoint_text(ep) + ": address already in use (another socket listens there)");
+          "listen " + endpoint_text(ep) +
+              ": address already in use (another socket listens there)");
   }
 
   TEST_CASE("a foreign listener that set SO_REUSEPORT is not joined") {
@@ -51,8 +52,10 @@ TEST_SUITE("listener") {
     other.bind(tcp::endpoint(kLoopback, 0));
     other.listen();
     const auto ep = other.local_endpoint();
-    CHECK(failure_of(ctx, ep, ListenerKind::first_of_group).find("address already in use") != std::string::npos);
-    CHECK(failure_of(ctx, ep, ListenerKind::single).find("address already in use") != std::string::npos);
+    CHECK(failure_of(ctx, ep, ListenerKind::first_of_group).find("address already in use") !=
+          std::string::npos);
+    CHECK(failure_of(ctx, ep, ListenerKind::single).find("address already in use") !=
+          std::string::npos);
   }
 
   TEST_CASE("connections left in TIME_WAIT by a previous run do not block a restart") {

@@ -17,12 +17,12 @@
 #include <string>
 #include <thread>
 
+using problemgate::http1::DeadlineSocket;
 using problemgate::obs::TunnelClose;
 using problemgate::proxy::run_tunnel;
 using problemgate::proxy::TunnelLimits;
 using problemgate::proxy::TunnelLink;
 using problemgate::proxy::TunnelResult;
-using problemgate::http1::DeadlineSocket;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using namespace std::chrono_literals;
@@ -51,9 +51,12 @@ struct Tunnel {
 
   TunnelResult run(TunnelLimits limits = {10s, 10s}) {
     std::optional<TunnelResult> out;
-    net::co_spawn(ioc, [&]() -> net::awaitable<void> {
-      out = co_await run_tunnel(*client, *upstream, from_client, from_upstream, limits, link);
-    }, net::detached);
+    net::co_spawn(
+        ioc,
+        [&]() -> net::awaitable<void> {
+          out = co_await run_tunnel(*client, *upstream, from_client, from_upstream, limits, link);
+        },
+        net::detached);
     ioc.run();
     REQUIRE(out.has_value());
     return *out;
@@ -129,7 +132,8 @@ TEST_SUITE("proxy.tunnel") {
     std::string at_client;
     std::thread client([&] {
       net::write(t.client_app, net::buffer("hello", 5));
-      at_client = read_all(t.client_app);  // the tunnel's end reaches the client (it is closed after)
+      at_client =
+          read_all(t.client_app);  // the tunnel's end reaches the client (it is closed after)
     });
     const TunnelResult r = t.run();
     origin.join();

@@ -46,9 +46,11 @@ struct ReloadFixture {
     up.host = "127.0.0.1";
     up.port = upstream.local_endpoint().port();
     cfg.upstreams.push_back(up);
-    auto rt = std::make_shared<const Runtime>(std::move(cfg), clock, problemgate::ratelimit::HashKey{1, 2},
+    auto rt = std::make_shared<const Runtime>(std::move(cfg), clock,
+                                              problemgate::ratelimit::HashKey{1, 2},
                                               previous ? &previous->runtime() : nullptr);
-    return WorkerSnapshot::make(std::move(rt), previous, ioc.get_executor(), metrics.worker(0), store_health);
+    return WorkerSnapshot::make(std::move(rt), previous, ioc.get_executor(), metrics.worker(0),
+                                store_health);
   }
 
   /// A new connection from `pool` to the acceptor it points at.
@@ -70,7 +72,8 @@ struct ReloadFixture {
 
 }  // namespace
 
-TEST_CASE("a reload that keeps an upstream's name and address keeps its pools and idle connections") {
+TEST_CASE(
+    "a reload that keeps an upstream's name and address keeps its pools and idle connections") {
   ReloadFixture f;
   auto before = f.snapshot(f.first, nullptr);
   f.pool(before).release(f.connect(f.pool(before), f.first));
@@ -113,8 +116,10 @@ TEST_CASE("an upstream dropped by a reload retires its pool; its idle connection
   f.pool(before).release(f.connect(f.pool(before), f.first));
   auto pool = before->balancer(0).pools().at(0);
   Config empty;
-  auto after = WorkerSnapshot::make(std::make_shared<const Runtime>(std::move(empty), f.clock, problemgate::ratelimit::HashKey{1, 2}), before.get(),
-                                    f.ioc.get_executor(), f.metrics.worker(0), f.store_health);
+  auto after =
+      WorkerSnapshot::make(std::make_shared<const Runtime>(std::move(empty), f.clock,
+                                                           problemgate::ratelimit::HashKey{1, 2}),
+                           before.get(), f.ioc.get_executor(), f.metrics.worker(0), f.store_health);
   CHECK(after->balancers().empty());
   CHECK(pool->retired());
   CHECK(pool->idle_count() == 0);
@@ -140,9 +145,10 @@ TEST_CASE("a reload that changes only timeouts keeps the cluster, its balancer a
   up.port = f.first.local_endpoint().port();
   up.timeout = std::chrono::milliseconds(1234);
   cfg.upstreams.push_back(up);
-  auto rt = std::make_shared<const Runtime>(std::move(cfg), f.clock, problemgate::ratelimit::HashKey{1, 2},
-                                            &before->runtime());
-  auto after = WorkerSnapshot::make(std::move(rt), before.get(), f.ioc.get_executor(), f.metrics.worker(0), f.store_health);
+  auto rt = std::make_shared<const Runtime>(
+      std::move(cfg), f.clock, problemgate::ratelimit::HashKey{1, 2}, &before->runtime());
+  auto after = WorkerSnapshot::make(std::move(rt), before.get(), f.ioc.get_executor(),
+                                    f.metrics.worker(0), f.store_health);
   CHECK(&after->balancer(0) == &balancer);
   CHECK(f.pool(after).settings().timeout == std::chrono::milliseconds(1234));
   CHECK(after->runtime().clusters[0] == before->runtime().clusters[0]);

@@ -84,11 +84,10 @@ TEST_SUITE("ratelimit.headers") {
 
   TEST_CASE("gateway denial adds Retry-After") {
     const Decision d = denied(100, 60, 1);
-    CHECK(build(&d, nullptr, fmt(Fmt::x_ratelimit)) ==
-          Fields{{"X-RateLimit-Limit", "100"},
-                 {"X-RateLimit-Remaining", "0"},
-                 {"X-RateLimit-Reset", "1706900060"},
-                 {"Retry-After", "1"}});
+    CHECK(build(&d, nullptr, fmt(Fmt::x_ratelimit)) == Fields{{"X-RateLimit-Limit", "100"},
+                                                              {"X-RateLimit-Remaining", "0"},
+                                                              {"X-RateLimit-Reset", "1706900060"},
+                                                              {"Retry-After", "1"}});
   }
 
   TEST_CASE("nothing to say: no headers") {
@@ -104,11 +103,10 @@ TEST_SUITE("ratelimit.headers") {
     u.reset_epoch_s = kNow + 60;
     u.retry_after_s = 60;
     SUBCASE("x_ratelimit epoch") {
-      CHECK(build(nullptr, &u, fmt(Fmt::x_ratelimit)) ==
-            Fields{{"X-RateLimit-Limit", "100"},
-                   {"X-RateLimit-Remaining", "0"},
-                   {"X-RateLimit-Reset", "1706900060"},
-                   {"Retry-After", "60"}});
+      CHECK(build(nullptr, &u, fmt(Fmt::x_ratelimit)) == Fields{{"X-RateLimit-Limit", "100"},
+                                                                {"X-RateLimit-Remaining", "0"},
+                                                                {"X-RateLimit-Reset", "1706900060"},
+                                                                {"Retry-After", "60"}});
     }
     SUBCASE("delta") {
       CHECK(build(nullptr, &u, fmt(Fmt::x_ratelimit, Reset::delta))[2] ==
@@ -119,10 +117,9 @@ TEST_SUITE("ratelimit.headers") {
       CHECK(build(nullptr, &u, fmt(Fmt::x_ratelimit, Reset::delta))[2].second == "0");
     }
     SUBCASE("ietf names it \"upstream\" and has no window") {
-      CHECK(build(nullptr, &u, fmt(Fmt::ietf)) ==
-            Fields{{"RateLimit-Policy", "\"upstream\";q=100"},
-                   {"RateLimit", "\"upstream\";r=0;t=60"},
-                   {"Retry-After", "60"}});
+      CHECK(build(nullptr, &u, fmt(Fmt::ietf)) == Fields{{"RateLimit-Policy", "\"upstream\";q=100"},
+                                                         {"RateLimit", "\"upstream\";r=0;t=60"},
+                                                         {"Retry-After", "60"}});
     }
     SUBCASE("partial: only what was reported") {
       UpstreamLimit p;
@@ -143,17 +140,15 @@ TEST_SUITE("ratelimit.headers") {
 
     SUBCASE("upstream has fewer left") {
       u.remaining = 3;
-      CHECK(build(&g, &u, fmt(Fmt::x_ratelimit)) ==
-            Fields{{"X-RateLimit-Limit", "1000"},
-                   {"X-RateLimit-Remaining", "3"},
-                   {"X-RateLimit-Reset", "1706900010"}});
+      CHECK(build(&g, &u, fmt(Fmt::x_ratelimit)) == Fields{{"X-RateLimit-Limit", "1000"},
+                                                           {"X-RateLimit-Remaining", "3"},
+                                                           {"X-RateLimit-Reset", "1706900010"}});
     }
     SUBCASE("gateway has fewer left") {
       u.remaining = 900;
-      CHECK(build(&g, &u, fmt(Fmt::x_ratelimit)) ==
-            Fields{{"X-RateLimit-Limit", "100"},
-                   {"X-RateLimit-Remaining", "50"},
-                   {"X-RateLimit-Reset", "1706900030"}});
+      CHECK(build(&g, &u, fmt(Fmt::x_ratelimit)) == Fields{{"X-RateLimit-Limit", "100"},
+                                                           {"X-RateLimit-Remaining", "50"},
+                                                           {"X-RateLimit-Reset", "1706900030"}});
     }
     SUBCASE("tie: the later reset wins") {
       u.remaining = 50;
@@ -241,7 +236,9 @@ TEST_SUITE("ratelimit.parse_upstream") {
   }
 
   TEST_CASE("reset: delta, epoch seconds, epoch milliseconds, fractions") {
-    auto reset = [](std::string_view v) { return parse_upstream_headers("", "", v, "", kNow).reset_epoch_s; };
+    auto reset = [](std::string_view v) {
+      return parse_upstream_headers("", "", v, "", kNow).reset_epoch_s;
+    };
     CHECK(reset("17") == std::optional<std::int64_t>(kNow + 17));
     CHECK(reset("0") == std::optional<std::int64_t>(kNow));
     CHECK(reset("1000000000") == std::optional<std::int64_t>(kNow + 1'000'000'000));  // not > 1e9
@@ -253,7 +250,9 @@ TEST_SUITE("ratelimit.parse_upstream") {
   }
 
   TEST_CASE("Retry-After: delta-seconds or IMF-fixdate") {
-    auto retry = [](std::string_view v) { return parse_upstream_headers("", "", "", v, kNow).retry_after_s; };
+    auto retry = [](std::string_view v) {
+      return parse_upstream_headers("", "", "", v, kNow).retry_after_s;
+    };
     CHECK(retry("120") == std::optional<std::int64_t>(120));
     CHECK(retry("0") == std::optional<std::int64_t>(0));
     // kNow = 2024-02-02T18:53:20Z
@@ -268,8 +267,9 @@ TEST_SUITE("ratelimit.parse_upstream") {
   }
 
   TEST_CASE("garbage gives nullopt for that member only") {
-    const char* const kGarbage[] = {"abc", "12abc", "1 2", "0x10", "+5", ".", "5.", "1e3",
-                                    "99999999999999999999999", "\xff\xfe", "--1"};
+    const char* const kGarbage[] = {
+        "abc",      "12abc", "1 2", "0x10", "+5", ".", "5.", "1e3", "99999999999999999999999",
+        "\xff\xfe", "--1"};
     for (const char* g : kGarbage) {
       CAPTURE(g);
       const UpstreamLimit u = parse_upstream_headers(g, g, g, g, kNow);
@@ -293,9 +293,8 @@ TEST_SUITE("ratelimit.parse_upstream") {
   }
 
   TEST_CASE("huge values saturate instead of overflowing") {
-    const UpstreamLimit u =
-        parse_upstream_headers("18446744073709551615", "", "18446744073709551615",
-                               "18446744073709551615", kNow);
+    const UpstreamLimit u = parse_upstream_headers(
+        "18446744073709551615", "", "18446744073709551615", "18446744073709551615", kNow);
     CHECK(u.limit == std::optional<std::uint64_t>(18'446'744'073'709'551'615ull));
     REQUIRE(u.reset_epoch_s.has_value());
     CHECK(*u.reset_epoch_s > 0);

@@ -33,7 +33,8 @@ constexpr HashKey kTestKey{0x0706050403020100ull, 0x0f0e0d0c0b0a0908ull};
 
 // Writes `i` as 16 decimal digits over the start of `key`: distinct keys that share the rest.
 std::string_view stamp(std::string& key, std::size_t i) {
-  for (int d = 15; d >= 0; --d, i /= 10) key[static_cast<std::size_t>(d)] = static_cast<char>('0' + i % 10);
+  for (int d = 15; d >= 0; --d, i /= 10)
+    key[static_cast<std::size_t>(d)] = static_cast<char>('0' + i % 10);
   return key;
 }
 
@@ -126,11 +127,11 @@ TEST_SUITE("ratelimit.rate_limiter") {
     CHECK(d.remaining == 89);
     CHECK(d.reset_after_s == 7);
     CHECK(d.reset_epoch_s == kStartS + 7);
-    clock.advance_ms(3'300);  // half-way: 3.3 s to go
+    clock.advance_ms(3'300);           // half-way: 3.3 s to go
     const Decision e = rl.check("k");  // 5.5 intervals refilled, one more used: 6.5 used
     CHECK(e.remaining == 93);
-    CHECK(e.reset_after_s == 4);             // TAT 7.2 s, now 3.3 s: 3.9 -> 4
-    CHECK(e.reset_epoch_s == kStartS + 8);   // 7.2 -> 8: epoch and now_s + delta may differ by 1
+    CHECK(e.reset_after_s == 4);            // TAT 7.2 s, now 3.3 s: 3.9 -> 4
+    CHECK(e.reset_epoch_s == kStartS + 8);  // 7.2 -> 8: epoch and now_s + delta may differ by 1
   }
 
   TEST_CASE("retry_after counts down to the next admissible request, at least 1") {
@@ -241,7 +242,8 @@ TEST_SUITE("ratelimit.rate_limiter") {
     CHECK(*seen.rbegin() == 99);
   }
 
-  TEST_CASE("a thread delayed between reading the clock and updating never reports a stale remaining") {
+  TEST_CASE(
+      "a thread delayed between reading the clock and updating never reports a stale remaining") {
     // Thread A's clock read stalls (up to 300 ms) waiting for thread B's whole check to finish, while
     // B's read sees a later time. If the limiter read the clock before taking the key's lock, A
     // would then apply its older time after B's update and report one remaining too few: two
@@ -298,8 +300,7 @@ TEST_SUITE("ratelimit.rate_limiter") {
     REQUIRE(rl.capacity() == 100);
 
     SUBCASE("a heavy live key outlives churn of light keys") {
-      while (rl.check("heavy").allowed) {
-      }
+      while (rl.check("heavy").allowed) {}
       for (int i = 0; i < 1'000; ++i) rl.check("light-" + std::to_string(i));
       CHECK(rl.tracked_keys() <= 100);
       CHECK_FALSE(rl.check("heavy").allowed);
@@ -307,8 +308,7 @@ TEST_SUITE("ratelimit.rate_limiter") {
     SUBCASE("expired keys go before any live one") {
       for (int i = 0; i < 99; ++i) rl.check("old-" + std::to_string(i));
       clock.advance_ms(6'000);  // old keys (one request each) are full again: no state
-      while (rl.check("live").allowed) {
-      }
+      while (rl.check("live").allowed) {}
       rl.check("new");  // shard full: the sweep must free the 99 expired keys only
       CHECK(rl.tracked_keys() == 2);
       CHECK_FALSE(rl.check("live").allowed);
@@ -327,7 +327,9 @@ TEST_SUITE("ratelimit.rate_limiter") {
 
   TEST_CASE("request_key per policy key kind") {
     RateLimitPolicy p;
-    const auto key = [&](std::string_view header) { return request_key(p, "10.0.0.1", header, "agents"); };
+    const auto key = [&](std::string_view header) {
+      return request_key(p, "10.0.0.1", header, "agents");
+    };
     p.key = Kind::client_ip;
     CHECK(key("abc").kind == Kind::client_ip);
     CHECK(key("abc").text == "10.0.0.1");
@@ -426,8 +428,8 @@ double ip_bytes_per_key(bool ipv6) {
     const auto a = static_cast<unsigned>(i >> 16);
     const auto b = static_cast<unsigned>((i >> 8) & 0xff);
     const auto c = static_cast<unsigned>(i & 0xff);
-    const int n = ipv6 ? std::snprintf(buf.data(), buf.size(), "2001:0db8:85a3:0000:0000:8a2e:%04x:%04x",
-                                       a, (b << 8) | c)
+    const int n = ipv6 ? std::snprintf(buf.data(), buf.size(),
+                                       "2001:0db8:85a3:0000:0000:8a2e:%04x:%04x", a, (b << 8) | c)
                        : std::snprintf(buf.data(), buf.size(), "10.%u.%u.%u", a, b, c);
     return LimitKey{Kind::client_ip, std::string_view(buf.data(), static_cast<std::size_t>(n))};
   });

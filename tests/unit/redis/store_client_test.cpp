@@ -55,15 +55,16 @@ bool can_connect(std::uint16_t port) {
 
 /// A real redis-server (Debian's) on a free loopback port, for the test's lifetime.
 class RedisProcess {
-public:
+ public:
   RedisProcess() : port_(free_port()) {
     const std::string port = std::to_string(port_);
-    const char* argv[] = {"redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no", nullptr};
+    const char* argv[] = {"redis-server", "--port", port.c_str(),   "--bind", "127.0.0.1",
+                          "--save",       "",       "--appendonly", "no",     nullptr};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    if (posix_spawnp(&pid_, "redis-server", &fa, nullptr, const_cast<char**>(argv), environ) != 0) pid_ = -1;
+    if (posix_spawnp(&pid_, "redis-server", &fa, nullptr, const_cast<char**>(argv), environ) != 0)
+      pid_ = -1;
     posix_spawn_file_actions_destroy(&fa);
     for (int i = 0; i < 500 && pid_ > 0 && !can_connect(port_); ++i)
       std::this_thread::sleep_for(milliseconds(10));
@@ -77,7 +78,7 @@ public:
   bool running() const { return pid_ > 0 && can_connect(port_); }
   std::uint16_t port() const { return port_; }
 
-private:
+ private:
   std::uint16_t port_;
   pid_t pid_ = -1;
 };
@@ -99,17 +100,20 @@ struct Harness {
   redis::StoreHealth health;
 
   std::shared_ptr<redis::StoreClient> client(std::uint16_t port, ratelimit::HashKey secret) {
-    auto c = std::make_shared<redis::StoreClient>(ioc.get_executor(), store_at(port), secret, counters, health);
+    auto c = std::make_shared<redis::StoreClient>(ioc.get_executor(), store_at(port), secret,
+                                                  counters, health);
     c->start();
     return c;
   }
 
-  redis::StoreClient::Result check(redis::StoreClient& c, const config::RateLimitPolicy& p, std::string_view key,
-                                   std::optional<std::int64_t> now_us) {
+  redis::StoreClient::Result check(redis::StoreClient& c, const config::RateLimitPolicy& p,
+                                   std::string_view key, std::optional<std::int64_t> now_us) {
     const auto gcra = ratelimit::Gcra::of(p, 1000, std::int64_t{1} << 52);
     std::optional<redis::StoreClient::Result> out;
-    net::co_spawn(ioc, c.check("route", gcra, p.window, {config::RateLimitPolicy::Key::client_ip, key}, now_us),
-                  [&](std::exception_ptr, redis::StoreClient::Result r) { out = r; });
+    net::co_spawn(
+        ioc,
+        c.check("route", gcra, p.window, {config::RateLimitPolicy::Key::client_ip, key}, now_us),
+        [&](std::exception_ptr, redis::StoreClient::Result r) { out = r; });
     while (!out) ioc.run_one();
     return *out;
   }
@@ -137,7 +141,8 @@ TEST_SUITE("redis.store") {
       std::int64_t window_ms;
     };
     // Windows that divide into whole microseconds per request: both stores then have the same T.
-    for (const Case c : {Case{10, 0, 1000}, Case{4, 2, 1000}, Case{3, 0, 3'600'000}, Case{100, 20, 60'000}}) {
+    for (const Case c :
+         {Case{10, 0, 1000}, Case{4, 2, 1000}, Case{3, 0, 3'600'000}, Case{100, 20, 60'000}}) {
       CAPTURE(c.limit);
       CAPTURE(c.burst);
       config::RateLimitPolicy p;
@@ -152,7 +157,9 @@ TEST_SUITE("redis.store") {
       for (int i = 0; i < 60; ++i) {
         CAPTURE(i);
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        if (x % 3 == 0) clock.advance_ns(static_cast<std::int64_t>(x % static_cast<std::uint64_t>(c.window_ms * 500)) * 1000);
+        if (x % 3 == 0)
+          clock.advance_ns(
+              static_cast<std::int64_t>(x % static_cast<std::uint64_t>(c.window_ms * 500)) * 1000);
         const auto local_d = local.check(key);
         const auto r = h.check(*client, p, key, clock.now_ns() / 1000);
         REQUIRE(r.status == redis::StoreClient::Result::Status::decided);

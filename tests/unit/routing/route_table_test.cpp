@@ -30,7 +30,8 @@ std::string stripped(std::string_view prefix, std::string_view target) {
 
 TEST_SUITE("routing.route_table") {
   TEST_CASE("longest prefix wins, whatever the file order") {
-    const std::vector<config::Route> routes = {make("root", "/"), make("api", "/api"), make("v1", "/api/v1")};
+    const std::vector<config::Route> routes = {make("root", "/"), make("api", "/api"),
+                                               make("v1", "/api/v1")};
     const RouteTable t(routes);
     CHECK(matched(t, "h", "/") == "root");
     CHECK(matched(t, "h", "/other") == "root");
@@ -57,8 +58,9 @@ TEST_SUITE("routing.route_table") {
   }
 
   TEST_CASE("host-specific before any-host on the same prefix; longest prefix still first") {
-    const std::vector<config::Route> routes = {make("any-api", "/api"), make("h-api", "/api", "api.example.com"),
-                                               make("h-root", "/", "api.example.com"), make("any-v1", "/api/v1")};
+    const std::vector<config::Route> routes = {
+        make("any-api", "/api"), make("h-api", "/api", "api.example.com"),
+        make("h-root", "/", "api.example.com"), make("any-v1", "/api/v1")};
     const RouteTable t(routes);
     CHECK(matched(t, "api.example.com", "/api/x") == "h-api");
     CHECK(matched(t, "API.Example.COM:8443", "/api/x") == "h-api");  // case and port ignored

@@ -47,7 +47,8 @@ Upstream upstream_of(int n, Upstream::Lb lb = Upstream::Lb::round_robin) {
 
 struct Fixture {
   explicit Fixture(int n, Upstream::Lb lb = Upstream::Lb::round_robin)
-      : cluster(std::make_shared<Cluster>(upstream_of(n, lb))), balancer(ioc.get_executor(), cluster, upstream_of(n, lb)) {}
+      : cluster(std::make_shared<Cluster>(upstream_of(n, lb))),
+        balancer(ioc.get_executor(), cluster, upstream_of(n, lb)) {}
   net::io_context ioc;
   std::shared_ptr<Cluster> cluster;
   Balancer balancer;
@@ -134,7 +135,8 @@ TEST_CASE("consecutive_failures: 0 never ejects") {
   for (int i = 0; i < 100; ++i) CHECK_FALSE(c.record_failure(ep, 0));
 }
 
-TEST_CASE("health checks flip an endpoint at the thresholds; all unhealthy is panic routing to all") {
+TEST_CASE(
+    "health checks flip an endpoint at the thresholds; all unhealthy is panic routing to all") {
   auto u = upstream_of(2);
   u.health_check = problemgate::config::HealthCheck{};
   u.health_check->unhealthy_threshold = 2;
@@ -187,11 +189,13 @@ TEST_CASE("least request prefers the endpoint with fewer requests in flight on t
   // One request in flight on the first endpoint: with two endpoints both are always the two
   // choices, so the other one wins every time.
   auto fut = net::co_spawn(ioc, bal.pools().at(0)->connect(), net::use_future);
-  while (fut.wait_for(std::chrono::seconds(0)) != std::future_status::ready) ioc.run_one_for(std::chrono::milliseconds(10));
+  while (fut.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
+    ioc.run_one_for(std::chrono::milliseconds(10));
   auto in_flight = fut.get();
   REQUIRE(in_flight.conn);
   CHECK(bal.pools().at(0)->in_use() == 1);
-  for (int i = 0; i < 20; ++i) CHECK((*bal.pick(0, {}, panic))->endpoint()->address.port() == b.local_endpoint().port());
+  for (int i = 0; i < 20; ++i)
+    CHECK((*bal.pick(0, {}, panic))->endpoint()->address.port() == b.local_endpoint().port());
   bal.pools().at(0)->discard(std::move(in_flight.conn));
 }
 
@@ -208,7 +212,8 @@ TEST_CASE("the retry budget allows percent of requests plus the reserve") {
   CHECK_FALSE(none.try_retry());
 }
 
-TEST_CASE("a hosts file answers for a name; changed answers replace the set, states of kept addresses stay") {
+TEST_CASE(
+    "a hosts file answers for a name; changed answers replace the set, states of kept addresses stay") {
   char path[] = "/tmp/pg-hosts-XXXXXX";
   const int fd = mkstemp(path);
   REQUIRE(fd >= 0);

@@ -99,7 +99,8 @@ TEST_SUITE("upstream.pool") {
     PoolFixture f(Duration{0});
     auto conn = f.connect();
     f.pool->release(std::move(conn));
-    net::write(f.peer, net::buffer(std::string_view("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\npoison")));
+    net::write(f.peer,
+               net::buffer(std::string_view("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\npoison")));
     settle();
     CHECK(f.pool->take_idle(true) == nullptr);
     CHECK(f.pool->open_count() == 0);
@@ -111,7 +112,8 @@ TEST_SUITE("upstream.pool") {
     CHECK(f.pool->take_idle(false) == nullptr);
   }
 
-  TEST_CASE("after a HEAD/204/304 response the next reuse is checked, whatever reuse_check_after is") {
+  TEST_CASE(
+      "after a HEAD/204/304 response the next reuse is checked, whatever reuse_check_after is") {
     PoolFixture f(Duration{60'000});
     auto conn = f.connect();
     conn->check_on_reuse = true;  // what the forwarder sets after a bodiless response
