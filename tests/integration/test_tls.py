@@ -270,12 +270,9 @@ class ClientSide(unittest.TestCase):
     def setUpClass(cls):
         cls.upstream = ScriptedUpstream(lambda req, idx: OK)
         cls.gw = Gateway(gateway_config({"app": f"url: {cls.upstream.url}"}))
+        cls.addClassCleanup(cls.gw.stop)  # also when the rest of setUpClass fails
         cls.port = tls_port(cls.gw)
         cls.label = listener_label(cls.port)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.gw.stop()
 
     def test_tls12_and_tls13_clients(self):
         for name, kwargs in (("1.2", {"maximum": ssl.TLSVersion.TLSv1_2}),
@@ -392,12 +389,9 @@ class ClientCertificates(unittest.TestCase):
         cls.upstream = ScriptedUpstream(lambda req, idx: OK)
         cls.gw = Gateway(gateway_config({"app": f"url: {cls.upstream.url}"},
                                         tls_extra=f"      client_ca: {p('ca.pem')}"))
+        cls.addClassCleanup(cls.gw.stop)  # also when the rest of setUpClass fails
         cls.port = tls_port(cls.gw)
         cls.label = listener_label(cls.port)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.gw.stop()
 
     def test_a_client_with_a_certificate_from_the_ca_is_served_and_logged(self):
         c = TlsClient(self.port, ctx=client_context(cert="client-1"))
@@ -527,11 +521,11 @@ class UpstreamSide(unittest.TestCase):
         }
         routes = [(n, "/" + n, n) for n in ups]
         cls.gw = Gateway(gateway_config(ups, routes=routes))
+        cls.addClassCleanup(cls.gw.stop)  # also when the rest of setUpClass fails
         cls.port = tls_port(cls.gw)
 
     @classmethod
     def tearDownClass(cls):
-        cls.gw.stop()
         for o in (cls.good, cls.expired, cls.wronghost, cls.selfsigned, cls.mtls):
             o.stop()
         cls.plain.shutdown()
