@@ -143,18 +143,6 @@ void num(std::string& out, std::uint64_t v) {
   out.append(buf, r.ptr);
 }
 
-void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
-  out += "# HELP ";
-  out += name;
-  out += ' ';
-  out += help;
-  out += "\n# TYPE ";
-  out += name;
-  out += ' ';
-  out += type;
-  out += '\n';
-}
-
 struct Label {
   std::string_view name, value;
 };
@@ -257,13 +245,13 @@ void Metrics::render_store(std::string& out) const {
     rtt_sum += s.round_trip.sum_us();
     loads += s.script_loads.load(std::memory_order_relaxed);
   }
-  header(out, "problemgate_rate_limit_store_checks_total", "counter",
-         "Checks sent to the shared rate-limit store (Redis), by result.");
+  append_metric_header(out, "problemgate_rate_limit_store_checks_total", "counter",
+                       "Checks sent to the shared rate-limit store (Redis), by result.");
   for (std::size_t i = 0; i < checks.size(); ++i)
     sample(out, "problemgate_rate_limit_store_checks_total",
            {{"result", store_check_name(static_cast<StoreCheck>(i))}}, checks[i]);
-  header(out, "problemgate_rate_limit_store_round_trip_seconds", "histogram",
-         "Round trip of one check to the rate-limit store.");
+  append_metric_header(out, "problemgate_rate_limit_store_round_trip_seconds", "histogram",
+                       "Round trip of one check to the rate-limit store.");
   std::uint64_t cumulative = 0;
   for (std::size_t i = 0; i < Histogram::kBounds.size(); ++i) {
     cumulative += rtt[i];
@@ -280,13 +268,14 @@ void Metrics::render_store(std::string& out) const {
   out += sum;
   out += '\n';
   sample(out, "problemgate_rate_limit_store_round_trip_seconds_count", {}, cumulative);
-  header(out, "problemgate_rate_limit_store_connections", "gauge",
-         "Connections to the rate-limit store, by state.");
+  append_metric_header(out, "problemgate_rate_limit_store_connections", "gauge",
+                       "Connections to the rate-limit store, by state.");
   for (std::size_t i = 0; i < conns.size(); ++i)
     sample(out, "problemgate_rate_limit_store_connections",
            {{"state", store_conn_state_name(static_cast<StoreConnState>(i))}}, conns[i]);
-  header(out, "problemgate_rate_limit_store_script_loads_total", "counter",
-         "SCRIPT LOADs of the limiter script (each connection once, and after a NOSCRIPT).");
+  append_metric_header(
+      out, "problemgate_rate_limit_store_script_loads_total", "counter",
+      "SCRIPT LOADs of the limiter script (each connection once, and after a NOSCRIPT).");
   sample(out, "problemgate_rate_limit_store_script_loads_total", {}, loads);
 }
 
@@ -361,11 +350,11 @@ std::string Metrics::render(std::uint64_t active_connections,
 
   std::string out;
   out.reserve(16384);
-  header(out, "problemgate_build_info", "gauge",
-         "Always 1; the version and commit of the running binary.");
+  append_metric_header(out, "problemgate_build_info", "gauge",
+                       "Always 1; the version and commit of the running binary.");
   sample(out, "problemgate_build_info", {{"version", build_version}, {"commit", build_commit}}, 1);
-  header(out, "problemgate_requests_total", "counter",
-         "Requests by route, method, status code and status class.");
+  append_metric_header(out, "problemgate_requests_total", "counter",
+                       "Requests by route, method, status code and status class.");
   for (const auto& [route, s] : routes)
     for (std::size_t m = 0; m < s.requests.size(); ++m)
       for (std::size_t c = 0; c < kStatusCodes; ++c)
@@ -379,7 +368,7 @@ std::string Metrics::render(std::uint64_t active_connections,
                   {"status_class", kClass[c / 100]}},
                  s.requests[m][c]);
         }
-  header(
+  append_metric_header(
       out, "problemgate_request_duration_seconds", "histogram",
       "Whole-request latency, head read to last byte written, by route and response status class.");
   for (const auto& [route, s] : routes)
@@ -387,7 +376,7 @@ std::string Metrics::render(std::uint64_t active_connections,
       if (s.duration[c].any())
         histogram(out, "problemgate_request_duration_seconds", "route", route, s.duration[c].counts,
                   s.duration[c].sum_us, "status_class", kClass[c]);
-  header(
+  append_metric_header(
       out, "problemgate_upstream_duration_seconds", "histogram",
       "Upstream latency, from choosing an endpoint (connect included) to the response head, by route and upstream status class.");
   for (const auto& [route, s] : routes)
@@ -396,7 +385,7 @@ std::string Metrics::render(std::uint64_t active_connections,
         histogram(out, "problemgate_upstream_duration_seconds", "route", route,
                   s.upstream_duration[c].counts, s.upstream_duration[c].sum_us, "status_class",
                   kClass[c]);
-  header(
+  append_metric_header(
       out, "problemgate_upstream_response_head_duration_seconds", "histogram",
       "Request written on an upstream connection to its response head (no connect), by route and upstream status class.");
   for (const auto& [route, s] : routes)
@@ -404,18 +393,18 @@ std::string Metrics::render(std::uint64_t active_connections,
       if (s.upstream_head[c].any())
         histogram(out, "problemgate_upstream_response_head_duration_seconds", "route", route,
                   s.upstream_head[c].counts, s.upstream_head[c].sum_us, "status_class", kClass[c]);
-  header(out, "problemgate_request_bytes_total", "counter",
-         "Bytes read from clients (request heads and bodies), by route.");
+  append_metric_header(out, "problemgate_request_bytes_total", "counter",
+                       "Bytes read from clients (request heads and bodies), by route.");
   for (const auto& [route, s] : routes)
     if (s.request_bytes)
       sample(out, "problemgate_request_bytes_total", {{"route", route}}, s.request_bytes);
-  header(out, "problemgate_response_bytes_total", "counter",
-         "Bytes written to clients (response heads and bodies), by route.");
+  append_metric_header(out, "problemgate_response_bytes_total", "counter",
+                       "Bytes written to clients (response heads and bodies), by route.");
   for (const auto& [route, s] : routes)
     if (s.response_bytes)
       sample(out, "problemgate_response_bytes_total", {{"route", route}}, s.response_bytes);
-  header(out, "problemgate_rate_limit_decisions_total", "counter",
-         "Rate-limit decisions by route.");
+  append_metric_header(out, "problemgate_rate_limit_decisions_total", "counter",
+                       "Rate-limit decisions by route.");
   for (const auto& [route, s] : routes) {
     if (s.allowed + s.denied == 0) continue;
     sample(out, "problemgate_rate_limit_decisions_total",
@@ -423,8 +412,8 @@ std::string Metrics::render(std::uint64_t active_connections,
     sample(out, "problemgate_rate_limit_decisions_total",
            {{"route", route}, {"decision", "denied"}}, s.denied);
   }
-  header(out, "problemgate_rewritten_errors_total", "counter",
-         "Upstream error bodies rewritten, by route, dialect, code and subcode.");
+  append_metric_header(out, "problemgate_rewritten_errors_total", "counter",
+                       "Upstream error bodies rewritten, by route, dialect, code and subcode.");
   for (const auto& [k, v] : rewrites)
     sample(out, "problemgate_rewritten_errors_total",
            {{"route", std::get<0>(k)},
@@ -432,100 +421,116 @@ std::string Metrics::render(std::uint64_t active_connections,
             {"code", std::get<2>(k)},
             {"subcode", std::get<3>(k)}},
            v);
-  header(out, "problemgate_unrecognised_bodies_total", "counter",
-         "Upstream error bodies in no structured dialect (fell to text), by route.");
+  append_metric_header(out, "problemgate_unrecognised_bodies_total", "counter",
+                       "Upstream error bodies in no structured dialect (fell to text), by route.");
   for (const auto& [route, s] : routes)
     if (s.unrecognised)
       sample(out, "problemgate_unrecognised_bodies_total", {{"route", route}}, s.unrecognised);
-  header(
+  append_metric_header(
       out, "problemgate_oversized_errors_total", "counter",
       "Upstream error bodies over max_error_body, answered with the status-only problem (dialect oversize).");
   for (const auto& [route, s] : routes)
     if (s.oversized)
       sample(out, "problemgate_oversized_errors_total", {{"route", route}}, s.oversized);
-  header(out, "problemgate_tunnels_open", "gauge", "WebSocket tunnels open now, by route.");
+  append_metric_header(out, "problemgate_tunnels_open", "gauge",
+                       "WebSocket tunnels open now, by route.");
   for (const auto& [route, s] : routes)
     if (s.tunnels_opened)
       sample(out, "problemgate_tunnels_open", {{"route", route}}, s.tunnels_open);
-  header(out, "problemgate_tunnels_total", "counter",
-         "WebSocket tunnels opened (upstream answered 101), by route.");
+  append_metric_header(out, "problemgate_tunnels_total", "counter",
+                       "WebSocket tunnels opened (upstream answered 101), by route.");
   for (const auto& [route, s] : routes)
     if (s.tunnels_opened)
       sample(out, "problemgate_tunnels_total", {{"route", route}}, s.tunnels_opened);
-  header(out, "problemgate_tunnels_closed_total", "counter",
-         "WebSocket tunnels closed, by route and reason.");
+  append_metric_header(out, "problemgate_tunnels_closed_total", "counter",
+                       "WebSocket tunnels closed, by route and reason.");
   for (const auto& [route, s] : routes)
     if (s.tunnels_opened)
       for (std::size_t i = 0; i < s.tunnels_closed.size(); ++i)
         sample(out, "problemgate_tunnels_closed_total",
                {{"route", route}, {"reason", tunnel_close_name(static_cast<TunnelClose>(i))}},
                s.tunnels_closed[i]);
-  header(out, "problemgate_upgrades_refused_total", "counter",
-         "WebSocket upgrades refused (400) on routes with websocket: false.");
+  append_metric_header(out, "problemgate_upgrades_refused_total", "counter",
+                       "WebSocket upgrades refused (400) on routes with websocket: false.");
   for (const auto& [route, s] : routes)
     if (s.upgrades_refused)
       sample(out, "problemgate_upgrades_refused_total", {{"route", route}}, s.upgrades_refused);
-  header(out, "problemgate_upstream_failures_total", "counter", "Upstream failures by kind.");
+  append_metric_header(out, "problemgate_upstream_failures_total", "counter",
+                       "Upstream failures by kind.");
   for (const auto& [up, s] : upstreams)
     for (std::size_t f = 0; f < s.failures.size(); ++f)
       sample(out, "problemgate_upstream_failures_total",
              {{"upstream", up}, {"kind", upstream_failure_name(static_cast<UpstreamFailure>(f))}},
              s.failures[f]);
-  header(out, "problemgate_upstream_connections_opened_total", "counter",
-         "New upstream connections.");
+  append_metric_header(out, "problemgate_upstream_connections_opened_total", "counter",
+                       "New upstream connections.");
   for (const auto& [up, s] : upstreams)
     sample(out, "problemgate_upstream_connections_opened_total", {{"upstream", up}}, s.connects);
-  header(out, "problemgate_upstream_connections_reused_total", "counter",
-         "Requests sent on a pooled keep-alive connection.");
+  append_metric_header(out, "problemgate_upstream_connections_reused_total", "counter",
+                       "Requests sent on a pooled keep-alive connection.");
   for (const auto& [up, s] : upstreams)
     sample(out, "problemgate_upstream_connections_reused_total", {{"upstream", up}}, s.reuses);
-  header(
+  append_metric_header(
       out, "problemgate_upstream_retries_total", "counter",
       "Requests retried: on a new connection after a stale pooled one failed, or on another endpoint.");
   for (const auto& [up, s] : upstreams)
     sample(out, "problemgate_upstream_retries_total", {{"upstream", up}}, s.retries);
-  header(out, "problemgate_upstream_connect_duration_seconds", "histogram",
-         "New upstream connections: connect started to established.");
+  append_metric_header(out, "problemgate_upstream_connect_duration_seconds", "histogram",
+                       "New upstream connections: connect started to established.");
   for (const auto& [up, s] : upstreams)
     if (s.connect.any())
       histogram(out, "problemgate_upstream_connect_duration_seconds", "upstream", up,
                 s.connect.counts, s.connect.sum_us);
-  header(out, "problemgate_upstream_pool_connections", "gauge",
-         "Open upstream connections (in use + idle).");
+  append_metric_header(out, "problemgate_upstream_pool_connections", "gauge",
+                       "Open upstream connections (in use + idle).");
   for (const auto& [up, s] : upstreams)
     sample(out, "problemgate_upstream_pool_connections", {{"upstream", up}}, s.open);
-  header(out, "problemgate_upstream_pool_idle_connections", "gauge",
-         "Idle pooled upstream connections.");
+  append_metric_header(out, "problemgate_upstream_pool_idle_connections", "gauge",
+                       "Idle pooled upstream connections.");
   for (const auto& [up, s] : upstreams)
     sample(out, "problemgate_upstream_pool_idle_connections", {{"upstream", up}}, s.idle);
-  header(out, "problemgate_client_connections", "gauge", "Open client connections.");
+  append_metric_header(out, "problemgate_client_connections", "gauge", "Open client connections.");
   sample(out, "problemgate_client_connections", {}, active_connections);
-  header(out, "problemgate_client_connections_rejected_total", "counter",
-         "Client connections closed at accept because of limits.max_connections.");
+  append_metric_header(out, "problemgate_client_connections_rejected_total", "counter",
+                       "Client connections closed at accept because of limits.max_connections.");
   sample(out, "problemgate_client_connections_rejected_total", {},
          connections_rejected.load(std::memory_order_relaxed));
-  header(out, "problemgate_config_reloads_total", "counter", "Config reloads by result.");
+  append_metric_header(out, "problemgate_config_reloads_total", "counter",
+                       "Config reloads by result.");
   sample(out, "problemgate_config_reloads_total", {{"result", "success"}},
          reloads_ok.load(std::memory_order_relaxed));
   sample(out, "problemgate_config_reloads_total", {{"result", "failure"}},
          reloads_failed.load(std::memory_order_relaxed));
-  header(out, "problemgate_config_last_reload_successful", "gauge",
-         "1 when the last config load (start-up or reload) succeeded, else 0.");
+  append_metric_header(out, "problemgate_config_last_reload_successful", "gauge",
+                       "1 when the last config load (start-up or reload) succeeded, else 0.");
   sample(out, "problemgate_config_last_reload_successful", {},
          last_reload_ok.load(std::memory_order_relaxed) ? 1 : 0);
-  header(out, "problemgate_config_last_reload_success_timestamp_seconds", "gauge",
-         "Unix time of the last successful config load (start-up or reload).");
+  append_metric_header(out, "problemgate_config_last_reload_success_timestamp_seconds", "gauge",
+                       "Unix time of the last successful config load (start-up or reload).");
   sample(out, "problemgate_config_last_reload_success_timestamp_seconds", {},
          static_cast<std::uint64_t>(
              std::max<std::int64_t>(0, last_reload_success_s.load(std::memory_order_relaxed))));
   render_store(out);
   tls.render(out);
-  header(
+  append_metric_header(
       out, "problemgate_access_log_dropped_total", "counter",
       "Access-log lines dropped because stdout's reader did not keep up (limits.access_log_buffer_bytes).");
   sample(out, "problemgate_access_log_dropped_total", {}, access_log_dropped);
   render_process_metrics(out);
   return out;
+}
+
+void append_metric_header(std::string& out, std::string_view name, std::string_view type,
+                          std::string_view help) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
 }
 
 }  // namespace problemgate::obs

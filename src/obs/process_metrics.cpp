@@ -18,15 +18,7 @@ namespace {
 
 void family(std::string& out, std::string_view name, std::string_view type, std::string_view help,
             double value, const char* format) {
-  out += "# HELP ";
-  out += name;
-  out += ' ';
-  out += help;
-  out += "\n# TYPE ";
-  out += name;
-  out += ' ';
-  out += type;
-  out += '\n';
+  append_metric_header(out, name, type, help);
   out += name;
   out += ' ';
   char buf[64];

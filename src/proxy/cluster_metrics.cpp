@@ -7,11 +7,6 @@ namespace problemgate::proxy {
 
 namespace {
 
-void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
-  out.append("# HELP ").append(name).append(" ").append(help).append("\n# TYPE ").append(name);
-  out.append(" ").append(type).append("\n");
-}
-
 void sample(std::string& out, std::string_view name, std::string_view upstream,
             std::string_view extra_name, std::string_view extra_value, std::uint64_t v,
             std::string_view extra2_name = {}, std::string_view extra2_value = {}) {
@@ -37,7 +32,7 @@ std::uint64_t get(const std::atomic<std::uint64_t>& a) { return a.load(std::memo
 
 void render_cluster_metrics(const Runtime& rt, std::string& out) {
   const auto now = upstream::steady_now_ns();
-  header(
+  obs::append_metric_header(
       out, "problemgate_upstream_endpoint_state", "gauge",
       "1 for each endpoint's current state: available, ejected (outlier detection) or unhealthy (health checks).");
   for (const auto& c : rt.clusters) {
@@ -54,7 +49,7 @@ void render_cluster_metrics(const Runtime& rt, std::string& out) {
       }
     }
   }
-  header(
+  obs::append_metric_header(
       out, "problemgate_upstream_panic", "gauge",
       "1 while no endpoint of the upstream is available: requests go to all of them (panic routing).");
   for (const auto& c : rt.clusters) {
@@ -62,43 +57,44 @@ void render_cluster_metrics(const Runtime& rt, std::string& out) {
     c->unavailable(now, all);
     sample(out, "problemgate_upstream_panic", c->name(), {}, {}, all ? 1 : 0);
   }
-  header(out, "problemgate_upstream_panic_requests_total", "counter",
-         "Requests routed while no endpoint was available (panic routing).");
+  obs::append_metric_header(out, "problemgate_upstream_panic_requests_total", "counter",
+                            "Requests routed while no endpoint was available (panic routing).");
   for (const auto& c : rt.clusters)
     sample(out, "problemgate_upstream_panic_requests_total", c->name(), {}, {},
            get(c->counters.panic_requests));
-  header(out, "problemgate_upstream_ejections_total", "counter",
-         "Endpoints ejected by outlier detection (consecutive failures).");
+  obs::append_metric_header(out, "problemgate_upstream_ejections_total", "counter",
+                            "Endpoints ejected by outlier detection (consecutive failures).");
   for (const auto& c : rt.clusters)
     sample(out, "problemgate_upstream_ejections_total", c->name(), {}, {},
            get(c->counters.ejections));
-  header(
+  obs::append_metric_header(
       out, "problemgate_upstream_ejections_refused_total", "counter",
       "Ejections not made because outlier.max_ejected_percent of the endpoints were ejected already.");
   for (const auto& c : rt.clusters)
     sample(out, "problemgate_upstream_ejections_refused_total", c->name(), {}, {},
            get(c->counters.ejections_refused));
-  header(out, "problemgate_upstream_endpoint_retries_total", "counter",
-         "Requests retried on another endpoint, by the failure that caused it.");
+  obs::append_metric_header(out, "problemgate_upstream_endpoint_retries_total", "counter",
+                            "Requests retried on another endpoint, by the failure that caused it.");
   for (const auto& c : rt.clusters) {
     sample(out, "problemgate_upstream_endpoint_retries_total", c->name(), "reason",
            "connect_failure", get(c->counters.retries_connect));
     sample(out, "problemgate_upstream_endpoint_retries_total", c->name(), "reason",
            "reset_before_response", get(c->counters.retries_reset));
   }
-  header(out, "problemgate_upstream_retry_budget_exhausted_total", "counter",
-         "Retries not made because the retry budget (retries.budget_percent) was spent.");
+  obs::append_metric_header(
+      out, "problemgate_upstream_retry_budget_exhausted_total", "counter",
+      "Retries not made because the retry budget (retries.budget_percent) was spent.");
   for (const auto& c : rt.clusters)
     sample(out, "problemgate_upstream_retry_budget_exhausted_total", c->name(), {}, {},
            get(c->counters.budget_exhausted));
-  header(
+  obs::append_metric_header(
       out, "problemgate_upstream_resolve_failures_total", "counter",
       "DNS resolutions of the upstream's names that failed (the last good endpoint set was kept).");
   for (const auto& c : rt.clusters)
     sample(out, "problemgate_upstream_resolve_failures_total", c->name(), {}, {},
            get(c->counters.resolve_failures));
-  header(out, "problemgate_upstream_health_checks_total", "counter",
-         "Active health checks by result.");
+  obs::append_metric_header(out, "problemgate_upstream_health_checks_total", "counter",
+                            "Active health checks by result.");
   for (const auto& c : rt.clusters) {
     if (!c->settings().health_check) continue;
     sample(out, "problemgate_upstream_health_checks_total", c->name(), "result", "passed",

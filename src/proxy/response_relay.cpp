@@ -133,9 +133,10 @@ net::awaitable<Session::Outcome> Session::relay_response(const Runtime& rt, Forw
     auto& err_body = ex_.error_body;
     err_body.clear();
     if (!declared_oversize && body.raw) {
-      // What came with the head first, without I/O: most error bodies are all there.
+      // What came with the head first, without I/O: most error bodies are all there. Sized by
+      // what is buffered, not by the announced length: no zero-filling of bytes not yet read.
       const std::size_t room = static_cast<std::size_t>(
-          std::min<std::uint64_t>(body.left, cfg.problem.max_error_body + 1));
+          std::min<std::uint64_t>({body.left, cfg.problem.max_error_body + 1, conn.buffer.size()}));
       err_body.resize(room);
       err_body.resize(take_buffered(conn.buffer, err_body.data(), room, body.left));
     }

@@ -198,6 +198,9 @@ class Metrics {
 
 /// Prometheus label-value escaping (backslash, double quote, newline).
 void append_label_value(std::string& out, std::string_view v);
+/// Appends a metric family's "# HELP" and "# TYPE" lines (text exposition format).
+void append_metric_header(std::string& out, std::string_view name, std::string_view type,
+                          std::string_view help);
 
 /// The standard process_* metrics (Prometheus client conventions) of this process, read from
 /// /proc/self: process_cpu_seconds_total, process_resident_memory_bytes,
