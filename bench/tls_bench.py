@@ -23,42 +23,15 @@ import datetime
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
+from pgbench.procs import free_port, terminate, wait_port
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def certs(d):
@@ -181,7 +154,7 @@ def main():
             f.write(os.urandom(1 << 20))
         origin = free_port()
         procs.append(nginx(tmp, "origin", ORIGIN_BODY.format(port=origin, dir=tmp)))
-        wait_port(origin)
+        wait_port(origin, timeout=20)
         targets = {}
         ng = free_port()
         procs.append(nginx(tmp, "front", FRONT_BODY.format(port=ng, origin=origin, dir=tmp)))
@@ -190,8 +163,8 @@ def main():
             f.write(PG_CONF.format(port=pg, origin=origin, dir=tmp))
         procs.append(subprocess.Popen([args.problemgate, "--config", os.path.join(tmp, "pg.yaml")],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        wait_port(ng)
-        wait_port(pg)
+        wait_port(ng, timeout=20)
+        wait_port(pg, timeout=20)
         targets = {"problemgate": pg, "nginx": ng}
         rows = [("keep-alive req/s (/small, 50 conns)", lambda p: wrk(p, "/small", 50, args.seconds)),
                 ("1 MiB responses/s (8 conns)", lambda p: wrk(p, "/big", 8, args.seconds)),
@@ -215,7 +188,7 @@ def main():
                     f.write(f"| {name} | {a:.0f} | {b:.0f} | {r:.2f} |\n")
     finally:
         for p in reversed(procs):
-            stop(p)
+            terminate(p)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
